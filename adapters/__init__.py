@@ -1,0 +1,13 @@
+"""Ways to run a task's callable, built on ``engine``'s public :class:`engine.Adapter`.
+
+Each module holds one adapter with one job:
+
+* :mod:`adapters.thread` — blocking callables in long-lived worker threads
+  (the default for plain functions).
+* :mod:`adapters.inline` — trivially cheap callables right on the trio thread.
+
+The engine finds them by name (``add_task(..., adapter="thread")``) and imports
+them only when a task asks for one.
+"""
+
+__all__: list[str] = []

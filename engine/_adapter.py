@@ -1,0 +1,135 @@
+"""The interface between the run core and the ways of running a callable.
+
+An :class:`Adapter` turns "call this executor with this context" into a result,
+somewhere: a worker thread, a process, another event loop, a cluster. The core
+knows adapters only through this interface and finds the built-in ones by name
+in the ``adapters`` package, imported lazily, so the engine never imports
+``adapters`` at module level (imports point one way: adapters build on engine).
+
+For every run the core calls ``adapter.open(max_workers=...)`` once and uses
+what it yields for all of that run's calls, then closes it: per-run resources
+(threads, processes, clients) live exactly as long as the run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from engine._tasks import TaskContext
+
+__all__ = ["BUILTIN_ADAPTERS", "Adapter", "Invocation", "Runner", "resolve_adapter"]
+
+# name -> "module:class" in the adapters package; imported on first use.
+BUILTIN_ADAPTERS: dict[str, str] = {
+    "thread": "adapters.thread:ThreadAdapter",
+    "inline": "adapters.inline:InlineAdapter",
+}
+
+
+class Invocation:
+    """One attempt of one task, handed to an adapter.
+
+    Attributes:
+        task_id: the task.
+        func: its executor.
+        context: the :class:`TaskContext` to call it with.
+        attempt: 1-based attempt number.
+    """
+
+    __slots__ = ("_detach", "attempt", "context", "func", "task_id")
+
+    def __init__(
+        self,
+        task_id: str,
+        func: Callable[..., Any],
+        context: TaskContext,
+        attempt: int,
+        detach: Callable[[], Callable[[], None]],
+    ) -> None:
+        self.task_id = task_id
+        self.func = func
+        self.context = context
+        self.attempt = attempt
+        self._detach = detach
+
+    def detach(self) -> Callable[[], None]:
+        """Keep this attempt's concurrency slot after the attempt is abandoned.
+
+        An adapter whose work cannot be stopped (a thread) calls this when it
+        gives up waiting (timeout, cancellation), and calls the returned
+        function, on the trio thread, once the work has really stopped. Until
+        then the slot stays taken, so the run's limit is never exceeded.
+        """
+        return self._detach()
+
+
+class Runner(Protocol):
+    """What :meth:`Adapter.open` yields: runs invocations during one run."""
+
+    async def run(self, invocation: Invocation) -> Any:
+        """Run ``invocation.func(invocation.context)``; return its result or raise its error."""
+
+
+class Adapter:
+    """Base class for a way of running a task's callable.
+
+    Subclasses implement :meth:`run`; those that need per-run resources
+    (a pool, a client) override :meth:`open` as well. The core handles the
+    concurrency limit, timeouts (by cancelling the awaiting trio task),
+    retries and events, so ``run`` only runs the call. When cancelled, ``run``
+    must stop the work, or, if it cannot, call ``invocation.detach()`` and
+    report back when the work ends.
+    """
+
+    #: the name used in events and ``add_task(adapter=...)``.
+    name: str = "custom"
+
+    @asynccontextmanager
+    async def open(self, *, max_workers: int) -> AsyncIterator[Runner]:
+        """Acquire per-run resources; by default the adapter itself runs the calls.
+
+        Args:
+            max_workers: the run's concurrency limit (no more calls than this
+                run at once).
+        """
+        yield self
+
+    async def run(self, invocation: Invocation) -> Any:
+        """Run one invocation (see :class:`Runner`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement run()")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def resolve_adapter(spec: str | Adapter, task_id: str) -> Adapter:
+    """Turn an adapter name or object into an :class:`Adapter`.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+        TypeError: something that is neither a name nor an Adapter.
+    """
+    if isinstance(spec, Adapter):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(
+            f"adapter of task {task_id!r} must be a name or an engine.Adapter, "
+            f"not {type(spec).__name__}"
+        )
+    try:
+        target = BUILTIN_ADAPTERS[spec]
+    except KeyError:
+        known = ", ".join(sorted(BUILTIN_ADAPTERS))
+        raise ValueError(
+            f"Unknown adapter {spec!r} for task {task_id!r} (known: {known})"
+        ) from None
+    module_name, _, attr = target.partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    adapter = factory()
+    if not isinstance(adapter, Adapter):  # pragma: no cover - guards the registry
+        raise TypeError(f"{target} did not produce an engine.Adapter")
+    return adapter

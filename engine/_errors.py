@@ -1,0 +1,182 @@
+"""Every error dagwave raises.
+
+All of them derive from :class:`SchedulerError`, and each also subclasses the
+built-in it refines (``LookupError``, ``TimeoutError``, ...) so that code written
+against plain Python exceptions keeps working. Errors carry their facts as
+attributes (``.task_id``, ``.cycle_path``, ...); the message is for people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "CircularDependencyError",
+    "InvalidTaskError",
+    "SchedulerError",
+    "StateError",
+    "StateKeyError",
+    "StateRollbackError",
+    "StateVersionError",
+    "TaskNotFoundError",
+    "TaskTimeoutError",
+    "WaveExecutionError",
+]
+
+
+class SchedulerError(Exception):
+    """Base class of every error raised by dagwave."""
+
+
+class CircularDependencyError(SchedulerError):
+    """The tasks depend on each other in a circle, so none of them can start.
+
+    Attributes:
+        cycle_path: the cycle in dependency order, closed: the first id is
+            repeated at the end (``['a', 'b', 'a']`` means a needs b, b needs a).
+    """
+
+    def __init__(self, cycle_path: Sequence[str]) -> None:
+        self.cycle_path: list[str] = list(cycle_path)
+        super().__init__(
+            "Circular dependency detected: "
+            + " -> ".join(self.cycle_path)
+            + " (remove one of these dependencies)"
+        )
+
+
+class TaskNotFoundError(SchedulerError, LookupError):
+    """A task depends on, or a call names, a task id that was never added.
+
+    Attributes:
+        task_id: the task whose dependency is missing (None when a call such as
+            ``get_task_status`` named the unknown id directly).
+        missing_dependency: the id that does not exist.
+        available_tasks: every known id, in the order they were added.
+        suggestion: the closest known id, or None.
+    """
+
+    def __init__(
+        self,
+        task_id: str | None,
+        missing_dependency: str,
+        available_tasks: Sequence[str],
+        suggestion: str | None = None,
+    ) -> None:
+        self.task_id = task_id
+        self.missing_dependency = missing_dependency
+        self.available_tasks: list[str] = list(available_tasks)
+        self.suggestion = suggestion
+        if task_id is None:
+            msg = f"Unknown task {missing_dependency!r}"
+        else:
+            msg = f"Task {task_id!r} depends on unknown task {missing_dependency!r}"
+        if suggestion is not None:
+            msg += f"; did you mean {suggestion!r}?"
+        super().__init__(msg)
+
+
+class InvalidTaskError(SchedulerError, TypeError):
+    """A task was defined with something that cannot run (e.g. a non-callable executor).
+
+    Attributes:
+        task_id: the offending task.
+    """
+
+    def __init__(self, task_id: str, message: str) -> None:
+        self.task_id = task_id
+        super().__init__(message)
+
+
+class TaskTimeoutError(SchedulerError, TimeoutError):
+    """One attempt of a task ran longer than its ``timeout_seconds``.
+
+    Attributes:
+        task_id: the task that timed out.
+        timeout_seconds: the limit it exceeded.
+        attempt: which attempt (1-based) timed out.
+    """
+
+    def __init__(self, task_id: str, timeout_seconds: float, attempt: int = 1) -> None:
+        self.task_id = task_id
+        self.timeout_seconds = timeout_seconds
+        self.attempt = attempt
+        super().__init__(
+            f"Task {task_id!r} timed out after {timeout_seconds:g}s (attempt {attempt})"
+        )
+
+
+class WaveExecutionError(SchedulerError):
+    """Raised by ``ExecutionResult.raise_for_failures()`` when any task failed.
+
+    Attributes:
+        failures: task id -> the exception that failed it (in completion order).
+        skipped: task id -> the failed task that caused it to be skipped.
+    """
+
+    def __init__(
+        self,
+        failures: Mapping[str, BaseException],
+        skipped: Mapping[str, str] | None = None,
+    ) -> None:
+        self.failures: dict[str, BaseException] = dict(failures)
+        self.skipped: dict[str, str] = dict(skipped or {})
+        parts = [f"{tid}: {type(exc).__name__}: {exc}" for tid, exc in self.failures.items()]
+        msg = f"{len(self.failures)} task(s) failed: " + "; ".join(parts)
+        if self.skipped:
+            msg += f" ({len(self.skipped)} dependent task(s) skipped)"
+        super().__init__(msg)
+
+
+class StateError(SchedulerError):
+    """Base class of the shared state's errors."""
+
+
+class StateKeyError(StateError, KeyError):
+    """``SharedState.get_required`` found no such key.
+
+    Attributes:
+        key: the missing key.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"Required state key {key!r} is not set")
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would repr() the message and add quotes.
+        return str(self.args[0])
+
+
+class StateVersionError(StateError, ValueError):
+    """A rollback named a version the state never had.
+
+    Attributes:
+        target_version: the requested version.
+        current_version: the state's version at the time.
+    """
+
+    def __init__(self, target_version: int, current_version: int) -> None:
+        self.target_version = target_version
+        self.current_version = current_version
+        super().__init__(
+            f"Cannot roll back to version {target_version}: "
+            f"versions run from 0 to {current_version}"
+        )
+
+
+class StateRollbackError(StateError, RuntimeError):
+    """The history no longer reaches back to the requested version.
+
+    Attributes:
+        target_version: the requested version.
+        oldest_reachable: the oldest version the kept history can rebuild.
+    """
+
+    def __init__(self, target_version: int, oldest_reachable: int) -> None:
+        self.target_version = target_version
+        self.oldest_reachable = oldest_reachable
+        super().__init__(
+            f"Cannot roll back to version {target_version}: history only reaches back "
+            f"to version {oldest_reachable} (raise max_history_size to keep more)"
+        )

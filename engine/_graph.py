@@ -1,0 +1,360 @@
+"""The task graph: ids, their dependencies, validation and topological waves.
+
+Pure Python, no trio and no logging: everything here is deterministic data work
+that the run core, the plan analysis and the command line build on.
+
+Algorithms (V tasks, E dependency edges, all iterative, all O(V + E)):
+
+* **Waves** use Kahn's algorithm. A task's wave is one past the highest wave of
+  its dependencies (wave 0 for tasks with none). Tasks are numbered in the order
+  they were added and processed in that order, and each wave lists its tasks in
+  that order, so the output depends only on the input, never on hashing
+  (``PYTHONHASHSEED``).
+* **Cycles**: Kahn's algorithm removes every task that does not sit on or behind
+  a cycle. Every task left over has at least one dependency that is also left
+  over, so walking "first left-over dependency" from any left-over task must
+  revisit a task within V steps; the revisited stretch is a real cycle. The walk
+  is a loop, not recursion, so a 100k-task ring needs no recursion limit.
+* **Suggestions** for a misspelt dependency are computed only when one is
+  missing, over a prefiltered candidate set (see :func:`suggest_id`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from engine._errors import CircularDependencyError, TaskNotFoundError
+
+__all__ = [
+    "DependencyGraph",
+    "find_cycle",
+    "suggest_id",
+    "topological_levels",
+]
+
+
+def check_task_id(task_id: object) -> str:
+    """Return ``task_id`` if it is a usable id, else raise a clear error."""
+    if not isinstance(task_id, str):
+        raise TypeError(f"Task id must be a str, not {type(task_id).__name__} ({task_id!r})")
+    if not task_id.strip():
+        raise ValueError(f"Task id must be a non-empty string, got {task_id!r}")
+    return task_id
+
+
+def check_dependencies(task_id: str, dependencies: object) -> list[str]:
+    """Normalise a dependency list: a list of ids, duplicates counted once, order kept."""
+    if dependencies is None:
+        return []
+    if isinstance(dependencies, str | bytes):
+        raise TypeError(
+            f"Dependencies of task {task_id!r} must be a list of task ids, "
+            f"not the string {dependencies!r} (did you mean [{dependencies!r}]?)"
+        )
+    if not isinstance(dependencies, Iterable):
+        raise TypeError(
+            f"Dependencies of task {task_id!r} must be a list of task ids, "
+            f"not {type(dependencies).__name__}"
+        )
+    seen: dict[str, None] = {}
+    for dep in dependencies:
+        if not isinstance(dep, str):
+            raise TypeError(
+                f"Dependency {dep!r} of task {task_id!r} must be a str task id, "
+                f"not {type(dep).__name__}"
+            )
+        if not dep.strip():
+            raise ValueError(f"Task {task_id!r} has an empty dependency id")
+        seen[dep] = None  # a dict keeps first-seen order and drops repeats
+    return list(seen)
+
+
+def _index(
+    order: Sequence[str], deps: Mapping[str, Sequence[str]]
+) -> tuple[list[list[int]], list[int]]:
+    """Dependents adjacency and in-degree by task index; unknown dependencies ignored."""
+    position = {tid: i for i, tid in enumerate(order)}
+    dependents: list[list[int]] = [[] for _ in order]
+    indegree = [0] * len(order)
+    for i, tid in enumerate(order):
+        for dep in deps[tid]:
+            j = position.get(dep)
+            if j is not None:
+                dependents[j].append(i)
+                indegree[i] += 1
+    return dependents, indegree
+
+
+def topological_levels(
+    order: Sequence[str], deps: Mapping[str, Sequence[str]]
+) -> tuple[list[int], list[int]]:
+    """Kahn's algorithm over ``order`` (the tasks, in insertion order).
+
+    Args:
+        order: every task id once, in the order that breaks ties.
+        deps: task id -> its dependencies; ids not in ``order`` are ignored.
+
+    Returns:
+        ``(level, done)``: ``level[i]`` is the wave index of ``order[i]`` (-1 when
+        it sits on or behind a cycle) and ``done`` lists processed indices in a
+        valid topological order.
+    """
+    dependents, indegree = _index(order, deps)
+    level = [-1] * len(order)
+    done = [i for i, d in enumerate(indegree) if d == 0]
+    for i in done:
+        level[i] = 0
+    # ``done`` doubles as the FIFO queue: appending while iterating is the point.
+    for i in done:
+        next_level = level[i] + 1
+        for j in dependents[i]:
+            if level[j] < next_level:
+                level[j] = next_level
+            indegree[j] -= 1
+            if indegree[j] == 0:
+                done.append(j)
+    if len(done) < len(order):
+        processed = set(done)
+        for i in range(len(order)):
+            if i not in processed:
+                level[i] = -1
+    return level, done
+
+
+def find_cycle(order: Sequence[str], deps: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """Find one dependency cycle, or return None when the graph is acyclic.
+
+    Args:
+        order: every task id once; ties are broken by this order.
+        deps: task id -> its dependencies; ids not in ``order`` are ignored.
+
+    Returns:
+        The cycle in dependency order (each id depends on the next), closed by
+        repeating its first id, rotated to start at its earliest task in
+        ``order``: ``['a', 'b', 'a']`` for a needing b needing a.
+    """
+    level, _ = topological_levels(order, deps)
+    stuck = [i for i, lv in enumerate(level) if lv < 0]
+    if not stuck:
+        return None
+    position = {tid: i for i, tid in enumerate(order)}
+    # Every stuck task has a stuck dependency, so this walk never dead-ends.
+    seen_at: dict[int, int] = {}
+    walk: list[int] = []
+    node = stuck[0]
+    while node not in seen_at:
+        seen_at[node] = len(walk)
+        walk.append(node)
+        for dep in deps[order[node]]:
+            j = position.get(dep)
+            if j is not None and level[j] < 0:
+                node = j
+                break
+    cycle = walk[seen_at[node] :]
+    start = cycle.index(min(cycle))
+    cycle = cycle[start:] + cycle[:start]
+    return [order[i] for i in cycle] + [order[cycle[0]]]
+
+
+def _normalise(task_id: str) -> str:
+    return task_id.lower().replace("-", "_").replace(" ", "_")
+
+
+def suggest_id(wanted: str, known: Sequence[str]) -> str | None:
+    """The known id closest to ``wanted``, or None when nothing is close.
+
+    Runs only on the error path. An id equal up to case and ``-``/``_`` wins
+    outright; otherwise difflib ranks ids of similar length (a cheap prefilter
+    that keeps this fast with 100k ids).
+    """
+    target = _normalise(wanted)
+    spread = max(2, len(wanted) // 4)
+    candidates = []
+    for tid in known:
+        if _normalise(tid) == target:
+            return tid
+        if abs(len(tid) - len(wanted)) <= spread:
+            candidates.append(tid)
+    matches = difflib.get_close_matches(wanted, candidates, n=1, cutoff=0.75)
+    return matches[0] if matches else None
+
+
+class DependencyGraph:
+    """Task ids and the ids each one depends on.
+
+    Tasks may be added in any order; a dependency on a task that is added later
+    is fine. Nothing is checked across tasks until :meth:`validate` (or any
+    method that needs a valid graph) runs, so building a graph is cheap.
+
+    Example::
+
+        g = DependencyGraph()
+        g.add_task("fetch")
+        g.add_task("parse", ["fetch"])
+        g.construct_waves()   # [['fetch'], ['parse']]
+    """
+
+    def __init__(self) -> None:
+        self._deps: dict[str, list[str]] = {}
+        # Cached (level, done) from topological_levels; None after any change.
+        self._levels: tuple[list[int], list[int]] | None = None
+
+    # -- building ---------------------------------------------------------
+
+    def add_task(self, task_id: str, dependencies: Iterable[str] | None = ()) -> None:
+        """Add a task and the ids it depends on.
+
+        Args:
+            task_id: a non-empty string, unique in this graph.
+            dependencies: ids of tasks that must finish first (a list, tuple
+                or other iterable of str; repeats count once).
+
+        Raises:
+            TypeError: the id is not a str, or dependencies is a bare string or
+                holds a non-str.
+            ValueError: the id is empty or already in the graph.
+        """
+        task_id = check_task_id(task_id)
+        if task_id in self._deps:
+            raise ValueError(f"Task {task_id!r} already exists (task ids must be unique)")
+        self._deps[task_id] = check_dependencies(task_id, dependencies)
+        self._levels = None
+
+    def remove_task(self, task_id: str) -> None:
+        """Remove a task (tasks that depend on it keep the now-dangling edge)."""
+        self._require(task_id)
+        del self._deps[task_id]
+        self._levels = None
+
+    def clear(self) -> None:
+        """Remove every task."""
+        self._deps.clear()
+        self._levels = None
+
+    # -- reading ------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._deps)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._deps
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._deps)
+
+    def __repr__(self) -> str:
+        edges = sum(len(d) for d in self._deps.values())
+        return f"DependencyGraph(tasks={len(self._deps)}, dependencies={edges})"
+
+    @property
+    def task_ids(self) -> list[str]:
+        """Every task id, in the order they were added."""
+        return list(self._deps)
+
+    def get_dependencies(self, task_id: str) -> list[str]:
+        """The ids ``task_id`` depends on, in the order given."""
+        return list(self._require(task_id))
+
+    def get_dependents(self, task_id: str) -> list[str]:
+        """The ids that depend directly on ``task_id``, in insertion order."""
+        self._require(task_id)
+        return [tid for tid, deps in self._deps.items() if task_id in deps]
+
+    def get_dag(self) -> dict[str, list[str]]:
+        """A copy of the graph: task id -> list of dependency ids."""
+        return {tid: list(deps) for tid, deps in self._deps.items()}
+
+    def get_independent_tasks(self) -> list[str]:
+        """Tasks with no dependencies at all, in insertion order."""
+        return [tid for tid, deps in self._deps.items() if not deps]
+
+    def _require(self, task_id: str) -> list[str]:
+        try:
+            return self._deps[task_id]
+        except KeyError:
+            raise TaskNotFoundError(
+                None, task_id, list(self._deps), suggest_id(task_id, list(self._deps))
+            ) from None
+
+    # -- checking -----------------------------------------------------------
+
+    def find_missing(self) -> tuple[str, str] | None:
+        """The first ``(task_id, missing_dependency)`` pair in insertion order, or None."""
+        deps = self._deps
+        for tid, task_deps in deps.items():
+            for dep in task_deps:
+                if dep not in deps:
+                    return tid, dep
+        return None
+
+    def _compiled(self) -> tuple[list[int], list[int]]:
+        if self._levels is None:
+            order = list(self._deps)
+            self._levels = topological_levels(order, self._deps)
+        return self._levels
+
+    def has_cycle(self) -> bool:
+        """True when some tasks depend on each other in a circle (missing ids ignored)."""
+        _, done = self._compiled()
+        return len(done) < len(self._deps)
+
+    def find_cycle_path(self) -> list[str] | None:
+        """One cycle as a closed path in dependency order, or None when acyclic.
+
+        ``['a', 'b', 'c', 'a']`` means a depends on b, b on c and c on a.
+        """
+        if not self.has_cycle():
+            return None
+        return find_cycle(list(self._deps), self._deps)
+
+    def validate(self) -> None:
+        """Check the whole graph: every dependency exists and there is no cycle.
+
+        Raises:
+            TaskNotFoundError: a dependency names an unknown task (with a
+                "did you mean" suggestion when a close id exists).
+            CircularDependencyError: the tasks form a cycle (with its path).
+        """
+        missing = self.find_missing()
+        if missing is not None:
+            task_id, dep = missing
+            known = list(self._deps)
+            raise TaskNotFoundError(task_id, dep, known, suggest_id(dep, known))
+        cycle = self.find_cycle_path()
+        if cycle is not None:
+            raise CircularDependencyError(cycle)
+
+    def topological_sort(self) -> list[str]:
+        """Every task, each after all of its dependencies (Kahn order, ties by insertion).
+
+        Raises:
+            TaskNotFoundError, CircularDependencyError: as :meth:`validate`.
+        """
+        self.validate()
+        order = list(self._deps)
+        _, done = self._compiled()
+        return [order[i] for i in done]
+
+    def wave_numbers(self) -> dict[str, int]:
+        """Task id -> its 0-based wave, for a valid graph (see :meth:`construct_waves`)."""
+        self.validate()
+        level, _ = self._compiled()
+        return dict(zip(self._deps, level, strict=True))
+
+    def construct_waves(self) -> list[list[str]]:
+        """Group the tasks into topological waves.
+
+        Wave 0 holds the tasks without dependencies; every other task sits one
+        wave past its latest dependency. Inside a wave, tasks keep the order in
+        which they were added.
+
+        Raises:
+            TaskNotFoundError, CircularDependencyError: as :meth:`validate`.
+        """
+        self.validate()
+        level, _ = self._compiled()
+        waves: list[list[str]] = [[] for _ in range(max(level, default=-1) + 1)]
+        for tid, lv in zip(self._deps, level, strict=True):
+            waves[lv].append(tid)
+        return waves

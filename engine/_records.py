@@ -1,0 +1,274 @@
+"""Frozen records that describe tasks, waves and finished runs.
+
+Records are plain data: the run core fills them in, users read them. Field names
+follow the seed scheduler (``ModelWave``, ``ModelExecutionResult``) so code
+written against it keeps working; everything beyond the seed is additive.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from engine._errors import WaveExecutionError
+
+if TYPE_CHECKING:
+    from engine._state import SharedState
+
+__all__ = [
+    "AttemptRecord",
+    "ExecutionResult",
+    "RetryPolicy",
+    "TaskRecord",
+    "TaskStatus",
+    "Wave",
+]
+
+
+class TaskStatus(enum.StrEnum):
+    """Where a task (or a wave) stands.
+
+    A task moves PENDING -> IN_PROGRESS -> one of COMPLETED, FAILED or CANCELLED,
+    or PENDING -> SKIPPED when a task it depends on failed (it never runs).
+    """
+
+    PENDING = "PENDING"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_finished(self) -> bool:
+        """True for the four end states."""
+        return self not in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
+
+
+AttemptOutcome = Literal["completed", "failed", "timed_out", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How long to wait between attempts of a failing task.
+
+    The delay before attempt ``n + 1`` is ``min(max_delay, initial_delay *
+    multiplier ** (n - 1))``, shortened by a random fraction of at most
+    ``jitter`` so that many tasks failing together do not retry in lockstep.
+    ``RetryPolicy(initial_delay=0)`` retries at once.
+
+    Attributes:
+        initial_delay: seconds before the second attempt.
+        multiplier: growth factor per attempt (>= 1).
+        max_delay: cap on any one delay, in seconds.
+        jitter: fraction in [0, 1] of each delay that is randomised away.
+    """
+
+    initial_delay: float = 0.1
+    multiplier: float = 2.0
+    max_delay: float = 30.0
+    jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("initial_delay", "multiplier", "max_delay", "jitter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"RetryPolicy.{name} must be a number, not {value!r}")
+            if not value >= 0:  # also rejects NaN
+                raise ValueError(f"RetryPolicy.{name} must be >= 0, got {value!r}")
+        if self.multiplier < 1:
+            raise ValueError(f"RetryPolicy.multiplier must be >= 1, got {self.multiplier!r}")
+        if self.jitter > 1:
+            raise ValueError(f"RetryPolicy.jitter must be at most 1, got {self.jitter!r}")
+
+    def delay(self, failed_attempt: int, random_fraction: float) -> float:
+        """Seconds to wait after attempt ``failed_attempt`` (1-based) failed.
+
+        Args:
+            failed_attempt: the attempt that just failed.
+            random_fraction: a number in [0, 1) (``random.random()``).
+        """
+        base = min(self.max_delay, self.initial_delay * self.multiplier ** (failed_attempt - 1))
+        return base * (1.0 - self.jitter * random_fraction)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt at running a task.
+
+    Attributes:
+        attempt: 1-based attempt number.
+        outcome: how it ended.
+        start_ms: start, in ms from the run's start (after a slot was taken).
+        end_ms: end, in ms from the run's start.
+        slot: which concurrency slot (0 .. max_concurrent-1) it ran in.
+        error: the exception it ended with, if any.
+    """
+
+    attempt: int
+    outcome: AttemptOutcome
+    start_ms: float
+    end_ms: float
+    slot: int
+    error: BaseException | None = None
+
+    @property
+    def duration_ms(self) -> float:
+        """How long the attempt ran."""
+        return self.end_ms - self.start_ms
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """What happened to one task in a run.
+
+    Attributes:
+        task_id: the task.
+        status: its end state (PENDING only if the run never reached it).
+        wave_number: its 1-based topological wave.
+        attempts: how many attempts started (0 if it never ran).
+        start_ms: start of its first attempt, ms from the run's start (None if never run).
+        end_ms: end of its last attempt, ms from the run's start (None if never run).
+        duration_ms: time spent running, summed over attempts (waits between
+            retries and for a slot excluded); 0.0 if it never ran.
+        result: the executor's return value (COMPLETED only).
+        error: the exception that failed or cancelled it, as raised.
+        skipped_because: for SKIPPED, the failed task that caused the skip.
+        attempt_log: every attempt, in order.
+    """
+
+    task_id: str
+    status: TaskStatus
+    wave_number: int
+    attempts: int = 0
+    start_ms: float | None = None
+    end_ms: float | None = None
+    duration_ms: float = 0.0
+    result: Any = None
+    error: BaseException | None = None
+    skipped_because: str | None = None
+    attempt_log: tuple[AttemptRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Wave:
+    """A topological wave: tasks whose dependencies all sit in earlier waves.
+
+    Attributes:
+        wave_number: 1-based position.
+        task_ids: its tasks, in the order they were added.
+        status: PENDING before a run; afterwards COMPLETED when every task
+            completed, else FAILED, SKIPPED or CANCELLED after the worst of them.
+        duration_ms: from its first task's start to its last task's end
+            (None before a run or if none of its tasks ran).
+        created_at: when the wave was planned.
+        start_ms: first start, ms from the run's start.
+        end_ms: last end, ms from the run's start.
+    """
+
+    wave_number: int
+    task_ids: tuple[str, ...]
+    status: TaskStatus = TaskStatus.PENDING
+    duration_ms: float | None = None
+    created_at: datetime = field(default_factory=datetime.now)
+    start_ms: float | None = None
+    end_ms: float | None = None
+
+    @property
+    def task_count(self) -> int:
+        """Number of tasks in the wave."""
+        return len(self.task_ids)
+
+    def summary(self) -> dict[str, Any]:
+        """The seed's wave-summary dict: wave_number, task_ids, task_count, status, duration_ms."""
+        return {
+            "wave_number": self.wave_number,
+            "task_ids": list(self.task_ids),
+            "task_count": self.task_count,
+            "status": self.status.value,
+            "duration_ms": self.duration_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    """Everything a run produced. Returned whether tasks failed or not.
+
+    Speedup is ``sequential_duration_ms / total_duration_ms``: the time the
+    attempts spent running, added up, over the wall time of the whole run. It
+    is what running the same attempts one after another would have cost
+    (without retry back-off waits), so it is honest about retries and overhead:
+    a run that waits on nothing but scheduling has a speedup below 1.
+
+    Attributes:
+        execution_id: unique id of the run (also ``run_id`` in events).
+        total_tasks, successful_tasks, failed_tasks, skipped_tasks,
+        cancelled_tasks: counts (failed counts FAILED only).
+        total_waves: number of topological waves.
+        total_duration_ms: wall time of the run.
+        sequential_duration_ms: attempt run times, added up.
+        speedup_ratio: sequential over wall time (1.0 when no attempt took any time).
+        task_results: task id -> result, for COMPLETED tasks.
+        task_errors: task id -> "ExcType: message", for FAILED and CANCELLED tasks.
+        wave_summary: per wave, the dicts of :meth:`Wave.summary`.
+        tasks: task id -> :class:`TaskRecord`, in the order tasks were added.
+        waves: the :class:`Wave` records.
+        critical_path: the longest chain of dependent tasks by measured duration.
+        mode: "waves" or "eager".
+        max_concurrent: the run's concurrency limit.
+        state: the run's shared state (results are also stored there).
+    """
+
+    execution_id: uuid.UUID
+    total_tasks: int
+    successful_tasks: int
+    failed_tasks: int
+    skipped_tasks: int
+    cancelled_tasks: int
+    total_waves: int
+    total_duration_ms: float
+    sequential_duration_ms: float
+    speedup_ratio: float
+    task_results: Mapping[str, Any]
+    task_errors: Mapping[str, str]
+    wave_summary: list[dict[str, Any]]
+    tasks: Mapping[str, TaskRecord]
+    waves: tuple[Wave, ...]
+    critical_path: list[str]
+    mode: str
+    max_concurrent: int
+    state: SharedState | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def succeeded(self) -> bool:
+        """True when every task completed."""
+        return self.successful_tasks == self.total_tasks
+
+    @property
+    def failures(self) -> dict[str, BaseException]:
+        """Task id -> exception, for every FAILED task."""
+        return {
+            tid: rec.error
+            for tid, rec in self.tasks.items()
+            if rec.status is TaskStatus.FAILED and rec.error is not None
+        }
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`WaveExecutionError` carrying every failure, if any task failed.
+
+        Raises:
+            WaveExecutionError: with ``.failures`` (id -> exception) and
+                ``.skipped`` (id -> the failed task that caused the skip).
+        """
+        failures = self.failures
+        if failures:
+            skipped = {
+                tid: rec.skipped_because
+                for tid, rec in self.tasks.items()
+                if rec.status is TaskStatus.SKIPPED and rec.skipped_because is not None
+            }
+            raise WaveExecutionError(failures, skipped)

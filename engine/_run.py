@@ -1,0 +1,689 @@
+"""The run core: the one place that opens nurseries.
+
+A run executes one validated plan. Its shape:
+
+* ``W = min(max_concurrent, tasks)`` long-lived *worker* trio tasks pull ready
+  tasks from a priority heap and run their attempts. Spawning one trio task per
+  DAG task would cost a spawn per task; workers cost a heap pop.
+* A *slot* counter (a heap of free slot numbers, so traces can show one track
+  per slot) is what enforces ``max_concurrent``: a worker takes a slot only for
+  a task that is ready, so waiting on dependencies never holds one. An attempt
+  whose work cannot be stopped (a thread past its timeout) keeps its slot after
+  the attempt is over, until the work really ends (:meth:`Invocation.detach`).
+* ``mode="waves"`` releases wave k+1 into the heap when every task of wave k has
+  finished; ``mode="eager"`` releases a task the moment its own dependencies
+  have completed, ordered by longest remaining path (``estimated_duration``
+  metadata, default 1) so the critical path is never starved.
+* A failed task's downstream tasks are SKIPPED at once (never run); everything
+  independent goes on. ``fail_fast`` cancels the run's own scope instead.
+* All bookkeeping runs on the trio thread (adapters hand results back to it),
+  so none of it needs a lock, and events never cross threads.
+
+Time is ``trio.current_time()``, the run's clock, so ``MockClock`` tests of
+async tasks are exact.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import outcome
+import trio
+
+from engine._adapter import Adapter, Invocation, Runner
+from engine._analysis import ScheduleGraph, ScheduleUnit, analyze_schedule
+from engine._errors import TaskTimeoutError
+from engine._events import RunEvents
+from engine._records import (
+    AttemptOutcome,
+    AttemptRecord,
+    ExecutionResult,
+    RetryPolicy,
+    TaskRecord,
+    TaskStatus,
+    Wave,
+)
+from engine._state import SharedState
+from engine._tasks import Task, TaskContext
+
+__all__ = ["RunCore", "RunPlan"]
+
+PENDING = TaskStatus.PENDING
+IN_PROGRESS = TaskStatus.IN_PROGRESS
+COMPLETED = TaskStatus.COMPLETED
+FAILED = TaskStatus.FAILED
+SKIPPED = TaskStatus.SKIPPED
+CANCELLED = TaskStatus.CANCELLED
+
+# Workers yield to the trio scheduler at least this often even when every
+# attempt finishes without awaiting anything, so other tasks are not starved.
+_FAIRNESS_EVERY = 64
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """A validated graph in the index form the core runs on (built by the scheduler).
+
+    Attributes:
+        tasks: the tasks, in insertion order (their index is their identity).
+        deps: per task, indices of its dependencies.
+        dependents: per task, indices of the tasks that depend on it.
+        wave_of: per task, its 0-based wave.
+        waves: per wave, its task indices in insertion order.
+        adapters: per task, the resolved adapter (None: awaited in trio).
+    """
+
+    tasks: Sequence[Task]
+    deps: Sequence[Sequence[int]]
+    dependents: Sequence[Sequence[int]]
+    wave_of: Sequence[int]
+    waves: Sequence[Sequence[int]]
+    adapters: Sequence[Adapter | None]
+
+
+class _TaskRun:
+    """Mutable per-task bookkeeping of one run (trio thread only)."""
+
+    __slots__ = (
+        "attempts",
+        "busy",
+        "context",
+        "end",
+        "error",
+        "log",
+        "result",
+        "skipped_because",
+        "start",
+        "status",
+    )
+
+    def __init__(self) -> None:
+        self.status = PENDING
+        self.attempts = 0
+        self.start: float | None = None
+        self.end: float | None = None
+        self.busy = 0.0
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.skipped_because: str | None = None
+        self.log: list[AttemptRecord] = []
+        self.context: TaskContext | None = None
+
+
+class _Lease:
+    """A taken slot; released after the attempt unless an adapter detached it."""
+
+    __slots__ = ("core", "detached", "slot")
+
+    def __init__(self, core: RunCore, slot: int) -> None:
+        self.core = core
+        self.slot = slot
+        self.detached = False
+
+    def detach(self) -> Callable[[], None]:
+        self.detached = True
+        return self.release
+
+    def release(self) -> None:
+        self.core._free_slot(self.slot)
+
+
+class RunCore:
+    """Runs one plan once. Create a new one per run; see the module docstring."""
+
+    def __init__(
+        self,
+        plan: RunPlan,
+        *,
+        mode: str,
+        max_concurrent: int,
+        fail_fast: bool,
+        wave_optimization: bool,
+        state: SharedState,
+        logger: Any,
+        retry_policy: RetryPolicy,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.plan = plan
+        self.mode = mode
+        self.max_concurrent = max_concurrent
+        self.fail_fast = fail_fast
+        self.state = state
+        self.retry_policy = retry_policy
+        self.rng = rng if rng is not None else random.Random()
+        self.execution_id = uuid.uuid4()
+        self.events = RunEvents(logger, str(self.execution_id))
+
+        n = len(plan.tasks)
+        self.runs = [_TaskRun() for _ in range(n)]
+        self._pending_deps = [len(d) for d in plan.deps]
+        self._remaining = n
+        self._wave_left = [len(w) for w in plan.waves]
+        self._wave_start: list[float | None] = [None] * len(plan.waves)
+        self._wave_end: list[float | None] = [None] * len(plan.waves)
+        self._wave_done = [False] * len(plan.waves)
+        self._next_wave = 0
+        self._ready: list[tuple[float, int]] = []
+        self._free: list[int] = list(range(max_concurrent))
+        self._parked: list[trio.lowlevel.Task] = []
+        self._results: list[Any] = [None] * n
+        self._runners: list[Runner | None] = [None] * n
+        self._adapter_names = ["trio" if a is None else a.name for a in plan.adapters]
+        self._priority = self._priorities(mode, wave_optimization)
+        self._t0 = 0.0
+        self._scope: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
+        self._failed = False
+        self.last_result: ExecutionResult | None = None
+
+    # -- planning ---------------------------------------------------------
+
+    def _priorities(self, mode: str, wave_optimization: bool) -> list[float]:
+        """Heap keys (smaller runs first); ties fall back to insertion order."""
+        tasks = self.plan.tasks
+        if mode == "eager":
+            # Longest remaining path including the task itself, computed in
+            # reverse topological order (waves reversed), iteratively.
+            remaining = [t.estimated_duration for t in tasks]
+            for wave in reversed(self.plan.waves):
+                for i in wave:
+                    below = max((remaining[j] for j in self.plan.dependents[i]), default=0.0)
+                    remaining[i] = tasks[i].estimated_duration + below
+            return [-r for r in remaining]
+        if wave_optimization:
+            return [-t.estimated_duration for t in tasks]
+        return [0.0] * len(tasks)
+
+    # -- time ---------------------------------------------------------------
+
+    def _ms(self, t: float) -> float:
+        return (t - self._t0) * 1000.0
+
+    # -- scheduling (trio thread only) -----------------------------------------
+
+    def _push(self, i: int) -> None:
+        heapq.heappush(self._ready, (self._priority[i], i))
+        if self._parked:
+            trio.lowlevel.reschedule(self._parked.pop())
+
+    def _free_slot(self, slot: int) -> None:
+        heapq.heappush(self._free, slot)
+        if self._parked and self._ready:
+            trio.lowlevel.reschedule(self._parked.pop())
+
+    def _wake_all(self) -> None:
+        while self._parked:
+            trio.lowlevel.reschedule(self._parked.pop())
+
+    async def _park(self) -> None:
+        task = trio.lowlevel.current_task()
+        self._parked.append(task)
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            self._parked.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _release_waves(self) -> None:
+        """Waves mode: release the next wave(s) once the previous one is done."""
+        waves = self.plan.waves
+        while self._next_wave < len(waves):
+            w = self._next_wave
+            if w > 0 and not self._wave_done[w - 1]:
+                return
+            self._next_wave += 1
+            for i in waves[w]:
+                if self.runs[i].status is PENDING:
+                    self._push(i)
+            if self._wave_left[w] == 0:
+                self._complete_wave(w)
+            else:
+                return
+
+    def _release_initial(self) -> None:
+        if self.mode == "waves":
+            self._release_waves()
+        else:
+            for i, count in enumerate(self._pending_deps):
+                if count == 0:
+                    self._push(i)
+
+    async def _worker(self) -> None:
+        since_yield = 0
+        while True:
+            if self._ready and self._free:
+                i = heapq.heappop(self._ready)[1]
+                slot = heapq.heappop(self._free)
+                await self._attempt(i, slot)
+                since_yield += 1
+                if since_yield >= _FAIRNESS_EVERY:
+                    since_yield = 0
+                    await trio.lowlevel.checkpoint()
+                continue
+            if self._remaining == 0:
+                return
+            since_yield = 0
+            await self._park()
+
+    # -- one attempt --------------------------------------------------------------
+
+    def _context(self, i: int, attempt: int) -> TaskContext:
+        task = self.plan.tasks[i]
+        results = self._results
+        dep_results = {self.plan.tasks[d].task_id: results[d] for d in self.plan.deps[i]}
+        return TaskContext(task.task_id, task.metadata, dep_results, attempt, self.state)
+
+    async def _call(self, i: int, invocation: Invocation) -> outcome.Outcome[Any]:
+        runner = self._runners[i]
+        result: outcome.Outcome[Any]
+        if runner is None:
+            result = await outcome.acapture(invocation.func, invocation.context)
+        else:
+            result = await outcome.acapture(runner.run, invocation)
+        if isinstance(result, outcome.Error) and not isinstance(result.error, Exception):
+            # Cancellation, KeyboardInterrupt, SystemExit: never captured, never retried.
+            result.unwrap()
+        return result
+
+    async def _attempt(self, i: int, slot: int) -> None:
+        task = self.plan.tasks[i]
+        run = self.runs[i]
+        wave = self.plan.wave_of[i]
+        attempt = run.attempts = run.attempts + 1
+        start = trio.current_time()
+        if run.start is None:
+            run.start = start
+            run.status = IN_PROGRESS
+            if self._wave_start[wave] is None:
+                self._wave_start[wave] = start
+                self.events.wave_started(
+                    wave_number=wave + 1, task_count=len(self.plan.waves[wave])
+                )
+        self.events.task_started(task.task_id, wave + 1, attempt, self._adapter_names[i])
+        context = run.context = self._context(i, attempt)
+        lease = _Lease(self, slot)
+        invocation = Invocation(task.task_id, task.executor, context, attempt, lease.detach)
+        timed_out = False
+        try:
+            if task.timeout_seconds is None:
+                result = await self._call(i, invocation)
+            else:
+                with trio.move_on_after(task.timeout_seconds) as scope:
+                    result = await self._call(i, invocation)
+                if scope.cancelled_caught:
+                    timed_out = True
+                    context.cancelled = True
+                    result = outcome.Error(
+                        TaskTimeoutError(task.task_id, task.timeout_seconds, attempt)
+                    )
+        except BaseException as exc:
+            end = trio.current_time()
+            context.cancelled = True
+            self._record_attempt(i, attempt, "cancelled", start, end, slot, exc)
+            if not lease.detached:
+                self._free_slot(slot)
+            if isinstance(exc, trio.Cancelled):
+                run.status = CANCELLED
+                self.events.task_cancelled(
+                    task.task_id, wave + 1, attempt, self._ms(end) - self._ms(start)
+                )
+            else:  # KeyboardInterrupt / SystemExit from the executor
+                run.status = FAILED
+                run.error = exc
+                self.events.task_failed(task.task_id, wave + 1, attempt, (end - start) * 1000, exc)
+            run.end = end
+            raise
+        end = trio.current_time()
+        if not lease.detached:
+            self._free_slot(slot)
+        if isinstance(result, outcome.Value):
+            self._record_attempt(i, attempt, "completed", start, end, slot, None)
+            self._complete(i, result.value, end)
+            return
+        assert isinstance(result, outcome.Error)
+        error = result.error
+        kind: AttemptOutcome = "timed_out" if timed_out else "failed"
+        self._record_attempt(i, attempt, kind, start, end, slot, error)
+        duration_ms = (end - start) * 1000.0
+        if attempt <= task.retry_count:
+            policy = task.retry_policy or self.retry_policy
+            delay = policy.delay(attempt, self.rng.random())
+            self.events.task_retrying(task.task_id, wave + 1, attempt, duration_ms, error, delay)
+            if delay <= 0:
+                self._push(i)
+            else:
+                assert self._nursery is not None
+                self._nursery.start_soon(self._retry_later, i, delay)
+            return
+        if timed_out:
+            self.events.task_timed_out(task.task_id, wave + 1, attempt, duration_ms, error)
+        else:
+            self.events.task_failed(task.task_id, wave + 1, attempt, duration_ms, error)
+        self._fail(i, error, end)
+
+    async def _retry_later(self, i: int, delay: float) -> None:
+        await trio.sleep(delay)
+        self._push(i)
+
+    def _record_attempt(
+        self,
+        i: int,
+        attempt: int,
+        kind: AttemptOutcome,
+        start: float,
+        end: float,
+        slot: int,
+        error: BaseException | None,
+    ) -> None:
+        run = self.runs[i]
+        run.busy += end - start
+        run.end = end
+        run.log.append(AttemptRecord(attempt, kind, self._ms(start), self._ms(end), slot, error))
+
+    # -- finishing tasks ------------------------------------------------------------
+
+    def _complete(self, i: int, value: Any, end: float) -> None:
+        run = self.runs[i]
+        run.status = COMPLETED
+        run.result = value
+        self._results[i] = value
+        self.events.task_completed(
+            self.plan.tasks[i].task_id,
+            self.plan.wave_of[i] + 1,
+            run.attempts,
+            run.log[-1].duration_ms,
+        )
+        self._finished(i, end)
+
+    def _fail(self, i: int, error: BaseException, end: float) -> None:
+        run = self.runs[i]
+        run.status = FAILED
+        run.error = error
+        self._failed = True
+        cause = self.plan.tasks[i].task_id
+        # Everything downstream is skipped now: none of it can run any more.
+        skipped: list[int] = []
+        stack = list(self.plan.dependents[i])
+        while stack:
+            j = stack.pop()
+            rj = self.runs[j]
+            if rj.status is not PENDING:
+                continue
+            rj.status = SKIPPED
+            rj.skipped_because = cause
+            skipped.append(j)
+            stack.extend(self.plan.dependents[j])
+        skipped.sort()
+        for j in skipped:
+            self.events.task_skipped(self.plan.tasks[j].task_id, self.plan.wave_of[j] + 1, cause)
+        self._finished(i, end)
+        for j in skipped:
+            self._finished(j, end)
+        if self.fail_fast and self._scope is not None:
+            self._scope.cancel()
+
+    def _finished(self, i: int, end: float) -> None:
+        self._remaining -= 1
+        w = self.plan.wave_of[i]
+        if self.runs[i].status is not SKIPPED:
+            last = self._wave_end[w]
+            if last is None or end > last:
+                self._wave_end[w] = end
+        self._wave_left[w] -= 1
+        if self.mode == "eager":
+            pending = self._pending_deps
+            for j in self.plan.dependents[i]:
+                pending[j] -= 1
+                if pending[j] == 0 and self.runs[j].status is PENDING:
+                    self._push(j)
+            if self._wave_left[w] == 0:
+                self._complete_wave(w)
+        elif self._wave_left[w] == 0 and w < self._next_wave:
+            self._complete_wave(w)
+            self._release_waves()
+        if self._remaining == 0:
+            self._wake_all()
+
+    def _wave_status(self, w: int) -> TaskStatus:
+        statuses = {self.runs[i].status for i in self.plan.waves[w]}
+        if statuses <= {COMPLETED}:
+            return COMPLETED if statuses else PENDING
+        for worst in (CANCELLED, FAILED, SKIPPED, IN_PROGRESS, PENDING):
+            if worst in statuses:
+                return worst
+        return COMPLETED  # pragma: no cover - every status is listed above
+
+    def _complete_wave(self, w: int) -> None:
+        if self._wave_done[w]:
+            return
+        self._wave_done[w] = True
+        self._flush_results(self.plan.waves[w])
+        start, end = self._wave_start[w], self._wave_end[w]
+        count = len(self.plan.waves[w])
+        if start is None:  # nothing of it ran (all skipped): still one start and one end
+            self.events.wave_started(wave_number=w + 1, task_count=count)
+        duration = 0.0 if start is None or end is None else (end - start) * 1000.0
+        self.events.wave_completed(
+            wave_number=w + 1,
+            task_count=count,
+            duration_ms=duration,
+            status=self._wave_status(w).value,
+        )
+
+    def _flush_results(self, indices: Sequence[int]) -> None:
+        """Store completed results as ``task_result_<id>``: one state version per wave.
+
+        Writing per wave rather than per task keeps the state's version still
+        while a wave's tasks start, so they share one read-only view of it.
+        """
+        updates = {
+            f"task_result_{self.plan.tasks[i].task_id}": self.runs[i].result
+            for i in indices
+            if self.runs[i].status is COMPLETED
+        }
+        if not updates:
+            return
+        try:
+            self.state.update(updates, changed_by="dagwave")
+        except Exception:
+            # Some result cannot be deep-copied: store what can be, one by one.
+            for key, value in updates.items():
+                try:
+                    self.state.set(key, value, changed_by="dagwave")
+                except Exception:  # the result stays in ExecutionResult either way
+                    continue
+
+    # -- the run --------------------------------------------------------------------
+
+    async def execute(self) -> ExecutionResult:
+        """Run the plan to the end; see the module docstring."""
+        plan = self.plan
+        self._t0 = trio.current_time()
+        self.events.run_started(
+            total_tasks=len(plan.tasks),
+            total_waves=len(plan.waves),
+            mode=self.mode,
+            max_concurrent=self.max_concurrent,
+        )
+        try:
+            async with AsyncExitStack() as stack:
+                opened: dict[int, Runner] = {}
+                for i, adapter in enumerate(plan.adapters):
+                    if adapter is None:
+                        continue
+                    runner = opened.get(id(adapter))
+                    if runner is None:
+                        runner = await stack.enter_async_context(
+                            adapter.open(max_workers=self.max_concurrent)
+                        )
+                        opened[id(adapter)] = runner
+                    self._runners[i] = runner
+                with trio.CancelScope() as scope:
+                    self._scope = scope
+                    async with trio.open_nursery() as nursery:
+                        self._nursery = nursery
+                        self._release_initial()
+                        for _ in range(min(self.max_concurrent, len(plan.tasks))):
+                            nursery.start_soon(self._worker)
+        except BaseException as exc:
+            self.last_result = self._finish("cancelled" if _only_cancelled(exc) else "error")
+            unwrapped = _unwrap(exc)
+            if unwrapped is exc:
+                raise
+            raise unwrapped from None
+        self.last_result = self._finish("failed" if self._failed else "completed")
+        return self.last_result
+
+    def _finish(self, status: str) -> ExecutionResult:
+        end = trio.current_time()
+        for i, run in enumerate(self.runs):
+            if not run.status.is_finished:
+                # Never started, or waiting to retry, when the run was cancelled.
+                was_running = run.status is IN_PROGRESS
+                run.status = CANCELLED
+                self.events.task_cancelled(
+                    self.plan.tasks[i].task_id,
+                    self.plan.wave_of[i] + 1,
+                    run.attempts if was_running else 0,
+                    None,
+                )
+        for w in range(len(self.plan.waves)):
+            if not self._wave_done[w]:
+                self._wave_done[w] = True
+                self._flush_results(self.plan.waves[w])
+        result = self._result(end)
+        self.events.run_completed(
+            status=status,
+            duration_ms=result.total_duration_ms,
+            counts={
+                "total_tasks": result.total_tasks,
+                "successful_tasks": result.successful_tasks,
+                "failed_tasks": result.failed_tasks,
+                "skipped_tasks": result.skipped_tasks,
+                "cancelled_tasks": result.cancelled_tasks,
+            },
+        )
+        return result
+
+    def _result(self, end: float) -> ExecutionResult:
+        plan = self.plan
+        records: dict[str, TaskRecord] = {}
+        counts = dict.fromkeys(TaskStatus, 0)
+        sequential = 0.0
+        for i, run in enumerate(self.runs):
+            tid = plan.tasks[i].task_id
+            counts[run.status] += 1
+            sequential += run.busy
+            records[tid] = TaskRecord(
+                task_id=tid,
+                status=run.status,
+                wave_number=plan.wave_of[i] + 1,
+                attempts=run.attempts,
+                start_ms=None if run.start is None else self._ms(run.start),
+                end_ms=None if run.end is None else self._ms(run.end),
+                duration_ms=run.busy * 1000.0,
+                result=run.result,
+                error=run.error,
+                skipped_because=run.skipped_because,
+                attempt_log=tuple(run.log),
+            )
+        waves = tuple(
+            Wave(
+                wave_number=w + 1,
+                task_ids=tuple(plan.tasks[i].task_id for i in wave),
+                status=self._wave_status(w),
+                duration_ms=(
+                    None
+                    if self._wave_start[w] is None or self._wave_end[w] is None
+                    else (self._wave_end[w] - self._wave_start[w]) * 1000.0  # type: ignore[operator]
+                ),
+                start_ms=None if self._wave_start[w] is None else self._ms(self._wave_start[w]),  # type: ignore[arg-type]
+                end_ms=None if self._wave_end[w] is None else self._ms(self._wave_end[w]),  # type: ignore[arg-type]
+            )
+            for w, wave in enumerate(plan.waves)
+        )
+        wall_ms = self._ms(end)
+        sequential_ms = sequential * 1000.0
+        critical = analyze_schedule(
+            ScheduleGraph(
+                units=tuple(
+                    ScheduleUnit(
+                        id=plan.tasks[i].task_id,
+                        duration=run.busy * 1000.0,
+                        depends_on=tuple(plan.tasks[i].dependencies),
+                    )
+                    for i, run in enumerate(self.runs)
+                )
+            )
+        ).critical_path
+        return ExecutionResult(
+            execution_id=self.execution_id,
+            total_tasks=len(plan.tasks),
+            successful_tasks=counts[COMPLETED],
+            failed_tasks=counts[FAILED],
+            skipped_tasks=counts[SKIPPED],
+            cancelled_tasks=counts[CANCELLED],
+            total_waves=len(plan.waves),
+            total_duration_ms=wall_ms,
+            sequential_duration_ms=sequential_ms,
+            speedup_ratio=sequential_ms / wall_ms if wall_ms > 0 and sequential_ms > 0 else 1.0,
+            task_results={
+                tid: rec.result for tid, rec in records.items() if rec.status is COMPLETED
+            },
+            task_errors={
+                tid: f"{type(rec.error).__name__}: {rec.error}"
+                for tid, rec in records.items()
+                if rec.error is not None and rec.status in (FAILED, CANCELLED)
+            },
+            wave_summary=[wave.summary() for wave in waves],
+            tasks=records,
+            waves=waves,
+            critical_path=list(critical),
+            mode=self.mode,
+            max_concurrent=self.max_concurrent,
+            state=self.state,
+        )
+
+    def status_of(self, i: int) -> TaskStatus:
+        """Live status of task ``i``."""
+        return self.runs[i].status
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        out: list[BaseException] = []
+        stack: list[BaseException] = [exc]
+        while stack:
+            e = stack.pop()
+            if isinstance(e, BaseExceptionGroup):
+                stack.extend(reversed(e.exceptions))
+            else:
+                out.append(e)
+        return out
+    return [exc]
+
+
+def _only_cancelled(exc: BaseException) -> bool:
+    return all(isinstance(e, trio.Cancelled) for e in _leaves(exc))
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """Turn the nursery's exception group into the one exception users expect.
+
+    Pure cancellation is re-raised as is (trio's cancel scopes understand
+    groups). Otherwise the first non-Cancelled leaf wins: a KeyboardInterrupt
+    or SystemExit from an executor surfaces as itself.
+    """
+    if not isinstance(exc, BaseExceptionGroup) or _only_cancelled(exc):
+        return exc
+    for leaf in _leaves(exc):
+        if not isinstance(leaf, trio.Cancelled):
+            return leaf
+    return exc  # pragma: no cover

@@ -1,0 +1,365 @@
+"""``DependencyAwareScheduler``: the seed scheduler's API over dagwave's run core.
+
+Code written for the seed's ``DependencyAwareScheduler`` runs unchanged: the
+same constructor, ``add_task``, ``schedule``, ``execute`` and inspection
+methods. What differs is what was wrong there: a failed task's dependents are
+skipped instead of run, timeouts carry a message, retries start afresh on every
+run, ``enable_wave_optimization`` does something, and the shared state has an
+atomic read-modify-write.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import trio
+
+from engine._adapter import Adapter, resolve_adapter
+from engine._errors import TaskNotFoundError
+from engine._events import default_logger
+from engine._graph import DependencyGraph, check_dependencies, check_task_id, suggest_id
+from engine._records import ExecutionResult, RetryPolicy, TaskStatus, Wave
+from engine._run import RunCore, RunPlan
+from engine._state import SharedState
+from engine._tasks import Task
+
+__all__ = ["DependencyAwareScheduler"]
+
+Mode = Literal["waves", "eager"]
+_OPTIONS = frozenset({"adapter", "retry_policy"})
+# Adapters that call the executor and hand back its return value as is; an
+# ``async def`` there would return an un-awaited coroutine.
+_SYNC_ONLY_ADAPTERS = frozenset({"thread", "inline"})
+
+
+def _check_limit(max_concurrent: object) -> int:
+    if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int):
+        raise TypeError(f"max_concurrent must be an int, not {type(max_concurrent).__name__}")
+    if max_concurrent < 1:
+        raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
+    return max_concurrent
+
+
+class DependencyAwareScheduler:
+    """Runs tasks with dependencies between them, in parallel, on trio.
+
+    Add tasks with :meth:`add_task`, check and plan them with :meth:`schedule`,
+    run them with ``await execute()`` (inside trio) or :meth:`run` (from
+    synchronous code). The result reports every task, wave and the speedup.
+
+    Args:
+        state: the shared store tasks read and write (a new one if None).
+        max_concurrent: at most this many tasks run at once, async and
+            blocking together.
+        enable_deadlock_detection: kept for the seed's API. Cycle detection is
+            part of building the waves and costs nothing extra, so it always
+            runs; a cycle raises :class:`CircularDependencyError` either way.
+        enable_wave_optimization: when the limit binds, start the tasks with
+            the largest ``metadata["estimated_duration"]`` first within a wave
+            (waves mode), so the wave's longest task does not start last.
+        mode: ``"waves"`` (the seed's behaviour: wave k+1 starts when wave k
+            has finished) or ``"eager"`` (a task starts as soon as its own
+            dependencies completed, longest remaining path first).
+        fail_fast: cancel everything still running at the first failure.
+        logger: a structlog logger for the run's events (default
+            ``structlog.get_logger("dagwave")``).
+        retry_policy: back-off between attempts, for tasks that set none.
+
+    Raises:
+        TypeError, ValueError: a bad ``max_concurrent`` or ``mode``.
+    """
+
+    def __init__(
+        self,
+        state: SharedState | None = None,
+        max_concurrent: int = 10,
+        enable_deadlock_detection: bool = True,
+        enable_wave_optimization: bool = True,
+        *,
+        mode: Mode = "waves",
+        fail_fast: bool = False,
+        logger: Any = None,
+        retry_policy: RetryPolicy | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if state is not None and not isinstance(state, SharedState):
+            raise TypeError(f"state must be a SharedState, not {type(state).__name__}")
+        if mode not in ("waves", "eager"):
+            raise ValueError(f"mode must be 'waves' or 'eager', got {mode!r}")
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise TypeError(
+                f"retry_policy must be a RetryPolicy, not {type(retry_policy).__name__}"
+            )
+        self.state = state if state is not None else SharedState()
+        self.max_concurrent = _check_limit(max_concurrent)
+        self.enable_deadlock_detection = enable_deadlock_detection
+        self.enable_wave_optimization = enable_wave_optimization
+        self.mode: Mode = mode
+        self.fail_fast = fail_fast
+        self.logger = logger if logger is not None else default_logger()
+        self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy()
+        self._seed = seed
+        self._graph = DependencyGraph()
+        self._tasks: dict[str, Task] = {}
+        self._changes = 0
+        self._plan: RunPlan | None = None
+        self._planned_at = -1
+        self._waves: list[Wave] = []
+        self._core: RunCore | None = None
+        self._running = False
+
+    # -- building ---------------------------------------------------------------
+
+    def add_task(
+        self,
+        task_id: str,
+        executor: Any,
+        dependencies: Iterable[str] | None = (),
+        timeout_seconds: float | None = 300.0,
+        retry_count: int = 0,
+        metadata: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        """Add a task.
+
+        Args:
+            task_id: unique, non-empty id.
+            executor: ``async def fn(context)`` or a plain ``fn(context)``
+                (``functools.partial`` and objects with an async ``__call__``
+                count as async). Async ones run in trio, blocking ones in a
+                worker thread. Any return value is accepted.
+            dependencies: ids that must complete first; they may be added later.
+            timeout_seconds: limit per attempt (None: no limit). Time spent
+                waiting for a slot does not count.
+            retry_count: extra attempts after a failure (timeouts included).
+            metadata: free-form; ``estimated_duration`` (seconds) guides ordering.
+            **options: ``adapter`` (a name: "thread", "inline", or an
+                :class:`engine.Adapter`) and ``retry_policy`` (a
+                :class:`RetryPolicy`).
+
+        Raises:
+            InvalidTaskError: the executor is not callable.
+            ValueError: duplicate or empty id, a negative retry count, a
+                timeout <= 0 or NaN.
+            TypeError: an argument of the wrong type or an unknown option.
+            RuntimeError: a run is in progress.
+        """
+        self._check_idle("add_task")
+        task_id = check_task_id(task_id)
+        if task_id in self._tasks:
+            raise ValueError(f"Task {task_id!r} already exists (task ids must be unique)")
+        unknown = sorted(set(options) - _OPTIONS)
+        if unknown:
+            raise TypeError(
+                f"add_task() got unknown option(s) {', '.join(unknown)} for task {task_id!r} "
+                f"(known: {', '.join(sorted(_OPTIONS))})"
+            )
+        deps = tuple(check_dependencies(task_id, dependencies))
+        adapter = options.get("adapter")
+        if adapter is not None and not isinstance(adapter, str | Adapter):
+            raise TypeError(
+                f"adapter of task {task_id!r} must be a name or an engine.Adapter, "
+                f"not {type(adapter).__name__}"
+            )
+        task = Task.create(
+            task_id,
+            executor,
+            deps,
+            timeout_seconds=timeout_seconds,
+            retry_count=retry_count,
+            metadata=metadata,
+            adapter=adapter,
+            retry_policy=options.get("retry_policy"),
+        )
+        if task.is_async and adapter in _SYNC_ONLY_ADAPTERS:
+            raise ValueError(
+                f"Task {task_id!r} has an async executor, which adapter {adapter!r} "
+                "cannot await; drop the adapter option to run it in trio"
+            )
+        self._graph.add_task(task_id, deps)
+        self._tasks[task_id] = task
+        self._changes += 1
+
+    def clear(self) -> None:
+        """Remove every task (the shared state is kept)."""
+        self._check_idle("clear")
+        self._graph.clear()
+        self._tasks.clear()
+        self._changes += 1
+        self._plan = None
+        self._waves = []
+        self._core = None
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __repr__(self) -> str:
+        return (
+            f"DependencyAwareScheduler(tasks={len(self._tasks)}, mode={self.mode!r}, "
+            f"max_concurrent={self.max_concurrent})"
+        )
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        """Task id -> :class:`Task`, in the order they were added (a copy)."""
+        return dict(self._tasks)
+
+    @property
+    def graph(self) -> DependencyGraph:
+        """The dependency graph (read it; add tasks through :meth:`add_task`)."""
+        return self._graph
+
+    # -- planning ----------------------------------------------------------------
+
+    def schedule(self) -> list[Wave]:
+        """Validate the graph and group the tasks into waves.
+
+        Returns:
+            The waves, 1-based, each listing its tasks in insertion order.
+
+        Raises:
+            TaskNotFoundError: a dependency names an unknown task.
+            CircularDependencyError: the tasks form a cycle (``.cycle_path``).
+            ValueError: an unknown adapter name.
+            RuntimeError: a run is in progress.
+        """
+        self._check_idle("schedule")
+        waves = self._graph.construct_waves()
+        position = {tid: i for i, tid in enumerate(self._tasks)}
+        tasks = list(self._tasks.values())
+        deps = [[position[d] for d in t.dependencies] for t in tasks]
+        dependents: list[list[int]] = [[] for _ in tasks]
+        for i, task_deps in enumerate(deps):
+            for d in task_deps:
+                dependents[d].append(i)
+        wave_of = [0] * len(tasks)
+        wave_indices = []
+        for w, wave in enumerate(waves):
+            indices = [position[tid] for tid in wave]
+            for i in indices:
+                wave_of[i] = w
+            wave_indices.append(indices)
+        resolved: dict[str, Adapter] = {}
+        adapters: list[Adapter | None] = []
+        for task in tasks:
+            spec = (
+                task.adapter if task.adapter is not None else (None if task.is_async else "thread")
+            )
+            if spec is None or isinstance(spec, Adapter):
+                adapters.append(spec)
+                continue
+            if spec not in resolved:
+                resolved[spec] = resolve_adapter(spec, task.task_id)
+            adapters.append(resolved[spec])
+        self._plan = RunPlan(
+            tasks=tasks,
+            deps=deps,
+            dependents=dependents,
+            wave_of=wave_of,
+            waves=wave_indices,
+            adapters=adapters,
+        )
+        self._planned_at = self._changes
+        self._waves = [
+            Wave(wave_number=w + 1, task_ids=tuple(wave)) for w, wave in enumerate(waves)
+        ]
+        self._core = None
+        return list(self._waves)
+
+    def detect_deadlock(self) -> bool:
+        """True when the tasks' dependencies form a cycle (which would deadlock a run)."""
+        return self._graph.has_cycle()
+
+    def get_dag(self) -> dict[str, list[str]]:
+        """Task id -> its dependency ids (a copy)."""
+        return self._graph.get_dag()
+
+    # -- running -----------------------------------------------------------------
+
+    async def execute(self) -> ExecutionResult:
+        """Run the scheduled tasks; call inside trio (``trio.run``, pytest-trio, ...).
+
+        Returns:
+            The :class:`ExecutionResult`, also when tasks failed, were skipped
+            or timed out (see ``result.raise_for_failures()``).
+
+        Raises:
+            ValueError: :meth:`schedule` was not called since the last change.
+            RuntimeError: a run is already in progress.
+            trio.Cancelled: the run was cancelled from outside; its tasks were
+                cancelled and the partial result is in :attr:`last_result`.
+        """
+        self._check_idle("execute")
+        if self._plan is None or self._planned_at != self._changes:
+            raise ValueError("Must call schedule() before execute()")
+        core = RunCore(
+            self._plan,
+            mode=self.mode,
+            max_concurrent=self.max_concurrent,
+            fail_fast=self.fail_fast,
+            wave_optimization=self.enable_wave_optimization,
+            state=self.state,
+            logger=self.logger,
+            retry_policy=self.retry_policy,
+            rng=random.Random(self._seed) if self._seed is not None else None,
+        )
+        self._core = core
+        self._running = True
+        try:
+            return await core.execute()
+        finally:
+            self._running = False
+            if core.last_result is not None:
+                self._waves = list(core.last_result.waves)
+
+    def run(self, **trio_run_kwargs: Any) -> ExecutionResult:
+        """Schedule and run from synchronous code (``trio.run`` underneath).
+
+        Args:
+            **trio_run_kwargs: passed to :func:`trio.run` (e.g. ``clock=``).
+        """
+        self.schedule()
+        return trio.run(self.execute, **trio_run_kwargs)
+
+    @property
+    def last_result(self) -> ExecutionResult | None:
+        """The result of the latest run, including one that was cancelled."""
+        return None if self._core is None else self._core.last_result
+
+    @property
+    def is_running(self) -> bool:
+        """True while :meth:`execute` is in progress."""
+        return self._running
+
+    # -- inspection ------------------------------------------------------------------
+
+    def get_task_status(self, task_id: str) -> TaskStatus | None:
+        """The task's current status (live during a run), or None for an unknown id."""
+        if task_id not in self._tasks:
+            return None
+        if self._core is None:
+            return TaskStatus.PENDING
+        index = list(self._tasks).index(task_id)
+        return self._core.status_of(index)
+
+    def get_task(self, task_id: str) -> Task:
+        """The :class:`Task` added under ``task_id``.
+
+        Raises:
+            TaskNotFoundError: no such task (with a suggestion when one is close).
+        """
+        try:
+            return self._tasks[task_id]
+        except KeyError:
+            known = list(self._tasks)
+            raise TaskNotFoundError(None, task_id, known, suggest_id(task_id, known)) from None
+
+    def get_wave_summary(self) -> list[dict[str, Any]]:
+        """Per wave: wave_number (1-based), task_ids, task_count, status, duration_ms."""
+        return [wave.summary() for wave in self._waves]
+
+    def _check_idle(self, what: str) -> None:
+        if self._running:
+            raise RuntimeError(f"Cannot call {what}() while a run is in progress")

@@ -1,0 +1,248 @@
+"""Task definitions and the context an executor receives.
+
+A :class:`Task` is what ``add_task`` recorded: immutable, checked once. The
+:class:`TaskContext` is the seed's context mapping (``task_id``,
+``task_metadata``, ``dependency_results`` and the shared state's keys) with the
+live store and a cancellation flag reachable as attributes.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from engine._errors import InvalidTaskError
+from engine._records import RetryPolicy
+
+if TYPE_CHECKING:
+    from engine._adapter import Adapter
+    from engine._state import SharedState
+
+__all__ = ["Task", "TaskContext", "is_async_callable"]
+
+Executor = Callable[..., Any]
+
+
+def is_async_callable(func: object) -> bool:
+    """True when calling ``func`` returns an awaitable coroutine.
+
+    Sees through ``functools.partial`` (nested too) and objects whose
+    ``__call__`` is an ``async def``.
+    """
+    while isinstance(func, functools.partial):
+        func = func.func
+    if inspect.iscoroutinefunction(func):
+        return True
+    call = getattr(type(func), "__call__", None)  # noqa: B004 - we want the class attribute
+    return not inspect.isfunction(func) and inspect.iscoroutinefunction(call)
+
+
+def check_timeout(task_id: str, timeout: object) -> float | None:
+    """Validate a per-attempt timeout (None means no limit)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(
+            f"timeout_seconds of task {task_id!r} must be a number or None, "
+            f"not {type(timeout).__name__}"
+        )
+    if math.isnan(timeout) or timeout <= 0:
+        raise ValueError(
+            f"timeout_seconds of task {task_id!r} must be > 0 (or None for no limit), "
+            f"got {timeout!r}"
+        )
+    return float(timeout)
+
+
+def check_retry_count(task_id: str, retry_count: object) -> int:
+    """Validate the number of extra attempts."""
+    if isinstance(retry_count, bool) or not isinstance(retry_count, int):
+        raise TypeError(
+            f"retry_count of task {task_id!r} must be an int, not {type(retry_count).__name__}"
+        )
+    if retry_count < 0:
+        raise ValueError(f"retry_count of task {task_id!r} must be >= 0, got {retry_count}")
+    return retry_count
+
+
+def estimated_duration(task_id: str, metadata: Mapping[str, Any]) -> float:
+    """``metadata["estimated_duration"]`` as a float, 1.0 when absent."""
+    value = metadata.get("estimated_duration", 1.0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"metadata['estimated_duration'] of task {task_id!r} must be a number, "
+            f"not {type(value).__name__}"
+        )
+    if not value >= 0 or math.isinf(value):
+        raise ValueError(
+            f"metadata['estimated_duration'] of task {task_id!r} must be a finite "
+            f"number >= 0, got {value!r}"
+        )
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One task as added to a scheduler (immutable; checked when added).
+
+    Attributes:
+        task_id: unique id.
+        executor: the callable; called with one :class:`TaskContext`.
+        dependencies: ids that must complete first.
+        timeout_seconds: limit per attempt, None for none.
+        retry_count: extra attempts after a failure.
+        metadata: free-form; ``estimated_duration`` (seconds) guides ordering.
+        adapter: how the executor runs (None: async in trio, sync in a thread).
+        retry_policy: back-off between attempts (None: the scheduler's).
+        is_async: whether the executor returns a coroutine.
+    """
+
+    task_id: str
+    executor: Executor
+    dependencies: tuple[str, ...] = ()
+    timeout_seconds: float | None = 300.0
+    retry_count: int = 0
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    adapter: str | Adapter | None = None
+    retry_policy: RetryPolicy | None = None
+    is_async: bool = False
+
+    @property
+    def estimated_duration(self) -> float:
+        """``metadata["estimated_duration"]``, or 1.0."""
+        return estimated_duration(self.task_id, self.metadata)
+
+    @classmethod
+    def create(
+        cls,
+        task_id: str,
+        executor: object,
+        dependencies: tuple[str, ...],
+        *,
+        timeout_seconds: object,
+        retry_count: object,
+        metadata: Mapping[str, Any] | None,
+        adapter: str | Adapter | None,
+        retry_policy: RetryPolicy | None,
+    ) -> Task:
+        """Check every field and build the task; raises before anything runs."""
+        if not callable(executor):
+            raise InvalidTaskError(
+                task_id,
+                f"Executor for task {task_id!r} must be callable, got {type(executor).__name__}",
+            )
+        if metadata is None:
+            metadata = {}
+        elif not isinstance(metadata, Mapping):
+            raise TypeError(
+                f"metadata of task {task_id!r} must be a mapping, not {type(metadata).__name__}"
+            )
+        estimated_duration(task_id, metadata)
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise TypeError(
+                f"retry_policy of task {task_id!r} must be a RetryPolicy, "
+                f"not {type(retry_policy).__name__}"
+            )
+        return cls(
+            task_id=task_id,
+            executor=executor,
+            dependencies=dependencies,
+            timeout_seconds=check_timeout(task_id, timeout_seconds),
+            retry_count=check_retry_count(task_id, retry_count),
+            metadata=MappingProxyType(dict(metadata)),
+            adapter=adapter,
+            retry_policy=retry_policy,
+            is_async=is_async_callable(executor),
+        )
+
+
+_FIXED_KEYS = ("task_id", "task_metadata", "dependency_results", "attempt")
+
+
+class TaskContext(Mapping[str, Any]):
+    """What an executor is called with: the seed's context mapping, and more.
+
+    As a mapping it holds ``task_id``, ``task_metadata``, ``dependency_results``
+    (dependency id -> its result), ``attempt`` (1-based) and every key of the
+    shared state as it was when the attempt started. State values are deep
+    copies made when read, so reading is safe and costs only what is read; all
+    tasks that start at the same state version share one read-only view, so a
+    big state is not copied per task.
+
+    Attributes:
+        state: the live :class:`SharedState`, for writes and fresh reads.
+        cancelled: True once this attempt was cancelled or timed out. A
+            blocking executor in a thread cannot be interrupted, so a long one
+            should check this now and then and return early.
+    """
+
+    __slots__ = ("_fixed", "_view", "cancelled", "state")
+
+    def __init__(
+        self,
+        task_id: str,
+        metadata: Mapping[str, Any],
+        dependency_results: dict[str, Any],
+        attempt: int,
+        state: SharedState,
+    ) -> None:
+        self._fixed: dict[str, Any] = {
+            "task_id": task_id,
+            "task_metadata": metadata,
+            "dependency_results": dependency_results,
+            "attempt": attempt,
+        }
+        self._view: Mapping[str, Any] = state.view()
+        self.state = state
+        self.cancelled = False
+
+    @property
+    def task_id(self) -> str:
+        """The running task's id."""
+        return str(self._fixed["task_id"])
+
+    @property
+    def attempt(self) -> int:
+        """1-based attempt number."""
+        return int(self._fixed["attempt"])
+
+    @property
+    def state_version(self) -> int:
+        """The shared state's version whose keys this context shows."""
+        return int(getattr(self._view, "version", -1))
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The task's metadata."""
+        return self._fixed["task_metadata"]  # type: ignore[no-any-return]
+
+    @property
+    def dependency_results(self) -> dict[str, Any]:
+        """Dependency id -> its result (the objects themselves, not copies)."""
+        return self._fixed["dependency_results"]  # type: ignore[no-any-return]
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._fixed[key]
+        except KeyError:
+            return self._view[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from _FIXED_KEYS
+        for key in self._view:
+            if key not in self._fixed:
+                yield key
+
+    def __len__(self) -> int:
+        return len(self._fixed) + sum(1 for key in self._view if key not in self._fixed)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._fixed or key in self._view
+
+    def __repr__(self) -> str:
+        return f"TaskContext(task_id={self.task_id!r}, attempt={self.attempt})"

@@ -1,0 +1,175 @@
+"""structlog events: names, fields, one start and one end per attempt, run_id everywhere."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+import structlog
+import trio
+from structlog.testing import capture_logs
+from trio.testing import MockClock
+
+from engine import DependencyAwareScheduler, RetryPolicy
+
+END_EVENTS = {"task.completed", "task.failed", "task.retrying", "task.timed_out", "task.cancelled"}
+
+
+async def flaky_then_ok(context: Any) -> str:
+    await trio.sleep(1)
+    if context["attempt"] == 1:
+        raise ConnectionError("flaky")
+    return "ok"
+
+
+async def broken(context: Any) -> None:
+    raise ValueError("broken")
+
+
+async def slow(context: Any) -> None:
+    await trio.sleep(10)
+
+
+async def quick(context: Any) -> None:
+    await trio.sleep(1)
+
+
+async def run_with_capture(s: DependencyAwareScheduler) -> list[dict[str, Any]]:
+    s.schedule()
+    with capture_logs() as logs:
+        await s.execute()
+    return logs
+
+
+def mixed_scheduler() -> DependencyAwareScheduler:
+    s = DependencyAwareScheduler(retry_policy=RetryPolicy(initial_delay=0.5, jitter=0))
+    s.add_task("flaky", flaky_then_ok, retry_count=1)
+    s.add_task("broken", broken)
+    s.add_task("slow", slow, timeout_seconds=2)
+    s.add_task("after_broken", quick, dependencies=["broken"])
+    s.add_task("after_flaky", quick, dependencies=["flaky"])
+    s.add_task("blocking", lambda ctx: "b", timeout_seconds=None)
+    return s
+
+
+async def test_one_start_and_one_end_event_per_attempt(autojump_clock: MockClock) -> None:
+    logs = await run_with_capture(mixed_scheduler())
+    starts = Counter((e["task_id"], e["attempt"]) for e in logs if e["event"] == "task.started")
+    ends = Counter((e["task_id"], e["attempt"]) for e in logs if e["event"] in END_EVENTS)
+    assert starts == ends
+    assert set(starts.values()) == {1}
+    assert starts[("flaky", 2)] == 1
+
+
+async def test_every_event_carries_the_run_id(autojump_clock: MockClock) -> None:
+    s = mixed_scheduler()
+    logs = await run_with_capture(s)
+    run_ids = {e.get("run_id") for e in logs}
+    assert s.last_result is not None
+    assert run_ids == {str(s.last_result.execution_id)}
+
+
+async def test_event_names_per_outcome(autojump_clock: MockClock) -> None:
+    logs = await run_with_capture(mixed_scheduler())
+    by_task: dict[str, list[str]] = {}
+    for e in logs:
+        if "task_id" in e:
+            by_task.setdefault(e["task_id"], []).append(e["event"])
+    assert by_task == {
+        "flaky": ["task.started", "task.retrying", "task.started", "task.completed"],
+        "broken": [
+            "task.started",
+            "task.failed",
+        ],
+        "slow": ["task.started", "task.timed_out"],
+        "after_broken": ["task.skipped"],
+        "after_flaky": ["task.started", "task.completed"],
+        "blocking": ["task.started", "task.completed"],
+    }
+
+
+async def test_retrying_event_has_attempt_delay_and_error(autojump_clock: MockClock) -> None:
+    logs = await run_with_capture(mixed_scheduler())
+    (retrying,) = [e for e in logs if e["event"] == "task.retrying"]
+    assert retrying["attempt"] == 1
+    assert retrying["delay_s"] == pytest.approx(0.5)
+    assert retrying["error"] == "ConnectionError: flaky"
+    assert retrying["log_level"] == "warning"
+
+
+async def test_skipped_event_names_the_cause(autojump_clock: MockClock) -> None:
+    logs = await run_with_capture(mixed_scheduler())
+    (skipped,) = [e for e in logs if e["event"] == "task.skipped"]
+    assert (skipped["task_id"], skipped["skipped_because"]) == ("after_broken", "broken")
+
+
+async def test_run_and_wave_events(autojump_clock: MockClock) -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", quick)
+    s.add_task("b", quick)
+    s.add_task("c", quick, dependencies=["a"])
+    logs = await run_with_capture(s)
+    lifecycle = [
+        (e["event"], e.get("wave_number")) for e in logs if e["event"].startswith(("run.", "wave."))
+    ]
+    assert lifecycle == [
+        ("run.started", None),
+        ("wave.started", 1),
+        ("wave.completed", 1),
+        ("wave.started", 2),
+        ("wave.completed", 2),
+        ("run.completed", None),
+    ]
+    wave1 = next(e for e in logs if e["event"] == "wave.completed")
+    assert (wave1["task_count"], wave1["duration_ms"], wave1["status"]) == (2, 1000.0, "COMPLETED")
+    done = logs[-1]
+    assert (done["status"], done["successful_tasks"], done["total_tasks"]) == ("completed", 3, 3)
+
+
+async def test_task_end_events_carry_duration(autojump_clock: MockClock) -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", quick)
+    logs = await run_with_capture(s)
+    (completed,) = [e for e in logs if e["event"] == "task.completed"]
+    assert completed["duration_ms"] == pytest.approx(1000.0)
+    assert completed["wave_number"] == 1
+
+
+async def test_no_event_after_execute_returns(autojump_clock: MockClock) -> None:
+    release = threading.Event()
+
+    def stuck(context: Any) -> None:
+        release.wait(10)
+
+    s = DependencyAwareScheduler()
+    s.add_task("stuck", stuck, timeout_seconds=1)
+    s.schedule()
+    with capture_logs() as logs:
+        await s.execute()
+        count = len(logs)
+        release.set()
+        for _ in range(50):  # let the abandoned thread finish and report back
+            await trio.sleep(0.01)
+        assert len(logs) == count
+    assert logs[-1]["event"] == "run.completed"
+
+
+async def test_cancelled_run_emits_cancelled_events(autojump_clock: MockClock) -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("long", slow)
+    s.add_task("next", quick, dependencies=["long"])
+    s.schedule()
+    with capture_logs() as logs, trio.move_on_after(1):
+        await s.execute()
+    cancelled = {e["task_id"]: e["attempt"] for e in logs if e["event"] == "task.cancelled"}
+    assert cancelled == {"long": 1, "next": 0}
+    assert logs[-1]["status"] == "cancelled"
+
+
+async def test_a_logger_can_be_passed_in(autojump_clock: MockClock) -> None:
+    s = DependencyAwareScheduler(logger=structlog.get_logger("custom").bind(app="mine"))
+    s.add_task("a", quick)
+    logs = await run_with_capture(s)
+    assert {e.get("app") for e in logs} == {"mine"}

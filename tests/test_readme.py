@@ -1,0 +1,28 @@
+"""The README's code runs, and CI runs the README's test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def code_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
+
+
+@pytest.mark.parametrize("index", range(len(code_blocks("python"))))
+def test_readme_python_block_runs(index: int) -> None:
+    exec(compile(code_blocks("python")[index], f"README.md python block {index}", "exec"), {})
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    (command,) = [b.strip() for b in code_blocks("bash") if "pytest" in b]
+    setup, _, test = command.rpartition(" && ")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert setup in ci
+    assert test in ci

@@ -1,0 +1,262 @@
+"""The run core with blocking executors in worker threads (events, not sleeps)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+import trio
+
+from engine import (
+    DependencyAwareScheduler,
+    ExecutionResult,
+    RetryPolicy,
+    TaskStatus,
+    TaskTimeoutError,
+)
+
+WAIT = 10.0  # generous guard for threading waits; never reached when the code is right
+
+
+async def run_scheduler(s: DependencyAwareScheduler) -> ExecutionResult:
+    s.schedule()
+    return await s.execute()
+
+
+async def wait_for(predicate: Any) -> None:
+    """Yield to trio (and real threads) until predicate() holds.
+
+    The guard is real time, not trio time: under MockClock's autojump, trio
+    time races ahead while real threads work.
+    """
+    give_up = time.monotonic() + WAIT
+    while not predicate():
+        assert time.monotonic() < give_up, "condition never became true"
+        await trio.sleep(0.001)
+
+
+async def test_blocking_tasks_run_in_worker_threads() -> None:
+    main = threading.get_ident()
+
+    def where(context: Any) -> bool:
+        return threading.get_ident() != main
+
+    async def where_async(context: Any) -> bool:
+        return threading.get_ident() == main
+
+    s = DependencyAwareScheduler()
+    s.add_task("blocking", where)
+    s.add_task("async", where_async)
+    result = await run_scheduler(s)
+    assert result.task_results == {"blocking": True, "async": True}
+
+
+async def test_blocking_tasks_overlap() -> None:
+    """Two blocking tasks that each wait for the other can only finish if they overlap."""
+    barrier = threading.Barrier(2, timeout=WAIT)
+
+    def meet(context: Any) -> str:
+        barrier.wait()
+        return context["task_id"]
+
+    s = DependencyAwareScheduler(max_concurrent=2)
+    s.add_task("x", meet)
+    s.add_task("y", meet)
+    result = await run_scheduler(s)
+    assert result.task_results == {"x": "x", "y": "y"}
+
+
+async def test_blocking_results_flow_to_dependents() -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", lambda ctx: 20)
+    s.add_task("b", lambda ctx: ctx["dependency_results"]["a"] + 1, dependencies=["a"])
+    result = await run_scheduler(s)
+    assert result.task_results == {"a": 20, "b": 21}
+    assert s.state.get("task_result_b") == 21
+
+
+async def test_blocking_failure_skips_dependents() -> None:
+    def boom(context: Any) -> None:
+        raise OSError("disk full")
+
+    s = DependencyAwareScheduler()
+    s.add_task("a", boom)
+    s.add_task("b", lambda ctx: 1, dependencies=["a"])
+    s.add_task("c", lambda ctx: 2)
+    result = await run_scheduler(s)
+    assert result.tasks["a"].status is TaskStatus.FAILED
+    assert isinstance(result.tasks["a"].error, OSError)
+    assert result.tasks["b"].status is TaskStatus.SKIPPED
+    assert result.tasks["c"].status is TaskStatus.COMPLETED
+
+
+async def test_blocking_retry_succeeds() -> None:
+    calls: list[int] = []
+
+    def flaky(context: Any) -> str:
+        calls.append(context["attempt"])
+        if len(calls) < 3:
+            raise ConnectionError("again")
+        return "ok"
+
+    s = DependencyAwareScheduler(retry_policy=RetryPolicy(initial_delay=0))
+    s.add_task("a", flaky, retry_count=2)
+    result = await run_scheduler(s)
+    assert calls == [1, 2, 3]
+    assert result.tasks["a"].result == "ok"
+
+
+async def test_blocking_keyboard_interrupt_is_not_retried() -> None:
+    calls = 0
+
+    def interrupt(context: Any) -> None:
+        nonlocal calls
+        calls += 1
+        raise KeyboardInterrupt
+
+    s = DependencyAwareScheduler()
+    s.add_task("a", interrupt, retry_count=3)
+    s.schedule()
+    with pytest.raises(KeyboardInterrupt):
+        await s.execute()
+    assert calls == 1
+
+
+async def test_blocking_timeout_abandons_thread_and_keeps_its_slot(autojump_clock: Any) -> None:
+    release = threading.Event()
+    thread_done = threading.Event()
+    b_started = threading.Event()
+
+    def stuck(context: Any) -> None:
+        release.wait(WAIT)
+        thread_done.set()
+
+    def after(context: Any) -> None:
+        b_started.set()
+
+    s = DependencyAwareScheduler(max_concurrent=1)
+    s.add_task("stuck", stuck, timeout_seconds=1)
+    s.add_task("b", after, timeout_seconds=None)
+    s.schedule()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(s.execute)
+        await wait_for(lambda: s.get_task_status("stuck") is TaskStatus.FAILED)
+        # The slot is still held by the abandoned thread: b must not start.
+        assert s.get_task_status("b") is TaskStatus.PENDING
+        assert not b_started.is_set()
+        release.set()
+    result = s.last_result
+    assert result is not None
+    assert thread_done.is_set()
+    assert isinstance(result.tasks["stuck"].error, TaskTimeoutError)
+    assert result.tasks["b"].status is TaskStatus.COMPLETED
+
+
+async def test_timed_out_thread_sees_cancelled_flag(autojump_clock: Any) -> None:
+    saw_flag = threading.Event()
+
+    def cooperative(context: Any) -> None:
+        for _ in range(int(WAIT * 1000)):
+            if context.cancelled:
+                saw_flag.set()
+                return
+            threading.Event().wait(0.001)
+
+    s = DependencyAwareScheduler()
+    s.add_task("c", cooperative, timeout_seconds=1)
+    result = await run_scheduler(s)
+    assert result.tasks["c"].status is TaskStatus.FAILED
+    assert saw_flag.wait(WAIT)
+
+
+async def test_limit_holds_with_abandoned_threads(autojump_clock: Any) -> None:
+    lock = threading.Lock()
+    running = 0
+    peak = 0
+    release = threading.Event()
+
+    def tracked(context: Any) -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            if context["task_id"].startswith("stuck"):
+                release.wait(WAIT)
+        finally:
+            with lock:
+                running -= 1
+
+    s = DependencyAwareScheduler(max_concurrent=2)
+    s.add_task("stuck0", tracked, timeout_seconds=1)
+    for i in range(6):
+        s.add_task(f"quick{i}", tracked, timeout_seconds=None)
+    s.schedule()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(s.execute)
+        await wait_for(lambda: s.get_task_status("stuck0") is TaskStatus.FAILED)
+        await wait_for(
+            lambda: all(s.get_task_status(f"quick{i}") is TaskStatus.COMPLETED for i in range(6))
+        )
+        release.set()
+    assert peak == 2
+
+
+async def test_each_run_has_its_own_slots(autojump_clock: Any) -> None:
+    """A thread abandoned in one run does not hold a slot in the next run."""
+    release = threading.Event()
+
+    def stuck(context: Any) -> None:
+        release.wait(WAIT)
+
+    first = DependencyAwareScheduler(max_concurrent=1)
+    first.add_task("stuck", stuck, timeout_seconds=1)
+    await run_scheduler(first)  # returns although the thread still runs
+    second = DependencyAwareScheduler(max_concurrent=1)
+    second.add_task("next", lambda ctx: "ran", timeout_seconds=None)
+    result = await run_scheduler(second)
+    release.set()
+    assert result.task_results == {"next": "ran"}
+
+
+async def test_outside_cancel_does_not_wait_for_a_blocking_thread() -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def stuck(context: Any) -> None:
+        entered.set()
+        release.wait(WAIT)
+
+    s = DependencyAwareScheduler()
+    s.add_task("stuck", stuck)
+    s.schedule()
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(s.execute)
+            await wait_for(entered.is_set)
+            scope.cancel()
+    assert not release.is_set()  # we got here while the thread was still blocked
+    release.set()
+    result = s.last_result
+    assert result is not None
+    assert result.tasks["stuck"].status is TaskStatus.CANCELLED
+
+
+async def test_idle_worker_threads_end_with_the_run() -> None:
+    before = {t.ident for t in threading.enumerate()}
+    s = DependencyAwareScheduler(max_concurrent=4)
+    for i in range(8):
+        s.add_task(f"t{i}", lambda ctx: None)
+    await run_scheduler(s)
+    leftover = [t for t in threading.enumerate() if t.ident not in before]
+    assert leftover == []
+
+
+async def test_inline_adapter_runs_on_the_trio_thread() -> None:
+    main = threading.get_ident()
+    s = DependencyAwareScheduler()
+    s.add_task("a", lambda ctx: threading.get_ident() == main, adapter="inline")
+    result = await run_scheduler(s)
+    assert result.task_results == {"a": True}

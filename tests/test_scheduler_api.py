@@ -1,0 +1,308 @@
+"""DependencyAwareScheduler: the seed's API, argument checking, lifecycle."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import pytest
+import trio
+import trio.lowlevel
+
+import engine
+from engine import (
+    CircularDependencyError,
+    DependencyAwareScheduler,
+    InvalidTaskError,
+    SharedState,
+    TaskNotFoundError,
+    TaskStatus,
+    ThreadSafeState,
+)
+
+
+async def noop(context: Any) -> None:
+    return None
+
+
+def test_seed_aliases_are_the_same_classes() -> None:
+    assert engine.ThreadSafeState is engine.SharedState
+    assert engine.ModelWave is engine.Wave
+    assert engine.ModelExecutionResult is engine.ExecutionResult
+    assert engine.EnumTaskStatus is engine.TaskStatus
+
+
+def test_task_status_members() -> None:
+    assert [s.name for s in TaskStatus] == [
+        "PENDING",
+        "IN_PROGRESS",
+        "COMPLETED",
+        "FAILED",
+        "SKIPPED",
+        "CANCELLED",
+    ]
+
+
+def test_non_callable_executor_is_invalid_task_error() -> None:
+    s = DependencyAwareScheduler()
+    with pytest.raises(InvalidTaskError, match=r"Executor for task 'a' must be callable") as info:
+        s.add_task("a", 42)
+    assert info.value.task_id == "a"
+
+
+def test_duplicate_task_is_value_error() -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", noop)
+    with pytest.raises(ValueError, match="Task 'a' already exists"):
+        s.add_task("a", noop)
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0, math.nan])
+def test_bad_timeout_value_is_value_error(bad: float) -> None:
+    with pytest.raises(ValueError, match=r"timeout_seconds of task 'a' must be > 0"):
+        DependencyAwareScheduler().add_task("a", noop, timeout_seconds=bad)
+
+
+def test_bad_timeout_type_is_type_error() -> None:
+    with pytest.raises(TypeError, match=r"timeout_seconds of task 'a' must be a number"):
+        DependencyAwareScheduler().add_task("a", noop, timeout_seconds="5")  # type: ignore[arg-type]
+
+
+def test_negative_retry_count_is_value_error() -> None:
+    with pytest.raises(ValueError, match=r"retry_count of task 'a' must be >= 0, got -1"):
+        DependencyAwareScheduler().add_task("a", noop, retry_count=-1)
+
+
+def test_float_retry_count_is_type_error() -> None:
+    with pytest.raises(TypeError, match=r"retry_count of task 'a' must be an int"):
+        DependencyAwareScheduler().add_task("a", noop, retry_count=1.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [0, -3])
+def test_max_concurrent_below_one_is_value_error(bad: int) -> None:
+    with pytest.raises(ValueError, match="max_concurrent must be at least 1"):
+        DependencyAwareScheduler(max_concurrent=bad)
+
+
+def test_max_concurrent_wrong_type_is_type_error() -> None:
+    with pytest.raises(TypeError, match="max_concurrent must be an int"):
+        DependencyAwareScheduler(max_concurrent="4")  # type: ignore[arg-type]
+
+
+def test_unknown_mode_is_value_error() -> None:
+    with pytest.raises(ValueError, match="mode must be 'waves' or 'eager'"):
+        DependencyAwareScheduler(mode="fast")  # type: ignore[arg-type]
+
+
+def test_unknown_option_is_type_error_naming_it() -> None:
+    with pytest.raises(TypeError, match=r"unknown option\(s\) colour for task 'a'"):
+        DependencyAwareScheduler().add_task("a", noop, colour="red")
+
+
+def test_unknown_adapter_name_is_value_error_at_schedule() -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", print, adapter="warp")
+    with pytest.raises(ValueError, match=r"Unknown adapter 'warp' for task 'a'"):
+        s.schedule()
+
+
+def test_async_executor_with_thread_adapter_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"Task 'a' has an async executor"):
+        DependencyAwareScheduler().add_task("a", noop, adapter="thread")
+
+
+def test_bad_estimated_duration_is_refused_when_added() -> None:
+    with pytest.raises(ValueError, match=r"estimated_duration'\] of task 'a'"):
+        DependencyAwareScheduler().add_task("a", noop, metadata={"estimated_duration": -1})
+
+
+def test_bare_string_dependencies_refused() -> None:
+    with pytest.raises(TypeError, match=r"did you mean \['b'\]"):
+        DependencyAwareScheduler().add_task("a", noop, dependencies="b")
+
+
+async def test_execute_without_schedule_is_value_error() -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", noop)
+    with pytest.raises(ValueError, match=r"^Must call schedule\(\) before execute\(\)$"):
+        await s.execute()
+
+
+async def test_execute_after_a_change_needs_a_new_schedule() -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", noop)
+    s.schedule()
+    s.add_task("b", noop)
+    with pytest.raises(ValueError, match="Must call schedule"):
+        await s.execute()
+
+
+def test_schedule_reports_missing_dependency_with_suggestion() -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("parse_contract", noop)
+    s.add_task("generate_model", noop, dependencies=["parse_contrat"])
+    with pytest.raises(TaskNotFoundError, match="did you mean 'parse_contract'"):
+        s.schedule()
+
+
+def test_schedule_reports_cycle_path() -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("task_a", noop, dependencies=["task_b"])
+    s.add_task("task_b", noop, dependencies=["task_c"])
+    s.add_task("task_c", noop, dependencies=["task_a"])
+    assert s.detect_deadlock()
+    with pytest.raises(CircularDependencyError) as info:
+        s.schedule()
+    assert info.value.cycle_path == ["task_a", "task_b", "task_c", "task_a"]
+
+
+def test_schedule_returns_one_based_waves() -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("task_a", noop)
+    s.add_task("task_b", noop)
+    s.add_task("task_c", noop, dependencies=["task_a", "task_b"])
+    s.add_task("task_d", noop, dependencies=["task_c"])
+    waves = s.schedule()
+    assert [(w.wave_number, list(w.task_ids)) for w in waves] == [
+        (1, ["task_a", "task_b"]),
+        (2, ["task_c"]),
+        (3, ["task_d"]),
+    ]
+    assert s.get_wave_summary()[0] == {
+        "wave_number": 1,
+        "task_ids": ["task_a", "task_b"],
+        "task_count": 2,
+        "status": "PENDING",
+        "duration_ms": None,
+    }
+
+
+def test_get_dag_len_status_and_clear() -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", noop)
+    s.add_task("b", noop, dependencies=["a"])
+    assert s.get_dag() == {"a": [], "b": ["a"]}
+    assert len(s) == 2
+    assert s.get_task_status("a") is TaskStatus.PENDING
+    assert s.get_task_status("zzz") is None
+    s.clear()
+    assert len(s) == 0
+    assert s.get_dag() == {}
+
+
+def test_get_task_unknown_suggests() -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("alpha", noop)
+    with pytest.raises(TaskNotFoundError, match="did you mean 'alpha'"):
+        s.get_task("alpah")
+
+
+def test_executor_kinds_are_detected() -> None:
+    class AsyncCallable:
+        async def __call__(self, context: Any) -> int:
+            return 1
+
+    def blocking(context: Any, extra: int = 0) -> int:
+        return extra
+
+    s = DependencyAwareScheduler()
+    s.add_task("async_fn", noop)
+    s.add_task("async_partial", functools.partial(functools.partial(noop)))
+    s.add_task("async_obj", AsyncCallable())
+    s.add_task("sync_fn", blocking)
+    s.add_task("sync_partial", functools.partial(blocking, extra=3))
+    s.add_task("sync_lambda", lambda ctx: 1)
+    assert {tid: t.is_async for tid, t in s.tasks.items()} == {
+        "async_fn": True,
+        "async_partial": True,
+        "async_obj": True,
+        "sync_fn": False,
+        "sync_partial": False,
+        "sync_lambda": False,
+    }
+
+
+async def test_empty_scheduler_runs_to_empty_result() -> None:
+    s = DependencyAwareScheduler()
+    assert s.schedule() == []
+    result = await s.execute()
+    assert (result.total_tasks, result.total_waves, result.speedup_ratio) == (0, 0, 1.0)
+    assert result.task_results == {}
+    assert result.critical_path == []
+
+
+async def test_add_task_during_run_is_runtime_error() -> None:
+    s = DependencyAwareScheduler()
+    errors: list[str] = []
+
+    async def meddle(context: Any) -> None:
+        try:
+            s.add_task("late", noop)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    s.add_task("a", meddle)
+    s.schedule()
+    await s.execute()
+    assert errors == ["Cannot call add_task() while a run is in progress"]
+
+
+async def test_execute_during_run_is_runtime_error_not_deadlock() -> None:
+    s = DependencyAwareScheduler()
+    errors: list[str] = []
+
+    async def reenter(context: Any) -> None:
+        try:
+            await s.execute()
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    s.add_task("a", reenter)
+    s.schedule()
+    await s.execute()
+    assert errors == ["Cannot call execute() while a run is in progress"]
+
+
+def test_run_is_synchronous_and_schedules() -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", lambda ctx: 2)
+    s.add_task("b", lambda ctx: ctx["dependency_results"]["a"] * 10, dependencies=["a"])
+    result = s.run()
+    assert result.task_results == {"a": 2, "b": 20}
+
+
+def test_state_must_be_shared_state() -> None:
+    with pytest.raises(TypeError, match="state must be a SharedState"):
+        DependencyAwareScheduler(state={})  # type: ignore[arg-type]
+
+
+def test_thread_safe_state_is_accepted() -> None:
+    s = DependencyAwareScheduler(state=ThreadSafeState({"x": 1}))
+    assert isinstance(s.state, SharedState)
+
+
+async def test_status_is_live_during_run() -> None:
+    s = DependencyAwareScheduler()
+    seen: dict[str, TaskStatus | None] = {}
+
+    async def look(context: Any) -> None:
+        seen["self"] = s.get_task_status("look")
+        seen["later"] = s.get_task_status("later")
+
+    s.add_task("look", look)
+    s.add_task("later", noop, dependencies=["look"])
+    s.schedule()
+    await s.execute()
+    assert seen == {"self": TaskStatus.IN_PROGRESS, "later": TaskStatus.PENDING}
+    assert s.get_task_status("later") is TaskStatus.COMPLETED
+
+
+def test_trio_checkpoint_in_executor_works() -> None:
+    async def sleepy(context: Any) -> str:
+        await trio.lowlevel.checkpoint()
+        return "ok"
+
+    s = DependencyAwareScheduler()
+    s.add_task("a", sleepy)
+    assert s.run().task_results == {"a": "ok"}
