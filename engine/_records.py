@@ -8,10 +8,12 @@ written against it keeps working; everything beyond the seed is additive.
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine._errors import WaveExecutionError
@@ -194,7 +196,7 @@ class Wave:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ExecutionResult:
     """Everything a run produced. Returned whether tasks failed or not.
 
@@ -215,9 +217,11 @@ class ExecutionResult:
         task_results: task id -> result, for COMPLETED tasks.
         task_errors: task id -> "ExcType: message", for FAILED and CANCELLED tasks.
         wave_summary: per wave, the dicts of :meth:`Wave.summary`.
-        tasks: task id -> :class:`TaskRecord`, in the order tasks were added.
+        tasks: task id -> :class:`TaskRecord`, in the order tasks were added
+            (built on first access).
         waves: the :class:`Wave` records.
-        critical_path: the longest chain of dependent tasks by measured duration.
+        critical_path: the longest chain of dependent tasks by measured
+            duration (computed on first access).
         mode: "waves" or "eager".
         max_concurrent: the run's concurrency limit.
         state: the run's shared state (results are also stored there).
@@ -236,12 +240,30 @@ class ExecutionResult:
     task_results: Mapping[str, Any]
     task_errors: Mapping[str, str]
     wave_summary: list[dict[str, Any]]
-    tasks: Mapping[str, TaskRecord]
     waves: tuple[Wave, ...]
-    critical_path: list[str]
     mode: str
     max_concurrent: int
     state: SharedState | None = field(default=None, repr=False, compare=False)
+    # Build ``tasks`` and ``critical_path`` on first access: a run of many
+    # small tasks should not pay for records nobody reads.
+    task_records_source: Callable[[], dict[str, TaskRecord]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    critical_path_source: Callable[[], list[str]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    @functools.cached_property
+    def tasks(self) -> Mapping[str, TaskRecord]:
+        """Task id -> :class:`TaskRecord`, in the order the tasks were added."""
+        source = self.task_records_source
+        return MappingProxyType({} if source is None else source())
+
+    @functools.cached_property
+    def critical_path(self) -> list[str]:
+        """The longest chain of dependent tasks by measured duration (ids, first to last)."""
+        source = self.critical_path_source
+        return [] if source is None else source()
 
     @property
     def succeeded(self) -> bool:

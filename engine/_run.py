@@ -25,7 +25,9 @@ async tasks are exact.
 
 from __future__ import annotations
 
+import functools
 import heapq
+import math
 import random
 import uuid
 from collections.abc import Callable, Sequence
@@ -181,6 +183,16 @@ class RunCore:
         self._nursery: trio.Nursery | None = None
         self._failed = False
         self.last_result: ExecutionResult | None = None
+        # Timeouts: one heap of (deadline, token, worker) and one watchdog task.
+        workers = min(max_concurrent, n)
+        self._workers = workers
+        self._worker_scopes: list[trio.CancelScope] = [trio.CancelScope() for _ in range(workers)]
+        self._armed = [0] * workers  # token of the attempt on the clock, 0 for none
+        self._timed_out = [False] * workers
+        self._deadlines: list[tuple[float, int, int]] = []
+        self._token = 0
+        self._watchdog_deadline = math.inf
+        self._watchdog_scope: trio.CancelScope | None = None
 
     # -- planning ---------------------------------------------------------
 
@@ -191,10 +203,11 @@ class RunCore:
             # Longest remaining path including the task itself, computed in
             # reverse topological order (waves reversed), iteratively.
             remaining = [t.estimated_duration for t in tasks]
+            dependents = self.plan.dependents
             for wave in reversed(self.plan.waves):
                 for i in wave:
-                    below = max((remaining[j] for j in self.plan.dependents[i]), default=0.0)
-                    remaining[i] = tasks[i].estimated_duration + below
+                    if dependents[i]:
+                        remaining[i] += max(remaining[j] for j in dependents[i])
             return [-r for r in remaining]
         if wave_optimization:
             return [-t.estimated_duration for t in tasks]
@@ -255,13 +268,27 @@ class RunCore:
                 if count == 0:
                     self._push(i)
 
-    async def _worker(self) -> None:
-        since_yield = 0
+    async def _worker(self, w: int) -> None:
+        """Run attempts until no work is left. ``w`` numbers the worker.
+
+        Each worker runs its attempts inside one cancel scope of its own, which
+        the watchdog cancels when the running attempt's deadline passes; a
+        cancelled scope cannot be reused, so a fresh one is opened after it.
+        """
         while True:
+            with trio.CancelScope() as scope:
+                self._worker_scopes[w] = scope
+                await self._work(w, scope)
+            if not scope.cancel_called:
+                return
+
+    async def _work(self, w: int, scope: trio.CancelScope) -> None:
+        since_yield = 0
+        while not scope.cancel_called:
             if self._ready and self._free:
                 i = heapq.heappop(self._ready)[1]
                 slot = heapq.heappop(self._free)
-                await self._attempt(i, slot)
+                await self._attempt(i, slot, w)
                 since_yield += 1
                 if since_yield >= _FAIRNESS_EVERY:
                     since_yield = 0
@@ -270,29 +297,71 @@ class RunCore:
             if self._remaining == 0:
                 return
             since_yield = 0
+            self._retarget_watchdog()
             await self._park()
+
+    # -- timeouts -------------------------------------------------------------------
+
+    def _arm(self, w: int, timeout: float, now: float) -> None:
+        """Start the clock on worker ``w``'s attempt (one heap push; no cancel scope)."""
+        self._token += 1
+        self._armed[w] = self._token
+        deadline = now + timeout
+        heapq.heappush(self._deadlines, (deadline, self._token, w))
+        if deadline < self._watchdog_deadline:
+            self._aim_watchdog(deadline)
+
+    def _disarm(self, w: int) -> None:
+        # The heap entry stays behind: the watchdog drops it when it wakes, or
+        # _retarget_watchdog does before a worker parks. Re-aiming the watchdog
+        # here would cost a trio deadline update on every attempt.
+        self._armed[w] = 0
+
+    def _retarget_watchdog(self) -> None:
+        """Drop finished attempts from the heap's head and aim at the next live deadline.
+
+        Called before a worker parks, so an idle run never sleeps towards a
+        deadline nobody needs (under MockClock's autojump that would make time
+        jump for nothing).
+        """
+        heap, armed = self._deadlines, self._armed
+        if heap and armed[heap[0][2]] != heap[0][1]:
+            while heap and armed[heap[0][2]] != heap[0][1]:
+                heapq.heappop(heap)
+            self._aim_watchdog(heap[0][0] if heap else math.inf)
+
+    def _aim_watchdog(self, deadline: float) -> None:
+        self._watchdog_deadline = deadline
+        if self._watchdog_scope is not None:
+            self._watchdog_scope.deadline = deadline
+
+    async def _watchdog(self) -> None:
+        """Cancel the worker whose attempt has passed its deadline."""
+        while self._remaining:
+            with trio.CancelScope(deadline=self._watchdog_deadline) as scope:
+                self._watchdog_scope = scope
+                await trio.sleep_forever()
+            self._watchdog_scope = None
+            now = trio.current_time()
+            heap, armed = self._deadlines, self._armed
+            while heap and heap[0][0] <= now:
+                _, token, w = heapq.heappop(heap)
+                if armed[w] == token:
+                    armed[w] = 0
+                    self._timed_out[w] = True
+                    self._worker_scopes[w].cancel()
+            self._watchdog_deadline = heap[0][0] if heap else math.inf
 
     # -- one attempt --------------------------------------------------------------
 
     def _context(self, i: int, attempt: int) -> TaskContext:
         task = self.plan.tasks[i]
         results = self._results
-        dep_results = {self.plan.tasks[d].task_id: results[d] for d in self.plan.deps[i]}
+        tasks = self.plan.tasks
+        dep_results = {tasks[d].task_id: results[d] for d in self.plan.deps[i]}
         return TaskContext(task.task_id, task.metadata, dep_results, attempt, self.state)
 
-    async def _call(self, i: int, invocation: Invocation) -> outcome.Outcome[Any]:
-        runner = self._runners[i]
-        result: outcome.Outcome[Any]
-        if runner is None:
-            result = await outcome.acapture(invocation.func, invocation.context)
-        else:
-            result = await outcome.acapture(runner.run, invocation)
-        if isinstance(result, outcome.Error) and not isinstance(result.error, Exception):
-            # Cancellation, KeyboardInterrupt, SystemExit: never captured, never retried.
-            result.unwrap()
-        return result
-
-    async def _attempt(self, i: int, slot: int) -> None:
+    async def _attempt(self, i: int, slot: int, w: int) -> None:
         task = self.plan.tasks[i]
         run = self.runs[i]
         wave = self.plan.wave_of[i]
@@ -309,53 +378,84 @@ class RunCore:
         self.events.task_started(task.task_id, wave + 1, attempt, self._adapter_names[i])
         context = run.context = self._context(i, attempt)
         lease = _Lease(self, slot)
-        invocation = Invocation(task.task_id, task.executor, context, attempt, lease.detach)
-        timed_out = False
+        if task.timeout_seconds is not None:
+            self._arm(w, task.timeout_seconds, start)
+        runner = self._runners[i]
+        result: outcome.Outcome[Any]
         try:
-            if task.timeout_seconds is None:
-                result = await self._call(i, invocation)
+            if runner is None:
+                result = await outcome.acapture(task.executor, context)
             else:
-                with trio.move_on_after(task.timeout_seconds) as scope:
-                    result = await self._call(i, invocation)
-                if scope.cancelled_caught:
-                    timed_out = True
-                    context.cancelled = True
-                    result = outcome.Error(
-                        TaskTimeoutError(task.task_id, task.timeout_seconds, attempt)
-                    )
+                invocation = Invocation(task.task_id, task.executor, context, attempt, lease.detach)
+                result = await outcome.acapture(runner.run, invocation)
+            if isinstance(result, outcome.Error) and not isinstance(result.error, Exception):
+                # Cancellation, KeyboardInterrupt, SystemExit: never captured, never retried.
+                result.unwrap()
         except BaseException as exc:
+            self._disarm(w)
             end = trio.current_time()
             context.cancelled = True
-            self._record_attempt(i, attempt, "cancelled", start, end, slot, exc)
             if not lease.detached:
                 self._free_slot(slot)
+            if self._timed_out[w] and isinstance(exc, trio.Cancelled):
+                # Our watchdog cancelled this worker's scope: a timeout, not a
+                # cancellation. Record it, then let the scope absorb the Cancelled.
+                self._timed_out[w] = False
+                assert task.timeout_seconds is not None
+                error = TaskTimeoutError(task.task_id, task.timeout_seconds, attempt)
+                self._record_attempt(i, attempt, "timed_out", start, end, slot, error)
+                self._after_failure(i, attempt, error, start, end, timed_out=True)
+                raise
+            self._record_attempt(i, attempt, "cancelled", start, end, slot, exc)
+            run.end = end
             if isinstance(exc, trio.Cancelled):
                 run.status = CANCELLED
-                self.events.task_cancelled(
-                    task.task_id, wave + 1, attempt, self._ms(end) - self._ms(start)
-                )
+                self.events.task_cancelled(task.task_id, wave + 1, attempt, (end - start) * 1000)
             else:  # KeyboardInterrupt / SystemExit from the executor
                 run.status = FAILED
                 run.error = exc
                 self.events.task_failed(task.task_id, wave + 1, attempt, (end - start) * 1000, exc)
-            run.end = end
             raise
+        if task.timeout_seconds is not None:
+            self._disarm(w)
         end = trio.current_time()
         if not lease.detached:
             self._free_slot(slot)
+        if self._timed_out[w]:
+            # The deadline passed but the attempt returned before the
+            # cancellation reached it (it did not checkpoint): still a timeout.
+            self._timed_out[w] = False
+            assert task.timeout_seconds is not None
+            result = outcome.Error(TaskTimeoutError(task.task_id, task.timeout_seconds, attempt))
+            self._record_attempt(i, attempt, "timed_out", start, end, slot, result.error)
+            self._after_failure(i, attempt, result.error, start, end, timed_out=True)
+            return
         if isinstance(result, outcome.Value):
             self._record_attempt(i, attempt, "completed", start, end, slot, None)
             self._complete(i, result.value, end)
             return
         assert isinstance(result, outcome.Error)
-        error = result.error
-        kind: AttemptOutcome = "timed_out" if timed_out else "failed"
-        self._record_attempt(i, attempt, kind, start, end, slot, error)
+        self._record_attempt(i, attempt, "failed", start, end, slot, result.error)
+        self._after_failure(i, attempt, result.error, start, end, timed_out=False)
+
+    def _after_failure(
+        self,
+        i: int,
+        attempt: int,
+        error: BaseException,
+        start: float,
+        end: float,
+        *,
+        timed_out: bool,
+    ) -> None:
+        """Retry the task if it has attempts left, else fail it."""
+        task = self.plan.tasks[i]
+        wave_number = self.plan.wave_of[i] + 1
         duration_ms = (end - start) * 1000.0
         if attempt <= task.retry_count:
             policy = task.retry_policy or self.retry_policy
             delay = policy.delay(attempt, self.rng.random())
-            self.events.task_retrying(task.task_id, wave + 1, attempt, duration_ms, error, delay)
+            self.events.task_retrying(task.task_id, wave_number, attempt, duration_ms, error, delay)
             if delay <= 0:
                 self._push(i)
             else:
@@ -363,9 +463,9 @@ class RunCore:
                 self._nursery.start_soon(self._retry_later, i, delay)
             return
         if timed_out:
-            self.events.task_timed_out(task.task_id, wave + 1, attempt, duration_ms, error)
+            self.events.task_timed_out(task.task_id, wave_number, attempt, duration_ms, error)
         else:
-            self.events.task_failed(task.task_id, wave + 1, attempt, duration_ms, error)
+            self.events.task_failed(task.task_id, wave_number, attempt, duration_ms, error)
         self._fail(i, error, end)
 
     async def _retry_later(self, i: int, delay: float) -> None:
@@ -450,6 +550,8 @@ class RunCore:
             self._release_waves()
         if self._remaining == 0:
             self._wake_all()
+            if self._watchdog_scope is not None:
+                self._watchdog_scope.cancel()
 
     def _wave_status(self, w: int) -> TaskStatus:
         statuses = {self.runs[i].status for i in self.plan.waves[w]}
@@ -530,8 +632,10 @@ class RunCore:
                     async with trio.open_nursery() as nursery:
                         self._nursery = nursery
                         self._release_initial()
-                        for _ in range(min(self.max_concurrent, len(plan.tasks))):
-                            nursery.start_soon(self._worker)
+                        if any(t.timeout_seconds is not None for t in plan.tasks):
+                            nursery.start_soon(self._watchdog)
+                        for w in range(self._workers):
+                            nursery.start_soon(self._worker, w)
         except BaseException as exc:
             self.last_result = self._finish("cancelled" if _only_cancelled(exc) else "error")
             unwrapped = _unwrap(exc)
@@ -573,56 +677,32 @@ class RunCore:
         return result
 
     def _result(self, end: float) -> ExecutionResult:
-        plan = self.plan
-        records: dict[str, TaskRecord] = {}
+        plan, runs, t0 = self.plan, self.runs, self._t0
         counts = dict.fromkeys(TaskStatus, 0)
         sequential = 0.0
-        for i, run in enumerate(self.runs):
-            tid = plan.tasks[i].task_id
-            counts[run.status] += 1
+        task_results: dict[str, Any] = {}
+        task_errors: dict[str, str] = {}
+        for task, run in zip(plan.tasks, runs, strict=True):
+            status = run.status
+            counts[status] += 1
             sequential += run.busy
-            records[tid] = TaskRecord(
-                task_id=tid,
-                status=run.status,
-                wave_number=plan.wave_of[i] + 1,
-                attempts=run.attempts,
-                start_ms=None if run.start is None else self._ms(run.start),
-                end_ms=None if run.end is None else self._ms(run.end),
-                duration_ms=run.busy * 1000.0,
-                result=run.result,
-                error=run.error,
-                skipped_because=run.skipped_because,
-                attempt_log=tuple(run.log),
-            )
+            if status is COMPLETED:
+                task_results[task.task_id] = run.result
+            elif run.error is not None and status in (FAILED, CANCELLED):
+                task_errors[task.task_id] = f"{type(run.error).__name__}: {run.error}"
         waves = tuple(
             Wave(
                 wave_number=w + 1,
                 task_ids=tuple(plan.tasks[i].task_id for i in wave),
                 status=self._wave_status(w),
-                duration_ms=(
-                    None
-                    if self._wave_start[w] is None or self._wave_end[w] is None
-                    else (self._wave_end[w] - self._wave_start[w]) * 1000.0  # type: ignore[operator]
-                ),
-                start_ms=None if self._wave_start[w] is None else self._ms(self._wave_start[w]),  # type: ignore[arg-type]
-                end_ms=None if self._wave_end[w] is None else self._ms(self._wave_end[w]),  # type: ignore[arg-type]
+                duration_ms=_span_ms(self._wave_start[w], self._wave_end[w]),
+                start_ms=_offset_ms(self._wave_start[w], t0),
+                end_ms=_offset_ms(self._wave_end[w], t0),
             )
             for w, wave in enumerate(plan.waves)
         )
-        wall_ms = self._ms(end)
+        wall_ms = (end - t0) * 1000.0
         sequential_ms = sequential * 1000.0
-        critical = analyze_schedule(
-            ScheduleGraph(
-                units=tuple(
-                    ScheduleUnit(
-                        id=plan.tasks[i].task_id,
-                        duration=run.busy * 1000.0,
-                        depends_on=tuple(plan.tasks[i].dependencies),
-                    )
-                    for i, run in enumerate(self.runs)
-                )
-            )
-        ).critical_path
         return ExecutionResult(
             execution_id=self.execution_id,
             total_tasks=len(plan.tasks),
@@ -634,26 +714,61 @@ class RunCore:
             total_duration_ms=wall_ms,
             sequential_duration_ms=sequential_ms,
             speedup_ratio=sequential_ms / wall_ms if wall_ms > 0 and sequential_ms > 0 else 1.0,
-            task_results={
-                tid: rec.result for tid, rec in records.items() if rec.status is COMPLETED
-            },
-            task_errors={
-                tid: f"{type(rec.error).__name__}: {rec.error}"
-                for tid, rec in records.items()
-                if rec.error is not None and rec.status in (FAILED, CANCELLED)
-            },
+            task_results=task_results,
+            task_errors=task_errors,
             wave_summary=[wave.summary() for wave in waves],
-            tasks=records,
             waves=waves,
-            critical_path=list(critical),
             mode=self.mode,
             max_concurrent=self.max_concurrent,
             state=self.state,
+            task_records_source=functools.partial(_task_records, plan, runs, t0),
+            critical_path_source=functools.partial(
+                _critical_path, plan, [run.busy * 1000.0 for run in runs]
+            ),
         )
 
     def status_of(self, i: int) -> TaskStatus:
         """Live status of task ``i``."""
         return self.runs[i].status
+
+
+def _offset_ms(t: float | None, t0: float) -> float | None:
+    return None if t is None else (t - t0) * 1000.0
+
+
+def _span_ms(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else (end - start) * 1000.0
+
+
+def _task_records(plan: RunPlan, runs: Sequence[_TaskRun], t0: float) -> dict[str, TaskRecord]:
+    """The per-task records of a finished run (built when first asked for)."""
+    return {
+        task.task_id: TaskRecord(
+            task_id=task.task_id,
+            status=run.status,
+            wave_number=plan.wave_of[i] + 1,
+            attempts=run.attempts,
+            start_ms=_offset_ms(run.start, t0),
+            end_ms=_offset_ms(run.end, t0),
+            duration_ms=run.busy * 1000.0,
+            result=run.result,
+            error=run.error,
+            skipped_because=run.skipped_because,
+            attempt_log=tuple(run.log),
+        )
+        for i, (task, run) in enumerate(zip(plan.tasks, runs, strict=True))
+    }
+
+
+def _critical_path(plan: RunPlan, durations_ms: list[float]) -> list[str]:
+    """The run's critical path by measured durations (the plan analysis, reused)."""
+    graph = ScheduleGraph(
+        units=tuple(
+            ScheduleUnit(id=task.task_id, duration=d, depends_on=task.dependencies)
+            for task, d in zip(plan.tasks, durations_ms, strict=True)
+        )
+    )
+    return list(analyze_schedule(graph).critical_path)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

@@ -54,6 +54,16 @@ class _Missing:
 _MISSING: Final = _Missing()
 
 
+# Values of these types cannot be mutated, so "deep-copying" them is the identity:
+# skipping copy.deepcopy for them keeps a run that stores many small results cheap.
+_IMMUTABLE: Final = frozenset({type(None), bool, int, float, complex, str, bytes})
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of *value*, or *value* itself when it is an immutable scalar."""
+    return value if type(value) in _IMMUTABLE else copy.deepcopy(value)
+
+
 def _check_key(key: object) -> None:
     """Raise TypeError unless *key* is a str (state keys are always str)."""
     if not isinstance(key, str):
@@ -127,7 +137,7 @@ class StateView(Mapping[str, Any]):
         Raises:
             KeyError: *key* was not set at this version.
         """
-        return copy.deepcopy(self._data[key])
+        return _copy(self._data[key])
 
     def __contains__(self, key: object) -> bool:
         # Overridden so that a membership test does not deep-copy the value.
@@ -233,7 +243,7 @@ class SharedState:
             value = self._data.get(key, _MISSING)
         if value is _MISSING:
             return default
-        return copy.deepcopy(value)
+        return _copy(value)
 
     def get_required(self, key: str) -> Any:
         """Return a deep copy of the value of *key*, which must be set.
@@ -254,7 +264,7 @@ class SharedState:
             value = self._data.get(key, _MISSING)
         if value is _MISSING:
             raise StateKeyError(key)
-        return copy.deepcopy(value)
+        return _copy(value)
 
     def has(self, key: str) -> bool:
         """Return whether *key* is set (a stored None counts as set).
@@ -334,6 +344,36 @@ class SharedState:
                 self._view = StateView(self._version, dict(self._data))
             return self._view
 
+    def view_at(self, version: int) -> StateView:
+        """Return a read-only view of the state as it was at *version*.
+
+        The current version is served from the same cache as :meth:`view`; an
+        older one is rebuilt from the history (cost: a shallow copy plus the
+        changes made since).
+
+        Args:
+            version: a version this store has had.
+
+        Raises:
+            StateVersionError: *version* is negative or in the future.
+            StateRollbackError: the kept history no longer reaches *version*.
+        """
+        with self._lock:
+            current = self._version
+            if version == current:
+                return self.view()
+            if version < 0 or version > current:
+                raise StateVersionError(version, current)
+            if version < self._history_floor:
+                raise StateRollbackError(version, self._history_floor)
+            data = dict(self._data)
+            for key, value in self._values_at(version).items():
+                if value is _MISSING:
+                    data.pop(key, None)
+                else:
+                    data[key] = value
+        return StateView(version, data)
+
     # ----------------------------------------------------------------- writes
 
     def set(self, key: str, value: Any, changed_by: str | None = None) -> None:
@@ -348,7 +388,7 @@ class SharedState:
             TypeError: *key* is not a str.
         """
         _check_key(key)
-        stored = copy.deepcopy(value)
+        stored = _copy(value)
         with self._lock:
             old = self._data.get(key, _MISSING)
             self._data[key] = stored
@@ -374,7 +414,10 @@ class SharedState:
         if not items:
             return
         # One deepcopy of the whole dict keeps values that share objects sharing.
-        stored = copy.deepcopy(items)
+        immutable = _IMMUTABLE
+        stored = (
+            items if all(type(v) in immutable for v in items.values()) else copy.deepcopy(items)
+        )
         with self._lock:
             self._version += 1
             self._set_count += 1
@@ -467,11 +510,11 @@ class SharedState:
             if old is _MISSING:
                 if default is _MISSING:
                     raise StateKeyError(key)
-                current = copy.deepcopy(default)
+                current = _copy(default)
             else:
-                current = copy.deepcopy(old)
+                current = _copy(old)
             result = fn(current)
-            stored = copy.deepcopy(result)
+            stored = _copy(result)
             self._data[key] = stored
             self._version += 1
             self._set_count += 1
@@ -512,14 +555,7 @@ class SharedState:
                 return
             if target_version < self._history_floor:
                 raise StateRollbackError(target_version, self._history_floor)
-            # Walking newest -> oldest, the last record seen for a key is the
-            # oldest one after target_version: its "before" is the target value.
-            target: dict[str, Any] = {}
-            for change in reversed(self._history):
-                if change.version <= target_version:
-                    break
-                if change.key is not None:
-                    target[change.key] = _old_or_missing(change)
+            target = self._values_at(target_version)
             self._version += 1
             for key, value in target.items():
                 old = self._data.get(key, _MISSING)
@@ -597,6 +633,21 @@ class SharedState:
             }
 
     # -------------------------------------------------------------- internals
+
+    def _values_at(self, version: int) -> dict[str, Any]:
+        """Key -> value (or ``_MISSING``) at *version*, for every key changed since.
+
+        Walking newest -> oldest, the last record seen for a key is the oldest
+        one after *version*: its "before" is the value at *version*. Call with
+        the lock held, after checking that the history reaches *version*.
+        """
+        target: dict[str, Any] = {}
+        for change in reversed(self._history):
+            if change.version <= version:
+                break
+            if change.key is not None:
+                target[change.key] = _old_or_missing(change)
+        return target
 
     def _record(
         self,

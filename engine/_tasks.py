@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from engine._errors import InvalidTaskError
+from engine._errors import InvalidTaskError, StateRollbackError
 from engine._records import RetryPolicy
 
 if TYPE_CHECKING:
@@ -111,11 +111,8 @@ class Task:
     adapter: str | Adapter | None = None
     retry_policy: RetryPolicy | None = None
     is_async: bool = False
-
-    @property
-    def estimated_duration(self) -> float:
-        """``metadata["estimated_duration"]``, or 1.0."""
-        return estimated_duration(self.task_id, self.metadata)
+    #: ``metadata["estimated_duration"]``, or 1.0 (checked once, when added).
+    estimated_duration: float = 1.0
 
     @classmethod
     def create(
@@ -142,7 +139,7 @@ class Task:
             raise TypeError(
                 f"metadata of task {task_id!r} must be a mapping, not {type(metadata).__name__}"
             )
-        estimated_duration(task_id, metadata)
+        estimate = estimated_duration(task_id, metadata)
         if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
             raise TypeError(
                 f"retry_policy of task {task_id!r} must be a RetryPolicy, "
@@ -158,6 +155,7 @@ class Task:
             adapter=adapter,
             retry_policy=retry_policy,
             is_async=is_async_callable(executor),
+            estimated_duration=estimate,
         )
 
 
@@ -170,18 +168,23 @@ class TaskContext(Mapping[str, Any]):
     As a mapping it holds ``task_id``, ``task_metadata``, ``dependency_results``
     (dependency id -> its result), ``attempt`` (1-based) and every key of the
     shared state as it was when the attempt started. State values are deep
-    copies made when read, so reading is safe and costs only what is read; all
-    tasks that start at the same state version share one read-only view, so a
-    big state is not copied per task.
+    copies made when read, so reading is safe and costs only what is read.
+    The state's part is materialised on the first read of a state key: tasks
+    that start at the same state version share one read-only view, and a task
+    that never reads state keys costs nothing, so a big state is not copied
+    per task. (If more than the state's ``max_history_size`` changes happen
+    between an attempt's start and its first state read, the view shows the
+    state at that first read instead.)
 
     Attributes:
         state: the live :class:`SharedState`, for writes and fresh reads.
+        state_version: the state version whose keys this context shows.
         cancelled: True once this attempt was cancelled or timed out. A
             blocking executor in a thread cannot be interrupted, so a long one
             should check this now and then and return early.
     """
 
-    __slots__ = ("_fixed", "_view", "cancelled", "state")
+    __slots__ = ("_fixed", "_view", "cancelled", "state", "state_version")
 
     def __init__(
         self,
@@ -197,8 +200,9 @@ class TaskContext(Mapping[str, Any]):
             "dependency_results": dependency_results,
             "attempt": attempt,
         }
-        self._view: Mapping[str, Any] = state.view()
         self.state = state
+        self.state_version = state.get_version()
+        self._view: Mapping[str, Any] | None = None
         self.cancelled = False
 
     @property
@@ -212,11 +216,6 @@ class TaskContext(Mapping[str, Any]):
         return int(self._fixed["attempt"])
 
     @property
-    def state_version(self) -> int:
-        """The shared state's version whose keys this context shows."""
-        return int(getattr(self._view, "version", -1))
-
-    @property
     def metadata(self) -> Mapping[str, Any]:
         """The task's metadata."""
         return self._fixed["task_metadata"]  # type: ignore[no-any-return]
@@ -226,23 +225,34 @@ class TaskContext(Mapping[str, Any]):
         """Dependency id -> its result (the objects themselves, not copies)."""
         return self._fixed["dependency_results"]  # type: ignore[no-any-return]
 
+    def _state_view(self) -> Mapping[str, Any]:
+        view = self._view
+        if view is None:
+            try:
+                view = self.state.view_at(self.state_version)
+            except StateRollbackError:
+                view = self.state.view()
+            self._view = view
+        return view
+
     def __getitem__(self, key: str) -> Any:
         try:
             return self._fixed[key]
         except KeyError:
-            return self._view[key]
+            return self._state_view()[key]
 
     def __iter__(self) -> Iterator[str]:
         yield from _FIXED_KEYS
-        for key in self._view:
+        for key in self._state_view():
             if key not in self._fixed:
                 yield key
 
     def __len__(self) -> int:
-        return len(self._fixed) + sum(1 for key in self._view if key not in self._fixed)
+        view = self._state_view()
+        return len(self._fixed) + sum(1 for key in view if key not in self._fixed)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._fixed or key in self._view
+        return key in self._fixed or key in self._state_view()
 
     def __repr__(self) -> str:
         return f"TaskContext(task_id={self.task_id!r}, attempt={self.attempt})"
