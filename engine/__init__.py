@@ -84,6 +84,7 @@ __all__ = [
     "TaskStatus",
     "TaskTimeoutError",
     "ThreadSafeState",
+    "Wave",
     "WaveExecutionError",
     "__version__",
     "analyze_schedule",

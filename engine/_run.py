@@ -174,6 +174,7 @@ class RunCore:
         self._ready: list[tuple[float, int]] = []
         self._free: list[int] = list(range(max_concurrent))
         self._parked: list[trio.lowlevel.Task] = []
+        self._awake = min(max_concurrent, n)  # workers not parked and not in an attempt
         self._results: list[Any] = [None] * n
         self._runners: list[Runner | None] = [None] * n
         self._adapter_names = ["trio" if a is None else a.name for a in plan.adapters]
@@ -222,24 +223,39 @@ class RunCore:
 
     def _push(self, i: int) -> None:
         heapq.heappush(self._ready, (self._priority[i], i))
-        if self._parked:
-            trio.lowlevel.reschedule(self._parked.pop())
+        self._wake()
 
     def _free_slot(self, slot: int) -> None:
         heapq.heappush(self._free, slot)
-        if self._parked and self._ready:
-            trio.lowlevel.reschedule(self._parked.pop())
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake as many parked workers as there is startable work for.
+
+        Workers that are awake (just finished an attempt, or already woken)
+        look for work before parking again, so they are not woken twice: in a
+        chain of tasks the worker that finishes one starts the next itself.
+        """
+        need = min(len(self._ready), len(self._free)) - self._awake
+        parked = self._parked
+        while need > 0 and parked:
+            trio.lowlevel.reschedule(parked.pop())
+            self._awake += 1
+            need -= 1
 
     def _wake_all(self) -> None:
         while self._parked:
             trio.lowlevel.reschedule(self._parked.pop())
+            self._awake += 1
 
     async def _park(self) -> None:
         task = trio.lowlevel.current_task()
         self._parked.append(task)
+        self._awake -= 1
 
         def abort(_: Any) -> trio.lowlevel.Abort:
             self._parked.remove(task)
+            self._awake += 1
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
@@ -288,7 +304,11 @@ class RunCore:
             if self._ready and self._free:
                 i = heapq.heappop(self._ready)[1]
                 slot = heapq.heappop(self._free)
-                await self._attempt(i, slot, w)
+                self._awake -= 1
+                try:
+                    await self._attempt(i, slot, w)
+                finally:
+                    self._awake += 1
                 since_yield += 1
                 if since_yield >= _FAIRNESS_EVERY:
                     since_yield = 0

@@ -462,3 +462,24 @@ async def test_outside_cancellation_cancels_tasks_and_propagates(autojump_clock:
     assert result.state is not None
     assert result.state.get("task_result_done") is None
     assert result.state.has("task_result_done")
+
+
+async def test_context_shows_state_as_it_was_when_the_attempt_started(
+    autojump_clock: MockClock,
+) -> None:
+    seen: dict[str, Any] = {}
+
+    async def writer(context: Any) -> None:
+        context.state.set("flag", "changed")
+
+    async def reader(context: Any) -> None:
+        await trio.sleep(2)  # the writer runs meanwhile
+        seen["context"] = context["flag"]
+        seen["live"] = context.state.get("flag")
+
+    s = DependencyAwareScheduler(state=SharedState({"flag": "original"}), mode="eager")
+    s.add_task("reader", reader)
+    s.add_task("slow_start", sleeper(1))
+    s.add_task("writer", writer, dependencies=["slow_start"])
+    await run_scheduler(s)
+    assert seen == {"context": "original", "live": "changed"}

@@ -260,3 +260,47 @@ async def test_inline_adapter_runs_on_the_trio_thread() -> None:
     s.add_task("a", lambda ctx: threading.get_ident() == main, adapter="inline")
     result = await run_scheduler(s)
     assert result.task_results == {"a": True}
+
+
+async def test_blocking_fail_fast_abandons_running_threads() -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def slow(context: Any) -> None:
+        entered.set()
+        release.wait(WAIT)
+
+    def bad(context: Any) -> None:
+        entered.wait(WAIT)  # fail only once the slow task is really running
+        raise RuntimeError("bad")
+
+    s = DependencyAwareScheduler(fail_fast=True, mode="eager")
+    s.add_task("slow", slow, timeout_seconds=None)
+    s.add_task("bad", bad, timeout_seconds=None)
+    s.add_task("later", lambda ctx: None, dependencies=["slow"], timeout_seconds=None)
+    result = await run_scheduler(s)
+    release.set()
+    assert {tid: rec.status for tid, rec in result.tasks.items()} == {
+        "slow": TaskStatus.CANCELLED,
+        "bad": TaskStatus.FAILED,
+        "later": TaskStatus.CANCELLED,
+    }
+
+
+async def test_blocking_task_events_are_emitted_from_the_trio_thread() -> None:
+    import structlog
+
+    main = threading.get_ident()
+    threads: set[int] = set()
+
+    def record_thread(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        threads.add(threading.get_ident())
+        raise structlog.DropEvent
+
+    structlog.configure(processors=[record_thread])
+    s = DependencyAwareScheduler(max_concurrent=4)
+    for i in range(8):
+        s.add_task(f"t{i}", lambda ctx: threading.get_ident())
+    result = await run_scheduler(s)
+    assert threads == {main}
+    assert main not in set(result.task_results.values())

@@ -782,3 +782,36 @@ def test_get_metrics_counts_operations() -> None:
         "key_count": 3,
         "history_size": 5,
     }
+
+
+# -- view_at: the context's view of the state at an attempt's start -------------
+
+
+def test_view_at_current_version_is_the_cached_view() -> None:
+    s = SharedState({"a": 1})
+    assert s.view_at(s.get_version()) is s.view()
+
+
+def test_view_at_old_version_shows_old_content() -> None:
+    s = SharedState({"a": 1})
+    s.set("a", 2)
+    s.set("b", 3)
+    s.delete("a")
+    old = s.view_at(1)
+    assert (dict(old), old.version) == ({"a": 2}, 1)
+    assert dict(s.view_at(0)) == {"a": 1}
+
+
+def test_view_at_future_version_is_version_error() -> None:
+    s = SharedState()
+    with pytest.raises(StateVersionError):
+        s.view_at(5)
+
+
+def test_view_at_beyond_history_is_rollback_error() -> None:
+    s = SharedState(max_history_size=1)
+    s.set("a", 1)
+    s.set("a", 2)
+    s.set("a", 3)
+    with pytest.raises(StateRollbackError):
+        s.view_at(0)
