@@ -42,6 +42,8 @@ __all__ = [
 
 def check_task_id(task_id: object) -> str:
     """Return ``task_id`` if it is a usable id, else raise a clear error."""
+    if type(task_id) is str and task_id and not task_id[0].isspace():
+        return task_id  # the common case, decided without strip()
     if not isinstance(task_id, str):
         raise TypeError(f"Task id must be a str, not {type(task_id).__name__} ({task_id!r})")
     if not task_id.strip():
@@ -53,6 +55,11 @@ def check_dependencies(task_id: str, dependencies: object) -> list[str]:
     """Normalise a dependency list: a list of ids, duplicates counted once, order kept."""
     if dependencies is None:
         return []
+    if type(dependencies) in (list, tuple) and all(
+        type(dep) is str and dep and not dep[0].isspace() for dep in dependencies
+    ):
+        # The common case: a list of plain ids. Repeats count once.
+        return list(dict.fromkeys(dependencies)) if len(dependencies) > 1 else list(dependencies)
     if isinstance(dependencies, str | bytes):
         raise TypeError(
             f"Dependencies of task {task_id!r} must be a list of task ids, "
@@ -301,8 +308,9 @@ class DependencyGraph:
 
     def __init__(self) -> None:
         self._deps: dict[str, list[str]] = {}
-        # Cached index form; None after any change.
+        # Cached index form and validation verdict; reset by any change.
         self._compiled_graph: CompiledGraph | None = None
+        self._valid = False
 
     # -- building ---------------------------------------------------------
 
@@ -324,17 +332,20 @@ class DependencyGraph:
             raise ValueError(f"Task {task_id!r} already exists (task ids must be unique)")
         self._deps[task_id] = check_dependencies(task_id, dependencies)
         self._compiled_graph = None
+        self._valid = False
 
     def remove_task(self, task_id: str) -> None:
         """Remove a task (tasks that depend on it keep the now-dangling edge)."""
         self._require(task_id)
         del self._deps[task_id]
         self._compiled_graph = None
+        self._valid = False
 
     def clear(self) -> None:
         """Remove every task."""
         self._deps.clear()
         self._compiled_graph = None
+        self._valid = False
 
     # -- reading ------------------------------------------------------------
 
@@ -417,6 +428,8 @@ class DependencyGraph:
                 "did you mean" suggestion when a close id exists).
             CircularDependencyError: the tasks form a cycle (with its path).
         """
+        if self._valid:
+            return
         missing = self.find_missing()
         if missing is not None:
             task_id, dep = missing
@@ -425,6 +438,7 @@ class DependencyGraph:
         cycle = self.find_cycle_path()
         if cycle is not None:
             raise CircularDependencyError(cycle)
+        self._valid = True
 
     def topological_sort(self) -> list[str]:
         """Every task, each after all of its dependencies (Kahn order, ties by insertion).

@@ -39,9 +39,10 @@ import outcome
 import trio
 
 from engine._adapter import Adapter, Invocation, Runner
-from engine._analysis import ScheduleGraph, ScheduleUnit, analyze_schedule
+from engine._analysis import analyze_compiled
 from engine._errors import TaskTimeoutError
 from engine._events import RunEvents
+from engine._graph import CompiledGraph
 from engine._records import (
     AttemptOutcome,
     AttemptRecord,
@@ -79,6 +80,7 @@ class RunPlan:
         wave_of: per task, its 0-based wave.
         waves: per wave, its task indices in insertion order.
         adapters: per task, the resolved adapter (None: awaited in trio).
+        compiled: the graph in index form (same task order), for the analysis.
     """
 
     tasks: Sequence[Task]
@@ -87,6 +89,7 @@ class RunPlan:
     wave_of: Sequence[int]
     waves: Sequence[Sequence[int]]
     adapters: Sequence[Adapter | None]
+    compiled: CompiledGraph
 
 
 class _TaskRun:
@@ -782,13 +785,7 @@ def _task_records(plan: RunPlan, runs: Sequence[_TaskRun], t0: float) -> dict[st
 
 def _critical_path(plan: RunPlan, durations_ms: list[float]) -> list[str]:
     """The run's critical path by measured durations (the plan analysis, reused)."""
-    graph = ScheduleGraph(
-        units=tuple(
-            ScheduleUnit(id=task.task_id, duration=d, depends_on=task.dependencies)
-            for task, d in zip(plan.tasks, durations_ms, strict=True)
-        )
-    )
-    return list(analyze_schedule(graph).critical_path)
+    return list(analyze_compiled(plan.compiled, durations_ms).critical_path)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

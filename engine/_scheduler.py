@@ -227,20 +227,12 @@ class DependencyAwareScheduler:
         """
         self._check_idle("schedule")
         waves = self._graph.construct_waves()
-        position = {tid: i for i, tid in enumerate(self._tasks)}
+        compiled = self._graph.compiled()
         tasks = list(self._tasks.values())
-        deps = [[position[d] for d in t.dependencies] for t in tasks]
-        dependents: list[list[int]] = [[] for _ in tasks]
-        for i, task_deps in enumerate(deps):
-            for d in task_deps:
-                dependents[d].append(i)
-        wave_of = [0] * len(tasks)
-        wave_indices = []
-        for w, wave in enumerate(waves):
-            indices = [position[tid] for tid in wave]
-            for i in indices:
-                wave_of[i] = w
-            wave_indices.append(indices)
+        wave_of = compiled.level
+        wave_indices: list[list[int]] = [[] for _ in waves]
+        for i, w in enumerate(wave_of):
+            wave_indices[w].append(i)
         resolved: dict[str, Adapter] = {}
         adapters: list[Adapter | None] = []
         for task in tasks:
@@ -255,11 +247,12 @@ class DependencyAwareScheduler:
             adapters.append(resolved[spec])
         self._plan = RunPlan(
             tasks=tasks,
-            deps=deps,
-            dependents=dependents,
+            deps=compiled.preds,
+            dependents=compiled.dependents,
             wave_of=wave_of,
             waves=wave_indices,
             adapters=adapters,
+            compiled=compiled,
         )
         self._planned_at = self._changes
         self._waves = [
