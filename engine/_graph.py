@@ -55,7 +55,7 @@ def check_dependencies(task_id: str, dependencies: object) -> list[str]:
     """Normalise a dependency list: a list of ids, duplicates counted once, order kept."""
     if dependencies is None:
         return []
-    if type(dependencies) in (list, tuple) and all(
+    if isinstance(dependencies, list | tuple) and all(
         type(dep) is str and dep and not dep[0].isspace() for dep in dependencies
     ):
         # The common case: a list of plain ids. Repeats count once.
