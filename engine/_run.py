@@ -98,7 +98,6 @@ class _TaskRun:
     __slots__ = (
         "attempts",
         "busy",
-        "context",
         "end",
         "error",
         "log",
@@ -117,8 +116,9 @@ class _TaskRun:
         self.result: Any = None
         self.error: BaseException | None = None
         self.skipped_because: str | None = None
-        self.log: list[AttemptRecord] = []
-        self.context: TaskContext | None = None
+        # (attempt, outcome, start, end, slot, error) in run-clock seconds;
+        # AttemptRecords are built only when someone reads ExecutionResult.tasks.
+        self.log: list[tuple[int, AttemptOutcome, float, float, int, BaseException | None]] = []
 
 
 class _Lease:
@@ -377,17 +377,12 @@ class RunCore:
 
     # -- one attempt --------------------------------------------------------------
 
-    def _context(self, i: int, attempt: int) -> TaskContext:
-        task = self.plan.tasks[i]
-        results = self._results
-        tasks = self.plan.tasks
-        dep_results = {tasks[d].task_id: results[d] for d in self.plan.deps[i]}
-        return TaskContext(task.task_id, task.metadata, dep_results, attempt, self.state)
-
     async def _attempt(self, i: int, slot: int, w: int) -> None:
-        task = self.plan.tasks[i]
+        # The hot path of every run: keep lookups local and allocations few.
+        plan = self.plan
+        task = plan.tasks[i]
         run = self.runs[i]
-        wave = self.plan.wave_of[i]
+        wave = plan.wave_of[i]
         attempt = run.attempts = run.attempts + 1
         start = trio.current_time()
         if run.start is None:
@@ -395,71 +390,108 @@ class RunCore:
             run.status = IN_PROGRESS
             if self._wave_start[wave] is None:
                 self._wave_start[wave] = start
-                self.events.wave_started(
-                    wave_number=wave + 1, task_count=len(self.plan.waves[wave])
-                )
+                self.events.wave_started(wave_number=wave + 1, task_count=len(plan.waves[wave]))
         self.events.task_started(task.task_id, wave + 1, attempt, self._adapter_names[i])
-        context = run.context = self._context(i, attempt)
-        lease = _Lease(self, slot)
-        if task.timeout_seconds is not None:
-            self._arm(w, task.timeout_seconds, start)
+        results = self._results
+        tasks = plan.tasks
+        context = TaskContext(
+            task.task_id,
+            task.metadata,
+            {tasks[d].task_id: results[d] for d in plan.deps[i]},
+            attempt,
+            self.state,
+        )
+        timeout = task.timeout_seconds
+        if timeout is not None:
+            self._arm(w, timeout, start)
         runner = self._runners[i]
+        lease = None
         result: outcome.Outcome[Any]
         try:
             if runner is None:
                 result = await outcome.acapture(task.executor, context)
             else:
+                lease = _Lease(self, slot)
                 invocation = Invocation(task.task_id, task.executor, context, attempt, lease.detach)
                 result = await outcome.acapture(runner.run, invocation)
-            if isinstance(result, outcome.Error) and not isinstance(result.error, Exception):
+            if type(result) is not outcome.Value and not isinstance(result.error, Exception):  # type: ignore[attr-defined]
                 # Cancellation, KeyboardInterrupt, SystemExit: never captured, never retried.
                 result.unwrap()
         except BaseException as exc:
-            self._disarm(w)
-            end = trio.current_time()
-            context.cancelled = True
-            if not lease.detached:
-                self._free_slot(slot)
-            if self._timed_out[w] and isinstance(exc, trio.Cancelled):
-                # Our watchdog cancelled this worker's scope: a timeout, not a
-                # cancellation. Record it, then let the scope absorb the Cancelled.
-                self._timed_out[w] = False
-                assert task.timeout_seconds is not None
-                error = TaskTimeoutError(task.task_id, task.timeout_seconds, attempt)
-                self._record_attempt(i, attempt, "timed_out", start, end, slot, error)
-                self._after_failure(i, attempt, error, start, end, timed_out=True)
-                raise
-            self._record_attempt(i, attempt, "cancelled", start, end, slot, exc)
-            run.end = end
-            if isinstance(exc, trio.Cancelled):
-                run.status = CANCELLED
-                self.events.task_cancelled(task.task_id, wave + 1, attempt, (end - start) * 1000)
-            else:  # KeyboardInterrupt / SystemExit from the executor
-                run.status = FAILED
-                run.error = exc
-                self.events.task_failed(task.task_id, wave + 1, attempt, (end - start) * 1000, exc)
+            self._attempt_interrupted(i, slot, w, attempt, start, context, lease, exc)
             raise
-        if task.timeout_seconds is not None:
-            self._disarm(w)
+        if timeout is not None:
+            self._armed[w] = 0  # disarm; the heap entry is dropped lazily
         end = trio.current_time()
-        if not lease.detached:
+        if lease is None or not lease.detached:
             self._free_slot(slot)
+        run.busy += end - start
+        run.end = end
         if self._timed_out[w]:
             # The deadline passed but the attempt returned before the
             # cancellation reached it (it did not checkpoint): still a timeout.
             self._timed_out[w] = False
+            assert timeout is not None
+            error: BaseException = TaskTimeoutError(task.task_id, timeout, attempt)
+            run.log.append((attempt, "timed_out", start, end, slot, error))
+            self._after_failure(i, attempt, error, start, end, timed_out=True)
+        elif type(result) is outcome.Value:
+            run.log.append((attempt, "completed", start, end, slot, None))
+            value = result.value
+            run.status = COMPLETED
+            run.result = value
+            results[i] = value
+            self.events.task_completed(task.task_id, wave + 1, attempt, (end - start) * 1000.0)
+            self._finished(i, end)
+        else:
+            error = result.error  # type: ignore[attr-defined]
+            run.log.append((attempt, "failed", start, end, slot, error))
+            self._after_failure(i, attempt, error, start, end, timed_out=False)
+
+    def _attempt_interrupted(
+        self,
+        i: int,
+        slot: int,
+        w: int,
+        attempt: int,
+        start: float,
+        context: TaskContext,
+        lease: _Lease | None,
+        exc: BaseException,
+    ) -> None:
+        """Book an attempt that ended in an exception outside ``Exception`` (the caller re-raises).
+
+        A ``Cancelled`` from this worker's own scope after the watchdog fired
+        is a timeout: recorded as such, retried or failed, and the scope then
+        absorbs the ``Cancelled``. Any other ``Cancelled`` cancels the task; a
+        ``KeyboardInterrupt``/``SystemExit`` from the executor fails it.
+        """
+        task = self.plan.tasks[i]
+        run = self.runs[i]
+        wave_number = self.plan.wave_of[i] + 1
+        self._disarm(w)
+        end = trio.current_time()
+        context.cancelled = True
+        if lease is None or not lease.detached:
+            self._free_slot(slot)
+        run.busy += end - start
+        run.end = end
+        if self._timed_out[w] and isinstance(exc, trio.Cancelled):
+            self._timed_out[w] = False
             assert task.timeout_seconds is not None
-            result = outcome.Error(TaskTimeoutError(task.task_id, task.timeout_seconds, attempt))
-            self._record_attempt(i, attempt, "timed_out", start, end, slot, result.error)
-            self._after_failure(i, attempt, result.error, start, end, timed_out=True)
+            error = TaskTimeoutError(task.task_id, task.timeout_seconds, attempt)
+            run.log.append((attempt, "timed_out", start, end, slot, error))
+            self._after_failure(i, attempt, error, start, end, timed_out=True)
             return
-        if isinstance(result, outcome.Value):
-            self._record_attempt(i, attempt, "completed", start, end, slot, None)
-            self._complete(i, result.value, end)
-            return
-        assert isinstance(result, outcome.Error)
-        self._record_attempt(i, attempt, "failed", start, end, slot, result.error)
-        self._after_failure(i, attempt, result.error, start, end, timed_out=False)
+        run.log.append((attempt, "cancelled", start, end, slot, exc))
+        duration_ms = (end - start) * 1000.0
+        if isinstance(exc, trio.Cancelled):
+            run.status = CANCELLED
+            self.events.task_cancelled(task.task_id, wave_number, attempt, duration_ms)
+        else:  # KeyboardInterrupt / SystemExit from the executor
+            run.status = FAILED
+            run.error = exc
+            self.events.task_failed(task.task_id, wave_number, attempt, duration_ms, exc)
 
     def _after_failure(
         self,
@@ -495,35 +527,7 @@ class RunCore:
         await trio.sleep(delay)
         self._push(i)
 
-    def _record_attempt(
-        self,
-        i: int,
-        attempt: int,
-        kind: AttemptOutcome,
-        start: float,
-        end: float,
-        slot: int,
-        error: BaseException | None,
-    ) -> None:
-        run = self.runs[i]
-        run.busy += end - start
-        run.end = end
-        run.log.append(AttemptRecord(attempt, kind, self._ms(start), self._ms(end), slot, error))
-
     # -- finishing tasks ------------------------------------------------------------
-
-    def _complete(self, i: int, value: Any, end: float) -> None:
-        run = self.runs[i]
-        run.status = COMPLETED
-        run.result = value
-        self._results[i] = value
-        self.events.task_completed(
-            self.plan.tasks[i].task_id,
-            self.plan.wave_of[i] + 1,
-            run.attempts,
-            run.log[-1].duration_ms,
-        )
-        self._finished(i, end)
 
     def _fail(self, i: int, error: BaseException, end: float) -> None:
         run = self.runs[i]
@@ -777,7 +781,10 @@ def _task_records(plan: RunPlan, runs: Sequence[_TaskRun], t0: float) -> dict[st
             result=run.result,
             error=run.error,
             skipped_because=run.skipped_because,
-            attempt_log=tuple(run.log),
+            attempt_log=tuple(
+                AttemptRecord(n, kind, (a - t0) * 1000.0, (b - t0) * 1000.0, slot, error)
+                for n, kind, a, b, slot, error in run.log
+            ),
         )
         for i, (task, run) in enumerate(zip(plan.tasks, runs, strict=True))
     }
