@@ -216,7 +216,8 @@ class ExecutionResult:
         speedup_ratio: sequential over wall time (1.0 when no attempt took any time).
         task_results: task id -> result, for COMPLETED tasks.
         task_errors: task id -> "ExcType: message", for FAILED and CANCELLED tasks.
-        wave_summary: per wave, the dicts of :meth:`Wave.summary`.
+        wave_summary: per wave, the dicts of :meth:`Wave.summary` (built on
+            first access).
         tasks: task id -> :class:`TaskRecord`, in the order tasks were added
             (built on first access).
         waves: the :class:`Wave` records.
@@ -239,7 +240,6 @@ class ExecutionResult:
     speedup_ratio: float
     task_results: Mapping[str, Any]
     task_errors: Mapping[str, str]
-    wave_summary: list[dict[str, Any]]
     waves: tuple[Wave, ...]
     mode: str
     max_concurrent: int
@@ -252,6 +252,11 @@ class ExecutionResult:
     critical_path_source: Callable[[], list[str]] | None = field(
         default=None, repr=False, compare=False
     )
+
+    @functools.cached_property
+    def wave_summary(self) -> list[dict[str, Any]]:
+        """Per wave: wave_number (1-based), task_ids, task_count, status, duration_ms."""
+        return [wave.summary() for wave in self.waves]
 
     @functools.cached_property
     def tasks(self) -> Mapping[str, TaskRecord]:

@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import outcome
@@ -173,6 +174,8 @@ class RunCore:
         self._wave_start: list[float | None] = [None] * len(plan.waves)
         self._wave_end: list[float | None] = [None] * len(plan.waves)
         self._wave_done = [False] * len(plan.waves)
+        self._wave_final: list[TaskStatus | None] = [None] * len(plan.waves)
+        self._created_at = datetime.now()
         self._next_wave = 0
         self._ready: list[tuple[float, int]] = []
         self._free: list[int] = list(range(max_concurrent))
@@ -599,11 +602,12 @@ class RunCore:
         if start is None:  # nothing of it ran (all skipped): still one start and one end
             self.events.wave_started(wave_number=w + 1, task_count=count)
         duration = 0.0 if start is None or end is None else (end - start) * 1000.0
+        status = self._wave_final[w] = self._wave_status(w)
         self.events.wave_completed(
             wave_number=w + 1,
             task_count=count,
             duration_ms=duration,
-            status=self._wave_status(w).value,
+            status=status.value,
         )
 
     def _flush_results(self, indices: Sequence[int]) -> None:
@@ -717,11 +721,13 @@ class RunCore:
                 task_results[task.task_id] = run.result
             elif run.error is not None and status in (FAILED, CANCELLED):
                 task_errors[task.task_id] = f"{type(run.error).__name__}: {run.error}"
+        created_at = self._created_at
         waves = tuple(
             Wave(
                 wave_number=w + 1,
                 task_ids=tuple(plan.tasks[i].task_id for i in wave),
-                status=self._wave_status(w),
+                status=self._wave_final[w] or self._wave_status(w),
+                created_at=created_at,
                 duration_ms=_span_ms(self._wave_start[w], self._wave_end[w]),
                 start_ms=_offset_ms(self._wave_start[w], t0),
                 end_ms=_offset_ms(self._wave_end[w], t0),
@@ -743,7 +749,6 @@ class RunCore:
             speedup_ratio=sequential_ms / wall_ms if wall_ms > 0 and sequential_ms > 0 else 1.0,
             task_results=task_results,
             task_errors=task_errors,
-            wave_summary=[wave.summary() for wave in waves],
             waves=waves,
             mode=self.mode,
             max_concurrent=self.max_concurrent,
