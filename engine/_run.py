@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import outcome
 import trio
 
 from engine._adapter import Adapter, Invocation, Runner
@@ -57,6 +56,8 @@ from engine._state import SharedState
 from engine._tasks import Task, TaskContext
 
 __all__ = ["RunCore", "RunPlan"]
+
+AttemptEntry = tuple[int, int, AttemptOutcome, float, float, int, BaseException | None]
 
 PENDING = TaskStatus.PENDING
 IN_PROGRESS = TaskStatus.IN_PROGRESS
@@ -91,35 +92,6 @@ class RunPlan:
     waves: Sequence[Sequence[int]]
     adapters: Sequence[Adapter | None]
     compiled: CompiledGraph
-
-
-class _TaskRun:
-    """Mutable per-task bookkeeping of one run (trio thread only)."""
-
-    __slots__ = (
-        "attempts",
-        "busy",
-        "end",
-        "error",
-        "log",
-        "result",
-        "skipped_because",
-        "start",
-        "status",
-    )
-
-    def __init__(self) -> None:
-        self.status = PENDING
-        self.attempts = 0
-        self.start: float | None = None
-        self.end: float | None = None
-        self.busy = 0.0
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.skipped_because: str | None = None
-        # (attempt, outcome, start, end, slot, error) in run-clock seconds;
-        # AttemptRecords are built only when someone reads ExecutionResult.tasks.
-        self.log: list[tuple[int, AttemptOutcome, float, float, int, BaseException | None]] = []
 
 
 class _Lease:
@@ -167,7 +139,19 @@ class RunCore:
         self.events = RunEvents(logger, str(self.execution_id))
 
         n = len(plan.tasks)
-        self.runs = [_TaskRun() for _ in range(n)]
+        # Per-task bookkeeping as parallel lists (trio thread only): one list
+        # per field instead of one object per task keeps a run of 100k tasks
+        # from feeding the cyclic GC hundreds of thousands of objects.
+        self.status: list[TaskStatus] = [PENDING] * n
+        self.attempts = [0] * n
+        self.start: list[float | None] = [None] * n
+        self.end: list[float | None] = [None] * n
+        self.busy = [0.0] * n  # seconds spent running, over all attempts
+        self.error: list[BaseException | None] = [None] * n
+        self.skipped_because: list[str | None] = [None] * n
+        # (task, attempt, outcome, start, end, slot, error) in run-clock seconds;
+        # AttemptRecords are built only when someone reads ExecutionResult.tasks.
+        self.attempt_log: list[AttemptEntry] = []
         self._pending_deps = [len(d) for d in plan.deps]
         self._remaining = n
         self._wave_left = [len(w) for w in plan.waves]
@@ -275,7 +259,7 @@ class RunCore:
                 return
             self._next_wave += 1
             for i in waves[w]:
-                if self.runs[i].status is PENDING:
+                if self.status[i] is PENDING:
                     self._push(i)
             if self._wave_left[w] == 0:
                 self._complete_wave(w)
@@ -384,13 +368,12 @@ class RunCore:
         # The hot path of every run: keep lookups local and allocations few.
         plan = self.plan
         task = plan.tasks[i]
-        run = self.runs[i]
         wave = plan.wave_of[i]
-        attempt = run.attempts = run.attempts + 1
+        attempt = self.attempts[i] = self.attempts[i] + 1
         start = trio.current_time()
-        if run.start is None:
-            run.start = start
-            run.status = IN_PROGRESS
+        if self.start[i] is None:
+            self.start[i] = start
+            self.status[i] = IN_PROGRESS
             if self._wave_start[wave] is None:
                 self._wave_start[wave] = start
                 self.events.wave_started(wave_number=wave + 1, task_count=len(plan.waves[wave]))
@@ -409,18 +392,19 @@ class RunCore:
             self._arm(w, timeout, start)
         runner = self._runners[i]
         lease = None
-        result: outcome.Outcome[Any]
+        error: BaseException | None = None
+        value: Any = None
         try:
             if runner is None:
-                result = await outcome.acapture(task.executor, context)
+                value = await task.executor(context)
             else:
                 lease = _Lease(self, slot)
                 invocation = Invocation(task.task_id, task.executor, context, attempt, lease.detach)
-                result = await outcome.acapture(runner.run, invocation)
-            if type(result) is not outcome.Value and not isinstance(result.error, Exception):  # type: ignore[attr-defined]
-                # Cancellation, KeyboardInterrupt, SystemExit: never captured, never retried.
-                result.unwrap()
+                value = await runner.run(invocation)
+        except Exception as exc:  # the task's failure; anything else is not ours to catch
+            error = exc
         except BaseException as exc:
+            # Cancellation, KeyboardInterrupt, SystemExit: never captured, never retried.
             self._attempt_interrupted(i, slot, w, attempt, start, context, lease, exc)
             raise
         if timeout is not None:
@@ -428,27 +412,24 @@ class RunCore:
         end = trio.current_time()
         if lease is None or not lease.detached:
             self._free_slot(slot)
-        run.busy += end - start
-        run.end = end
+        self.busy[i] += end - start
+        self.end[i] = end
         if self._timed_out[w]:
             # The deadline passed but the attempt returned before the
             # cancellation reached it (it did not checkpoint): still a timeout.
             self._timed_out[w] = False
             assert timeout is not None
-            error: BaseException = TaskTimeoutError(task.task_id, timeout, attempt)
-            run.log.append((attempt, "timed_out", start, end, slot, error))
-            self._after_failure(i, attempt, error, start, end, timed_out=True)
-        elif type(result) is outcome.Value:
-            run.log.append((attempt, "completed", start, end, slot, None))
-            value = result.value
-            run.status = COMPLETED
-            run.result = value
+            timeout_error = TaskTimeoutError(task.task_id, timeout, attempt)
+            self.attempt_log.append((i, attempt, "timed_out", start, end, slot, timeout_error))
+            self._after_failure(i, attempt, timeout_error, start, end, timed_out=True)
+        elif error is None:
+            self.attempt_log.append((i, attempt, "completed", start, end, slot, None))
+            self.status[i] = COMPLETED
             results[i] = value
             self.events.task_completed(task.task_id, wave + 1, attempt, (end - start) * 1000.0)
             self._finished(i, end)
         else:
-            error = result.error  # type: ignore[attr-defined]
-            run.log.append((attempt, "failed", start, end, slot, error))
+            self.attempt_log.append((i, attempt, "failed", start, end, slot, error))
             self._after_failure(i, attempt, error, start, end, timed_out=False)
 
     def _attempt_interrupted(
@@ -470,30 +451,29 @@ class RunCore:
         ``KeyboardInterrupt``/``SystemExit`` from the executor fails it.
         """
         task = self.plan.tasks[i]
-        run = self.runs[i]
         wave_number = self.plan.wave_of[i] + 1
         self._disarm(w)
         end = trio.current_time()
         context.cancelled = True
         if lease is None or not lease.detached:
             self._free_slot(slot)
-        run.busy += end - start
-        run.end = end
+        self.busy[i] += end - start
+        self.end[i] = end
         if self._timed_out[w] and isinstance(exc, trio.Cancelled):
             self._timed_out[w] = False
             assert task.timeout_seconds is not None
             error = TaskTimeoutError(task.task_id, task.timeout_seconds, attempt)
-            run.log.append((attempt, "timed_out", start, end, slot, error))
+            self.attempt_log.append((i, attempt, "timed_out", start, end, slot, error))
             self._after_failure(i, attempt, error, start, end, timed_out=True)
             return
-        run.log.append((attempt, "cancelled", start, end, slot, exc))
+        self.attempt_log.append((i, attempt, "cancelled", start, end, slot, exc))
         duration_ms = (end - start) * 1000.0
         if isinstance(exc, trio.Cancelled):
-            run.status = CANCELLED
+            self.status[i] = CANCELLED
             self.events.task_cancelled(task.task_id, wave_number, attempt, duration_ms)
         else:  # KeyboardInterrupt / SystemExit from the executor
-            run.status = FAILED
-            run.error = exc
+            self.status[i] = FAILED
+            self.error[i] = exc
             self.events.task_failed(task.task_id, wave_number, attempt, duration_ms, exc)
 
     def _after_failure(
@@ -533,9 +513,8 @@ class RunCore:
     # -- finishing tasks ------------------------------------------------------------
 
     def _fail(self, i: int, error: BaseException, end: float) -> None:
-        run = self.runs[i]
-        run.status = FAILED
-        run.error = error
+        self.status[i] = FAILED
+        self.error[i] = error
         self._failed = True
         cause = self.plan.tasks[i].task_id
         # Everything downstream is skipped now: none of it can run any more.
@@ -543,11 +522,10 @@ class RunCore:
         stack = list(self.plan.dependents[i])
         while stack:
             j = stack.pop()
-            rj = self.runs[j]
-            if rj.status is not PENDING:
+            if self.status[j] is not PENDING:
                 continue
-            rj.status = SKIPPED
-            rj.skipped_because = cause
+            self.status[j] = SKIPPED
+            self.skipped_because[j] = cause
             skipped.append(j)
             stack.extend(self.plan.dependents[j])
         skipped.sort()
@@ -562,7 +540,7 @@ class RunCore:
     def _finished(self, i: int, end: float) -> None:
         self._remaining -= 1
         w = self.plan.wave_of[i]
-        if self.runs[i].status is not SKIPPED:
+        if self.status[i] is not SKIPPED:
             last = self._wave_end[w]
             if last is None or end > last:
                 self._wave_end[w] = end
@@ -571,7 +549,7 @@ class RunCore:
             pending = self._pending_deps
             for j in self.plan.dependents[i]:
                 pending[j] -= 1
-                if pending[j] == 0 and self.runs[j].status is PENDING:
+                if pending[j] == 0 and self.status[j] is PENDING:
                     self._push(j)
             if self._wave_left[w] == 0:
                 self._complete_wave(w)
@@ -584,7 +562,7 @@ class RunCore:
                 self._watchdog_scope.cancel()
 
     def _wave_status(self, w: int) -> TaskStatus:
-        statuses = {self.runs[i].status for i in self.plan.waves[w]}
+        statuses = {self.status[i] for i in self.plan.waves[w]}
         if statuses <= {COMPLETED}:
             return COMPLETED if statuses else PENDING
         for worst in (CANCELLED, FAILED, SKIPPED, IN_PROGRESS, PENDING):
@@ -617,9 +595,9 @@ class RunCore:
         while a wave's tasks start, so they share one read-only view of it.
         """
         updates = {
-            f"task_result_{self.plan.tasks[i].task_id}": self.runs[i].result
+            f"task_result_{self.plan.tasks[i].task_id}": self._results[i]
             for i in indices
-            if self.runs[i].status is COMPLETED
+            if self.status[i] is COMPLETED
         }
         if not updates:
             return
@@ -678,15 +656,15 @@ class RunCore:
 
     def _finish(self, status: str) -> ExecutionResult:
         end = trio.current_time()
-        for i, run in enumerate(self.runs):
-            if not run.status.is_finished:
+        for i, task_status in enumerate(self.status):
+            if not task_status.is_finished:
                 # Never started, or waiting to retry, when the run was cancelled.
-                was_running = run.status is IN_PROGRESS
-                run.status = CANCELLED
+                was_running = task_status is IN_PROGRESS
+                self.status[i] = CANCELLED
                 self.events.task_cancelled(
                     self.plan.tasks[i].task_id,
                     self.plan.wave_of[i] + 1,
-                    run.attempts if was_running else 0,
+                    self.attempts[i] if was_running else 0,
                     None,
                 )
         for w in range(len(self.plan.waves)):
@@ -708,19 +686,17 @@ class RunCore:
         return result
 
     def _result(self, end: float) -> ExecutionResult:
-        plan, runs, t0 = self.plan, self.runs, self._t0
+        plan, t0 = self.plan, self._t0
         counts = dict.fromkeys(TaskStatus, 0)
-        sequential = 0.0
         task_results: dict[str, Any] = {}
         task_errors: dict[str, str] = {}
-        for task, run in zip(plan.tasks, runs, strict=True):
-            status = run.status
+        for i, (task, status) in enumerate(zip(plan.tasks, self.status, strict=True)):
             counts[status] += 1
-            sequential += run.busy
             if status is COMPLETED:
-                task_results[task.task_id] = run.result
-            elif run.error is not None and status in (FAILED, CANCELLED):
-                task_errors[task.task_id] = f"{type(run.error).__name__}: {run.error}"
+                task_results[task.task_id] = self._results[i]
+            elif (error := self.error[i]) is not None and status in (FAILED, CANCELLED):
+                task_errors[task.task_id] = f"{type(error).__name__}: {error}"
+        sequential = sum(self.busy)
         created_at = self._created_at
         waves = tuple(
             Wave(
@@ -753,15 +729,39 @@ class RunCore:
             mode=self.mode,
             max_concurrent=self.max_concurrent,
             state=self.state,
-            task_records_source=functools.partial(_task_records, plan, runs, t0),
+            task_records_source=functools.partial(self._task_records, t0),
             critical_path_source=functools.partial(
-                _critical_path, plan, [run.busy * 1000.0 for run in runs]
+                _critical_path, plan, [b * 1000.0 for b in self.busy]
             ),
         )
 
     def status_of(self, i: int) -> TaskStatus:
         """Live status of task ``i``."""
-        return self.runs[i].status
+        return self.status[i]
+
+    def _task_records(self, t0: float) -> dict[str, TaskRecord]:
+        """The per-task records of a finished run (built when first asked for)."""
+        logs: list[list[AttemptRecord]] = [[] for _ in self.plan.tasks]
+        for i, n, kind, a, b, slot, error in self.attempt_log:
+            logs[i].append(
+                AttemptRecord(n, kind, (a - t0) * 1000.0, (b - t0) * 1000.0, slot, error)
+            )
+        return {
+            task.task_id: TaskRecord(
+                task_id=task.task_id,
+                status=self.status[i],
+                wave_number=self.plan.wave_of[i] + 1,
+                attempts=self.attempts[i],
+                start_ms=_offset_ms(self.start[i], t0),
+                end_ms=_offset_ms(self.end[i], t0),
+                duration_ms=self.busy[i] * 1000.0,
+                result=self._results[i] if self.status[i] is COMPLETED else None,
+                error=self.error[i],
+                skipped_because=self.skipped_because[i],
+                attempt_log=tuple(logs[i]),
+            )
+            for i, task in enumerate(self.plan.tasks)
+        }
 
 
 def _offset_ms(t: float | None, t0: float) -> float | None:
@@ -770,29 +770,6 @@ def _offset_ms(t: float | None, t0: float) -> float | None:
 
 def _span_ms(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else (end - start) * 1000.0
-
-
-def _task_records(plan: RunPlan, runs: Sequence[_TaskRun], t0: float) -> dict[str, TaskRecord]:
-    """The per-task records of a finished run (built when first asked for)."""
-    return {
-        task.task_id: TaskRecord(
-            task_id=task.task_id,
-            status=run.status,
-            wave_number=plan.wave_of[i] + 1,
-            attempts=run.attempts,
-            start_ms=_offset_ms(run.start, t0),
-            end_ms=_offset_ms(run.end, t0),
-            duration_ms=run.busy * 1000.0,
-            result=run.result,
-            error=run.error,
-            skipped_because=run.skipped_because,
-            attempt_log=tuple(
-                AttemptRecord(n, kind, (a - t0) * 1000.0, (b - t0) * 1000.0, slot, error)
-                for n, kind, a, b, slot, error in run.log
-            ),
-        )
-        for i, (task, run) in enumerate(zip(plan.tasks, runs, strict=True))
-    }
 
 
 def _critical_path(plan: RunPlan, durations_ms: list[float]) -> list[str]:

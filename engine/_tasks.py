@@ -159,7 +159,8 @@ class Task:
         )
 
 
-_FIXED_KEYS = ("task_id", "task_metadata", "dependency_results", "attempt")
+_FIXED_KEYS = frozenset({"task_id", "task_metadata", "dependency_results", "attempt"})
+_FIXED_ORDER = ("task_id", "task_metadata", "dependency_results", "attempt")
 
 
 class TaskContext(Mapping[str, Any]):
@@ -177,6 +178,11 @@ class TaskContext(Mapping[str, Any]):
     state at that first read instead.)
 
     Attributes:
+        task_id: the running task's id.
+        task_metadata: its metadata (also as ``metadata``).
+        dependency_results: dependency id -> its result (the objects
+            themselves, not copies: do not mutate them).
+        attempt: 1-based attempt number.
         state: the live :class:`SharedState`, for writes and fresh reads.
         state_version: the state version whose keys this context shows.
         cancelled: True once this attempt was cancelled or timed out. A
@@ -184,7 +190,16 @@ class TaskContext(Mapping[str, Any]):
             should check this now and then and return early.
     """
 
-    __slots__ = ("_fixed", "_view", "cancelled", "state", "state_version")
+    __slots__ = (
+        "_view",
+        "attempt",
+        "cancelled",
+        "dependency_results",
+        "state",
+        "state_version",
+        "task_id",
+        "task_metadata",
+    )
 
     def __init__(
         self,
@@ -194,36 +209,20 @@ class TaskContext(Mapping[str, Any]):
         attempt: int,
         state: SharedState,
     ) -> None:
-        self._fixed: dict[str, Any] = {
-            "task_id": task_id,
-            "task_metadata": metadata,
-            "dependency_results": dependency_results,
-            "attempt": attempt,
-        }
+        # Plain slots, no dict per context: a run creates one context per attempt.
+        self.task_id = task_id
+        self.task_metadata = metadata
+        self.dependency_results = dependency_results
+        self.attempt = attempt
         self.state = state
         self.state_version = state.get_version()
         self._view: Mapping[str, Any] | None = None
         self.cancelled = False
 
     @property
-    def task_id(self) -> str:
-        """The running task's id."""
-        return str(self._fixed["task_id"])
-
-    @property
-    def attempt(self) -> int:
-        """1-based attempt number."""
-        return int(self._fixed["attempt"])
-
-    @property
     def metadata(self) -> Mapping[str, Any]:
-        """The task's metadata."""
-        return self._fixed["task_metadata"]  # type: ignore[no-any-return]
-
-    @property
-    def dependency_results(self) -> dict[str, Any]:
-        """Dependency id -> its result (the objects themselves, not copies)."""
-        return self._fixed["dependency_results"]  # type: ignore[no-any-return]
+        """The task's metadata (also ``context["task_metadata"]``)."""
+        return self.task_metadata
 
     def _state_view(self) -> Mapping[str, Any]:
         view = self._view
@@ -236,23 +235,22 @@ class TaskContext(Mapping[str, Any]):
         return view
 
     def __getitem__(self, key: str) -> Any:
-        try:
-            return self._fixed[key]
-        except KeyError:
-            return self._state_view()[key]
+        if key in _FIXED_KEYS:
+            return getattr(self, key)
+        return self._state_view()[key]
 
     def __iter__(self) -> Iterator[str]:
-        yield from _FIXED_KEYS
+        yield from _FIXED_ORDER
         for key in self._state_view():
-            if key not in self._fixed:
+            if key not in _FIXED_KEYS:
                 yield key
 
     def __len__(self) -> int:
         view = self._state_view()
-        return len(self._fixed) + sum(1 for key in view if key not in self._fixed)
+        return len(_FIXED_KEYS) + sum(1 for key in view if key not in _FIXED_KEYS)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._fixed or key in self._state_view()
+        return key in _FIXED_KEYS or key in self._state_view()
 
     def __repr__(self) -> str:
         return f"TaskContext(task_id={self.task_id!r}, attempt={self.attempt})"
