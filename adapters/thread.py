@@ -1,20 +1,26 @@
 """Blocking callables in worker threads, with a hand-off built for many small tasks.
 
-``trio.to_thread.run_sync`` spends most of its ~150-200 us per call on
-machinery a DAG run does not need (a thread cache lookup, a fresh
-``CapacityLimiter`` acquisition, one ``run_sync_soon`` wake-up per call). This
-adapter keeps a pool of long-lived threads for the duration of one run:
+``trio.to_thread.run_sync`` spends ~150-200 us per call here on machinery a
+DAG run does not need: a ``CapacityLimiter`` acquisition, cancel-scope
+bookkeeping, and one ``run_sync_soon`` wake-up of trio per call. This adapter
+keeps only what the job needs:
 
-* the trio side puts a job on a ``queue.SimpleQueue`` (C-implemented) and parks
-  the calling trio task with ``wait_task_rescheduled`` - no Event, no limiter;
-* a worker thread runs the call, captures its outcome with ``outcome.capture``
-  and appends it to a completion list; only the first completion of a batch
-  asks trio to wake up (``TrioToken.run_sync_soon``), so completions that
-  arrive while trio is busy share one wake-up;
+* the trio side puts the call on one ``queue.SimpleQueue`` (C-implemented)
+  shared by a process-wide set of worker threads, and parks the calling trio
+  task with ``wait_task_rescheduled``: no Event, no limiter (the run core's
+  slot limit is the only one);
+* a worker thread takes the next job as soon as it finished one, without
+  sleeping in between when more are queued; it appends the outcome
+  (``outcome.capture``) to the run's completion list, and only the first
+  completion of a batch asks trio to wake up (``TrioToken.run_sync_soon``), so
+  completions that arrive while trio is busy share one wake-up;
 * on the trio thread, one drain reschedules every finished task at once.
 
-Threads are started lazily, never more than the run's concurrency limit, and
-stopped when the run ends. The run core's slot limit is the only limiter.
+Threads are started on demand and reused, like trio's own thread cache: one
+idle for ``IDLE_TIMEOUT`` (10 s) exits. Starting a Python thread costs
+~100-150 us here, so a run that needs a hundred threads at once finds them
+warm the next time. No call of a run is still running when the run returns,
+except an abandoned one (below).
 
 A running thread cannot be killed. When its attempt times out or the run is
 cancelled, the job is *abandoned*: the trio task moves on at once, the
@@ -25,8 +31,11 @@ run's slot stays taken until the thread is really done (``Invocation.detach``).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import queue
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,9 +49,12 @@ __all__ = ["ThreadAdapter"]
 
 
 class _Job:
-    __slots__ = ("abandoned", "context", "func", "release", "task")
+    __slots__ = ("abandoned", "context", "func", "pool", "release", "task")
 
-    def __init__(self, func: Callable[..., Any], context: Any, task: trio.lowlevel.Task) -> None:
+    def __init__(
+        self, pool: _Pool, func: Callable[..., Any], context: Any, task: trio.lowlevel.Task
+    ) -> None:
+        self.pool = pool
         self.func = func
         self.context = context
         self.task = task
@@ -50,48 +62,99 @@ class _Job:
         self.release: Callable[[], None] | None = None
 
 
-class _Pool:
-    """One run's worker threads and the queue between them and trio."""
+class _Workers:
+    """Process-wide worker threads fed from one queue (like trio's thread cache).
 
-    def __init__(self, max_workers: int, name: str) -> None:
-        self._max_workers = max_workers
-        self._name = name
-        self._token = trio.lowlevel.current_trio_token()
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._busy = 0  # jobs submitted and not yet drained (trio thread only)
+    A thread takes the next job as soon as it finishes one, without going to
+    sleep when more are queued; a thread idle for ``IDLE_TIMEOUT`` seconds
+    exits. Threads are started on demand, only when more jobs are queued than
+    threads are idle, so a run that needs many threads at once finds them warm
+    the next time (starting a thread costs ~100-150 us here).
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._done: list[tuple[_Job, outcome.Outcome[Any]]] = []
-        self._drain_scheduled = False
+        self._idle = 0  # threads waiting for a job (guarded by _lock)
+        self._queued = 0  # jobs put and not yet taken (guarded by _lock)
+        self._count = itertools.count()
 
-    # -- worker threads ---------------------------------------------------------
+    def submit(self, job: _Job) -> None:
+        with self._lock:
+            self._queued += 1
+            start = self._queued > self._idle
+            if start:
+                self._idle += 1  # the new thread counts as idle until it takes a job
+        self._jobs.put(job)
+        if start:
+            threading.Thread(
+                target=self._work, name=f"dagwave-worker-{next(self._count)}", daemon=True
+            ).start()
 
     def _work(self) -> None:
         jobs, lock = self._jobs, self._lock
         while True:
-            job = jobs.get()
-            if job is None:
-                return
-            result = outcome.capture(job.func, job.context)
+            try:
+                job = jobs.get(timeout=IDLE_TIMEOUT)
+            except queue.Empty:
+                with lock:
+                    if self._queued < self._idle:  # nobody is counting on this thread
+                        self._idle -= 1
+                        return
+                continue
             with lock:
-                self._done.append((job, result))
-                wake = not self._drain_scheduled
-                self._drain_scheduled = True
-            if wake:
-                try:
-                    self._token.run_sync_soon(self._drain)
-                except trio.RunFinishedError:
-                    return  # the trio run is gone; an abandoned job's result has no taker
-            del job, result  # drop references while blocked on the next get()
+                self._idle -= 1
+                self._queued -= 1
+            result = outcome.capture(job.func, job.context)
+            job.pool._completed(job, result)
+            del job, result  # drop references while waiting for the next job
+            with lock:
+                self._idle += 1
+
+
+#: How long an idle worker thread waits for a job before it exits (seconds).
+IDLE_TIMEOUT = 10.0
+_WORKERS = _Workers()
+
+
+class _Pool:
+    """One run's hand-off between trio and the worker threads."""
+
+    def __init__(self, max_workers: int) -> None:
+        self._max_workers = max_workers
+        self._token = trio.lowlevel.current_trio_token()
+        self._running = 0  # jobs handed to threads and not drained (trio thread only)
+        self._waiting: deque[_Job] = deque()  # jobs beyond max_workers (trio thread only)
+        self._lock = threading.Lock()
+        self._done: list[tuple[_Job, outcome.Outcome[Any]]] = []  # guarded by _lock
+        self._drain_scheduled = False  # guarded by _lock
+
+    # -- worker threads ---------------------------------------------------------
+
+    def _completed(self, job: _Job, result: outcome.Outcome[Any]) -> None:
+        with self._lock:
+            self._done.append((job, result))
+            wake = not self._drain_scheduled
+            self._drain_scheduled = True
+        if wake:
+            # If the trio run is gone, an abandoned job's result has no taker.
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(self._drain)
 
     # -- trio thread ---------------------------------------------------------------
+
+    def _start(self, job: _Job) -> None:
+        self._running += 1
+        _WORKERS.submit(job)
 
     def _drain(self) -> None:
         with self._lock:
             done, self._done = self._done, []
             self._drain_scheduled = False
         for job, result in done:
-            self._busy -= 1
+            self._running -= 1
+            if self._waiting:
+                self._start(self._waiting.popleft())
             if job.abandoned:
                 if job.release is not None:
                     job.release()
@@ -99,20 +162,16 @@ class _Pool:
                 trio.lowlevel.reschedule(job.task, result)
 
     async def run(self, invocation: Invocation) -> Any:
-        task = trio.lowlevel.current_task()
-        job = _Job(invocation.func, invocation.context, task)
-        self._busy += 1
-        if self._busy > len(self._threads) and len(self._threads) < self._max_workers:
-            thread = threading.Thread(
-                target=self._work,
-                name=f"{self._name}-{len(self._threads)}",
-                daemon=True,  # only an abandoned, still-running job can outlive the run
-            )
-            thread.start()
-            self._threads.append(thread)
-        self._jobs.put(job)
+        job = _Job(self, invocation.func, invocation.context, trio.lowlevel.current_task())
+        if self._running < self._max_workers:
+            self._start(job)
+        else:
+            self._waiting.append(job)
 
         def abort(_: Any) -> trio.lowlevel.Abort:
+            if job in self._waiting:  # never started: nothing to abandon
+                self._waiting.remove(job)
+                return trio.lowlevel.Abort.SUCCEEDED
             job.abandoned = True
             job.release = invocation.detach()
             invocation.context.cancelled = True
@@ -120,28 +179,18 @@ class _Pool:
 
         return await trio.lowlevel.wait_task_rescheduled(abort)
 
-    def shutdown(self) -> None:
-        for _ in self._threads:
-            self._jobs.put(None)
-        if self._busy == 0:
-            # Every thread is idle and exits on its sentinel at once: join, so
-            # no thread outlives the run. With abandoned jobs still running we
-            # must not wait for them.
-            for thread in self._threads:
-                thread.join()
-
 
 class ThreadAdapter(Adapter):
-    """Runs blocking callables in a per-run pool of worker threads.
+    """Runs blocking callables in reusable worker threads (see the module docstring).
 
     The default for plain (non-async) executors. Honours the run's
-    concurrency limit (threads never exceed it), retries and events. Timeouts
+    concurrency limit (never more calls at once), retries and events. Timeouts
     and cancellation *abandon* a running call instead of stopping it (Python
     threads cannot be killed): see the module docstring.
 
     Args:
-        max_workers: cap on threads, below the run's limit if you like
-            (None: as many as the run's ``max_concurrent``).
+        max_workers: cap on calls at once, below the run's limit if you like
+            (None: the run's ``max_concurrent``).
     """
 
     name = "thread"
@@ -153,15 +202,11 @@ class ThreadAdapter(Adapter):
 
     @asynccontextmanager
     async def open(self, *, max_workers: int) -> AsyncIterator[_Pool]:
-        """Start the run's pool (threads start lazily) and stop it when the run ends."""
+        """The run's hand-off to the shared worker threads."""
         limit = max_workers if self.max_workers is None else min(max_workers, self.max_workers)
-        pool = _Pool(limit, "dagwave-worker")
-        try:
-            yield pool
-        finally:
-            pool.shutdown()
+        yield _Pool(limit)
 
     async def run(self, invocation: Invocation) -> Any:
-        """Run one call in a fresh pool (for use outside a scheduler run)."""
+        """Run one call (for use outside a scheduler run)."""
         async with self.open(max_workers=1) as pool:
             return await pool.run(invocation)

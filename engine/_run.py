@@ -69,6 +69,9 @@ CANCELLED = TaskStatus.CANCELLED
 # Workers yield to the trio scheduler at least this often even when every
 # attempt finishes without awaiting anything, so other tasks are not starved.
 _FAIRNESS_EVERY = 64
+# Idle workers kept parked; more than this end instead, so that a run with a
+# wide limit does not have to wake hundreds of idle workers just to end them.
+_MAX_PARKED = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +167,7 @@ class RunCore:
         self._ready: list[tuple[float, int]] = []
         self._free: list[int] = list(range(max_concurrent))
         self._parked: list[trio.lowlevel.Task] = []
-        self._awake = min(max_concurrent, n)  # workers not parked and not in an attempt
+        self._awake = 0  # workers not parked and not in an attempt
         self._results: list[Any] = [None] * n
         self._runners: list[Runner | None] = [None] * n
         self._adapter_names = ["trio" if a is None else a.name for a in plan.adapters]
@@ -174,9 +177,10 @@ class RunCore:
         self._nursery: trio.Nursery | None = None
         self._failed = False
         self.last_result: ExecutionResult | None = None
-        # Timeouts: one heap of (deadline, token, worker) and one watchdog task.
+        # Workers are started on demand, at most one per slot; ``w`` ids are reused.
         workers = min(max_concurrent, n)
-        self._workers = workers
+        self._worker_ids = list(range(workers - 1, -1, -1))
+        # Timeouts: one heap of (deadline, token, worker) and one watchdog task.
         self._worker_scopes: list[trio.CancelScope] = [trio.CancelScope() for _ in range(workers)]
         self._armed = [0] * workers  # token of the attempt on the clock, 0 for none
         self._timed_out = [False] * workers
@@ -220,17 +224,23 @@ class RunCore:
         self._wake()
 
     def _wake(self) -> None:
-        """Wake as many parked workers as there is startable work for.
+        """Wake (or start) as many workers as there is startable work for.
 
         Workers that are awake (just finished an attempt, or already woken)
         look for work before parking again, so they are not woken twice: in a
         chain of tasks the worker that finishes one starts the next itself.
+        Parked workers are woken first; new ones are started only past them.
         """
         need = min(len(self._ready), len(self._free)) - self._awake
         parked = self._parked
         while need > 0 and parked:
             trio.lowlevel.reschedule(parked.pop())
             self._awake += 1
+            need -= 1
+        nursery = self._nursery
+        while need > 0 and self._worker_ids and nursery is not None:
+            self._awake += 1
+            nursery.start_soon(self._worker, self._worker_ids.pop())
             need -= 1
 
     def _wake_all(self) -> None:
@@ -281,12 +291,16 @@ class RunCore:
         the watchdog cancels when the running attempt's deadline passes; a
         cancelled scope cannot be reused, so a fresh one is opened after it.
         """
-        while True:
-            with trio.CancelScope() as scope:
-                self._worker_scopes[w] = scope
-                await self._work(w, scope)
-            if not scope.cancel_called:
-                return
+        try:
+            while True:
+                with trio.CancelScope() as scope:
+                    self._worker_scopes[w] = scope
+                    await self._work(w, scope)
+                if not scope.cancel_called:
+                    return
+        finally:
+            self._awake -= 1
+            self._worker_ids.append(w)
 
     async def _work(self, w: int, scope: trio.CancelScope) -> None:
         since_yield = 0
@@ -304,7 +318,10 @@ class RunCore:
                     since_yield = 0
                     await trio.lowlevel.checkpoint()
                 continue
-            if self._remaining == 0:
+            if self._remaining == 0 or len(self._parked) >= _MAX_PARKED:
+                # Nothing to do: a few workers wait for work, the rest end (and
+                # are started again on demand). A parked worker also keeps the
+                # nursery open while an abandoned thread still holds a slot.
                 return
             since_yield = 0
             self._retarget_watchdog()
@@ -638,13 +655,16 @@ class RunCore:
                     self._runners[i] = runner
                 with trio.CancelScope() as scope:
                     self._scope = scope
-                    async with trio.open_nursery() as nursery:
-                        self._nursery = nursery
-                        self._release_initial()
-                        if any(t.timeout_seconds is not None for t in plan.tasks):
-                            nursery.start_soon(self._watchdog)
-                        for w in range(self._workers):
-                            nursery.start_soon(self._worker, w)
+                    try:
+                        async with trio.open_nursery() as nursery:
+                            self._nursery = nursery
+                            if any(t.timeout_seconds is not None for t in plan.tasks):
+                                nursery.start_soon(self._watchdog)
+                            self._release_initial()  # starts the workers it needs
+                    finally:
+                        # A slot released later (an abandoned thread ending) must
+                        # not try to start a worker in the closed nursery.
+                        self._nursery = None
         except BaseException as exc:
             self.last_result = self._finish("cancelled" if _only_cancelled(exc) else "error")
             unwrapped = _unwrap(exc)

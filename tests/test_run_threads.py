@@ -244,14 +244,41 @@ async def test_outside_cancel_does_not_wait_for_a_blocking_thread() -> None:
     assert result.tasks["stuck"].status is TaskStatus.CANCELLED
 
 
-async def test_idle_worker_threads_end_with_the_run() -> None:
-    before = {t.ident for t in threading.enumerate()}
+async def test_no_call_is_running_after_the_run_returns() -> None:
+    running = 0
+    lock = threading.Lock()
+
+    def tracked(context: Any) -> None:
+        nonlocal running
+        with lock:
+            running += 1
+        time.sleep(0.001)
+        with lock:
+            running -= 1
+
     s = DependencyAwareScheduler(max_concurrent=4)
-    for i in range(8):
-        s.add_task(f"t{i}", lambda ctx: None)
+    for i in range(16):
+        s.add_task(f"t{i}", tracked)
     await run_scheduler(s)
-    leftover = [t for t in threading.enumerate() if t.ident not in before]
-    assert leftover == []
+    assert running == 0
+
+
+async def test_worker_threads_are_reused_across_runs() -> None:
+    """Idle worker threads wait for the next run instead of being started again."""
+
+    def workers() -> set[int | None]:
+        return {t.ident for t in threading.enumerate() if t.name.startswith("dagwave-worker")}
+
+    def build() -> DependencyAwareScheduler:
+        s = DependencyAwareScheduler(max_concurrent=4)
+        for i in range(8):
+            s.add_task(f"t{i}", lambda ctx: None)
+        return s
+
+    await run_scheduler(build())
+    after_first = workers()
+    await run_scheduler(build())
+    assert workers() == after_first
 
 
 async def test_inline_adapter_runs_on_the_trio_thread() -> None:
