@@ -26,3 +26,21 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert setup in ci
     assert test in ci
+
+
+def test_example_pipeline_runs_and_reports() -> None:
+    """The README's main-job command: the example pipeline succeeds and prints its summary."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "pipeline.py"), "--eager"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "tasks: 13/13 completed, 0 failed, 0 skipped" in proc.stdout
+    assert "critical path: " in proc.stdout
+    assert '"run.completed"' in proc.stderr or "run.completed" in proc.stderr
