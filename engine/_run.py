@@ -476,7 +476,10 @@ class RunCore:
             self._free_slot(slot)
         self.busy[i] += end - start
         self.end[i] = end
-        if self._timed_out[w] and isinstance(exc, trio.Cancelled):
+        # An executor that opens a nursery of its own reports cancellation as
+        # a group of Cancelled: the same thing as a bare Cancelled here.
+        cancelled = _only_cancelled(exc)
+        if self._timed_out[w] and cancelled:
             self._timed_out[w] = False
             assert task.timeout_seconds is not None
             error = TaskTimeoutError(task.task_id, task.timeout_seconds, attempt)
@@ -485,7 +488,7 @@ class RunCore:
             return
         self.attempt_log.append((i, attempt, "cancelled", start, end, slot, exc))
         duration_ms = (end - start) * 1000.0
-        if isinstance(exc, trio.Cancelled):
+        if cancelled:
             self.status[i] = CANCELLED
             self.events.task_cancelled(task.task_id, wave_number, attempt, duration_ms)
         else:  # KeyboardInterrupt / SystemExit from the executor

@@ -483,3 +483,31 @@ async def test_context_shows_state_as_it_was_when_the_attempt_started(
     s.add_task("writer", writer, dependencies=["slow_start"])
     await run_scheduler(s)
     assert seen == {"context": "original", "live": "changed"}
+
+
+async def nursery_sleeper(context: Any) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.sleep, 100)
+        nursery.start_soon(trio.sleep, 100)
+
+
+async def test_timeout_of_an_executor_with_its_own_nursery(autojump_clock: MockClock) -> None:
+    """Cancellation arrives as a group of Cancelled: still a timeout, and the run ends."""
+    s = DependencyAwareScheduler()
+    s.add_task("nested", nursery_sleeper, timeout_seconds=2)
+    s.add_task("after", sleeper(1), dependencies=["nested"])
+    result = await run_scheduler(s)
+    assert isinstance(result.tasks["nested"].error, TaskTimeoutError)
+    assert result.tasks["after"].status is TaskStatus.SKIPPED
+
+
+async def test_outside_cancel_of_an_executor_with_its_own_nursery(
+    autojump_clock: MockClock,
+) -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("nested", nursery_sleeper)
+    s.schedule()
+    with trio.move_on_after(5):
+        await s.execute()
+    assert s.last_result is not None
+    assert s.last_result.tasks["nested"].status is TaskStatus.CANCELLED

@@ -1,0 +1,214 @@
+"""Shell commands as task executors, run by trio without a thread per command.
+
+``Command(["make", "docs"])`` (or a shell string, ``Command("make docs | tee
+log")``) is an async executor: add it like any task. It starts the process
+with :func:`trio.lowlevel.open_process` in a session of its own, reads stdout
+and stderr concurrently into bounded buffers (the last ``max_output`` bytes of
+each are kept), and waits for it to exit:
+
+* exit status 0: the task's result is a :class:`CommandResult` (``returncode``,
+  ``stdout``, ``stderr``);
+* any other status (with ``check=True``, the default): the task fails with
+  :class:`CommandError`, whose message shows the command and the last lines of
+  its stderr;
+* a timeout or cancellation kills the whole process group (the command and
+  everything it started), first with SIGTERM, then, after ``kill_grace``
+  seconds, with SIGKILL, so nothing is left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from engine import SchedulerError
+
+__all__ = ["Command", "CommandError", "CommandResult"]
+
+_CHUNK = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What a finished command produced.
+
+    Attributes:
+        args: the command as run (a list, or the shell string).
+        returncode: its exit status (negative: killed by that signal).
+        stdout: the last ``max_output`` bytes of its standard output, decoded.
+        stderr: the last ``max_output`` bytes of its standard error, decoded.
+        stdout_truncated: True when earlier stdout was dropped.
+        stderr_truncated: True when earlier stderr was dropped.
+    """
+
+    args: str | tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+
+
+class CommandError(SchedulerError):
+    """A command exited with a non-zero status.
+
+    Attributes:
+        result: the :class:`CommandResult` (exit status and output tails).
+    """
+
+    def __init__(self, result: CommandResult, tail_lines: int = 10) -> None:
+        self.result = result
+        shown = result.args if isinstance(result.args, str) else shlex.join(result.args)
+        tail = result.stderr.rstrip().splitlines()[-tail_lines:]
+        if result.returncode < 0:
+            how = f"was killed by signal {-result.returncode}"
+        else:
+            how = f"exited with status {result.returncode}"
+        message = f"Command {shown!r} {how}"
+        if tail:
+            message += "; last lines of stderr:\n" + "\n".join(f"  {line}" for line in tail)
+        super().__init__(message)
+
+    @property
+    def returncode(self) -> int:
+        """The command's exit status."""
+        return self.result.returncode
+
+
+class _Tail:
+    """Keeps the last ``limit`` bytes written to it."""
+
+    __slots__ = ("data", "limit", "truncated")
+
+    def __init__(self, limit: int) -> None:
+        self.data = bytearray()
+        self.limit = limit
+        self.truncated = False
+
+    def add(self, chunk: bytes | bytearray) -> None:
+        self.data += chunk
+        excess = len(self.data) - self.limit
+        if excess > 0:
+            del self.data[:excess]
+            self.truncated = True
+
+    def text(self) -> str:
+        return self.data.decode(errors="replace")
+
+
+async def _drain(stream: trio.abc.ReceiveStream | None, tail: _Tail) -> None:
+    if stream is None:
+        return
+    async with stream:
+        while chunk := await stream.receive_some(_CHUNK):
+            tail.add(chunk)
+
+
+def _kill_group(process: trio.Process, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole group is gone already
+        os.killpg(process.pid, sig)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A shell command as a task executor (see the module docstring).
+
+    Args:
+        args: an argv list (run directly) or a string (run by ``/bin/sh -c``).
+        cwd: the working directory (default: the current one).
+        env: variables to add or override on top of the current environment.
+        check: fail the task on a non-zero exit status (default True).
+        max_output: bytes of stdout and of stderr kept (the tail), each.
+        kill_grace: seconds between SIGTERM and SIGKILL on timeout/cancellation.
+
+    Raises:
+        TypeError, ValueError: bad arguments, when the Command is created.
+    """
+
+    args: str | Sequence[str]
+    cwd: str | os.PathLike[str] | None = None
+    env: Mapping[str, str] | None = None
+    check: bool = True
+    max_output: int = 1 << 20
+    kill_grace: float = 2.0
+    _argv: str | tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        args = self.args
+        if isinstance(args, str):
+            if not args.strip():
+                raise ValueError("Command needs a non-empty command string")
+            argv: str | tuple[str, ...] = args
+        elif isinstance(args, Sequence) and args and all(isinstance(a, str) for a in args):
+            argv = tuple(args)
+        else:
+            raise TypeError(
+                f"Command args must be a string or a non-empty list of str, got {args!r}"
+            )
+        if self.max_output < 1:
+            raise ValueError(f"max_output must be at least 1, got {self.max_output}")
+        if not self.kill_grace >= 0:
+            raise ValueError(f"kill_grace must be >= 0, got {self.kill_grace}")
+        object.__setattr__(self, "_argv", argv)
+
+    def __str__(self) -> str:
+        return self._argv if isinstance(self._argv, str) else shlex.join(self._argv)
+
+    async def __call__(self, context: Any = None) -> CommandResult:
+        """Run the command to the end and return its :class:`CommandResult`.
+
+        Raises:
+            CommandError: non-zero exit status with ``check=True``.
+            OSError: the program could not be started (e.g. not found).
+        """
+        env = None if self.env is None else {**os.environ, **self.env}
+        process = await trio.lowlevel.open_process(
+            self._argv,
+            shell=isinstance(self._argv, str),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=self.cwd,
+            env=env,
+            start_new_session=True,  # its own process group, so we can end all of it
+        )
+        out, err = _Tail(self.max_output), _Tail(self.max_output)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_drain, process.stdout, out)
+                nursery.start_soon(_drain, process.stderr, err)
+                await process.wait()
+        except BaseException:
+            # Timeout, cancellation or a failed read: end the command and
+            # everything it started before letting the exception go on.
+            with trio.CancelScope(shield=True):
+                await self._stop(process)
+            raise
+        assert process.returncode is not None  # wait() returned
+        result = CommandResult(
+            args=self._argv,
+            returncode=process.returncode,
+            stdout=out.text(),
+            stderr=err.text(),
+            stdout_truncated=out.truncated,
+            stderr_truncated=err.truncated,
+        )
+        if self.check and result.returncode != 0:
+            raise CommandError(result)
+        return result
+
+    async def _stop(self, process: trio.Process) -> None:
+        """SIGTERM the whole group, then SIGKILL what is left after the grace period."""
+        _kill_group(process, signal.SIGTERM)
+        with trio.move_on_after(self.kill_grace):
+            await process.wait()
+        _kill_group(process, signal.SIGKILL)
+        await process.wait()
