@@ -5,6 +5,8 @@ Each module holds one adapter with one job:
 * :mod:`adapters.thread` — blocking callables in long-lived worker threads
   (the default for plain functions).
 * :mod:`adapters.inline` — trivially cheap callables right on the trio thread.
+* :mod:`adapters.subprocess` — shell commands as executors
+  (:class:`~adapters.subprocess.Command`), run by trio, no thread per command.
 
 The engine finds them by name (``add_task(..., adapter="thread")``) and imports
 them only when a task asks for one.
