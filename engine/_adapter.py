@@ -27,6 +27,7 @@ __all__ = ["BUILTIN_ADAPTERS", "Adapter", "Invocation", "Runner", "resolve_adapt
 BUILTIN_ADAPTERS: dict[str, str] = {
     "thread": "adapters.thread:ThreadAdapter",
     "inline": "adapters.inline:InlineAdapter",
+    "asyncio": "adapters.asyncio:AsyncioAdapter",
 }
 
 

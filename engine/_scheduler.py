@@ -10,6 +10,8 @@ atomic read-modify-write.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import random
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -20,6 +22,7 @@ from engine._adapter import Adapter, resolve_adapter
 from engine._errors import TaskNotFoundError
 from engine._events import default_logger
 from engine._graph import DependencyGraph, check_dependencies, check_task_id, suggest_id
+from engine._host import in_asyncio, run_as_asyncio_guest
 from engine._records import ExecutionResult, RetryPolicy, TaskStatus, Wave
 from engine._run import RunCore, RunPlan
 from engine._state import SharedState
@@ -178,6 +181,11 @@ class DependencyAwareScheduler:
                 f"Task {task_id!r} has an async executor, which adapter {adapter!r} "
                 "cannot await; drop the adapter option to run it in trio"
             )
+        if not task.is_async and adapter == "asyncio":
+            raise ValueError(
+                f"Task {task_id!r} has a blocking executor; adapter 'asyncio' runs "
+                "async def executors only (drop the option to run it in a thread)"
+            )
         self._graph.add_task(task_id, deps)
         self._tasks[task_id] = task
         self._changes += 1
@@ -272,7 +280,12 @@ class DependencyAwareScheduler:
     # -- running -----------------------------------------------------------------
 
     async def execute(self) -> ExecutionResult:
-        """Run the scheduled tasks; call inside trio (``trio.run``, pytest-trio, ...).
+        """Run the scheduled tasks, from trio or from asyncio.
+
+        Inside trio (``trio.run``, pytest-trio, ...) the run happens in the
+        caller's trio run. Awaited from asyncio (``asyncio.run``), dagwave's
+        trio core runs as a guest on the running asyncio loop and async
+        executors run as asyncio tasks on it, so asyncio code keeps working.
 
         Returns:
             The :class:`ExecutionResult`, also when tasks failed, were skipped
@@ -282,13 +295,28 @@ class DependencyAwareScheduler:
             ValueError: :meth:`schedule` was not called since the last change.
             RuntimeError: a run is already in progress.
             trio.Cancelled: the run was cancelled from outside; its tasks were
-                cancelled and the partial result is in :attr:`last_result`.
+                cancelled and the partial result is in :attr:`last_result`
+                (``asyncio.CancelledError`` when awaited from asyncio).
         """
         self._check_idle("execute")
         if self._plan is None or self._planned_at != self._changes:
             raise ValueError("Must call schedule() before execute()")
+        if in_asyncio():
+            # Async executors become asyncio tasks on the caller's loop.
+            loop_adapter = resolve_adapter("asyncio", "(default for async executors)")
+            plan = dataclasses.replace(
+                self._plan,
+                adapters=[
+                    loop_adapter if adapter is None else adapter for adapter in self._plan.adapters
+                ],
+            )
+            return await run_as_asyncio_guest(functools.partial(self._execute, plan))
+        return await self._execute(self._plan)
+
+    async def _execute(self, plan: RunPlan) -> ExecutionResult:
+        self._check_idle("execute")
         core = RunCore(
-            self._plan,
+            plan,
             mode=self.mode,
             max_concurrent=self.max_concurrent,
             fail_fast=self.fail_fast,

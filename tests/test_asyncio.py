@@ -1,0 +1,233 @@
+"""Seed users' asyncio programs: ``await scheduler.execute()`` inside ``asyncio.run``.
+
+These tests drive a real asyncio loop with ``asyncio.run`` from plain (sync)
+test functions; dagwave's trio core runs as a guest on that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from engine import (
+    DependencyAwareScheduler,
+    ExecutionResult,
+    RetryPolicy,
+    TaskStatus,
+    TaskTimeoutError,
+    ThreadSafeState,
+)
+
+
+async def parse(context: dict[str, Any]) -> dict[str, str]:
+    await asyncio.sleep(0.01)  # asyncio code, unchanged
+    return {"parsed": context["user_input"]}
+
+
+async def generate(context: dict[str, Any]) -> str:
+    await asyncio.sleep(0.01)
+    return context["dependency_results"]["parse"]["parsed"].upper()
+
+
+def run(main: Any) -> Any:
+    return asyncio.run(main())
+
+
+def test_seed_quick_start_under_asyncio_run() -> None:
+    async def main() -> ExecutionResult:
+        scheduler = DependencyAwareScheduler(state=ThreadSafeState({"user_input": "spec"}))
+        scheduler.add_task("parse", parse, dependencies=[])
+        scheduler.add_task("generate", generate, dependencies=["parse"])
+        scheduler.schedule()
+        return await scheduler.execute()
+
+    result = run(main)
+    assert result.task_results == {"parse": {"parsed": "spec"}, "generate": "SPEC"}
+
+
+def test_async_executors_run_as_asyncio_tasks_on_the_callers_loop() -> None:
+    seen: dict[str, Any] = {}
+
+    async def where(context: Any) -> None:
+        seen["loop"] = asyncio.get_running_loop()
+        seen["task"] = asyncio.current_task()
+
+    async def main() -> asyncio.AbstractEventLoop:
+        s = DependencyAwareScheduler()
+        s.add_task("a", where)
+        s.schedule()
+        await s.execute()
+        return asyncio.get_running_loop()
+
+    loop = run(main)
+    assert seen["loop"] is loop
+    assert seen["task"] is not None
+
+
+def test_asyncio_tasks_run_concurrently() -> None:
+    """Ten tasks that each wait for all the others can only finish together."""
+
+    async def main() -> None:
+        arrived = 0
+        everyone = asyncio.Event()
+
+        async def meet(context: Any) -> None:
+            nonlocal arrived
+            arrived += 1
+            if arrived == 10:
+                everyone.set()
+            await asyncio.wait_for(everyone.wait(), 10)
+
+        s = DependencyAwareScheduler(max_concurrent=10)
+        for i in range(10):
+            s.add_task(f"t{i}", meet)
+        s.schedule()
+        result = await s.execute()
+        assert result.successful_tasks == 10
+
+    run(main)
+
+
+def test_failures_retries_and_skips_under_asyncio() -> None:
+    calls = 0
+
+    async def flaky(context: Any) -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)
+        if calls < 2:
+            raise ConnectionError("again")
+        return "ok"
+
+    async def broken(context: Any) -> None:
+        await asyncio.sleep(0)
+        raise ValueError("broken")
+
+    async def main() -> ExecutionResult:
+        s = DependencyAwareScheduler(retry_policy=RetryPolicy(initial_delay=0))
+        s.add_task("flaky", flaky, retry_count=2)
+        s.add_task("broken", broken)
+        s.add_task("after", parse, dependencies=["broken"])
+        s.schedule()
+        return await s.execute()
+
+    result = run(main)
+    assert result.task_results["flaky"] == "ok"
+    assert result.tasks["flaky"].attempts == 2
+    assert isinstance(result.tasks["broken"].error, ValueError)
+    assert result.tasks["after"].status is TaskStatus.SKIPPED
+
+
+def test_timeout_cancels_the_asyncio_task() -> None:
+    cancelled = False
+
+    async def slow(context: Any) -> None:
+        nonlocal cancelled
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+
+    async def main() -> ExecutionResult:
+        s = DependencyAwareScheduler()
+        s.add_task("slow", slow, timeout_seconds=0.05)
+        s.schedule()
+        return await s.execute()
+
+    result = run(main)
+    assert isinstance(result.tasks["slow"].error, TaskTimeoutError)
+    assert cancelled
+
+
+def test_cancelling_the_awaiting_task_cancels_the_run() -> None:
+    started = asyncio.Event
+    cancelled_inside = False
+
+    async def main() -> DependencyAwareScheduler:
+        entered = started()
+
+        async def slow(context: Any) -> None:
+            nonlocal cancelled_inside
+            entered.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled_inside = True
+                raise
+
+        s = DependencyAwareScheduler()
+        s.add_task("slow", slow)
+        s.add_task("next", parse, dependencies=["slow"])
+        s.schedule()
+        task = asyncio.ensure_future(s.execute())
+        await asyncio.wait_for(entered.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return s
+
+    s = run(main)
+    assert cancelled_inside
+    assert s.last_result is not None
+    assert {t: r.status for t, r in s.last_result.tasks.items()} == {
+        "slow": TaskStatus.CANCELLED,
+        "next": TaskStatus.CANCELLED,
+    }
+
+
+def test_blocking_executors_still_run_in_threads_under_asyncio() -> None:
+    main_thread = threading.get_ident()
+
+    async def main() -> ExecutionResult:
+        s = DependencyAwareScheduler()
+        s.add_task("block", lambda ctx: threading.get_ident() != main_thread)
+        s.schedule()
+        return await s.execute()
+
+    assert run(main).task_results == {"block": True}
+
+
+async def test_asyncio_adapter_under_trio_runs_on_a_private_loop() -> None:
+    async def uses_asyncio(context: Any) -> float:
+        start = time.perf_counter()
+        await asyncio.sleep(0.01)
+        return time.perf_counter() - start
+
+    s = DependencyAwareScheduler()
+    s.add_task("a", uses_asyncio, adapter="asyncio")
+    s.add_task("b", uses_asyncio, adapter="asyncio")
+    s.schedule()
+    result = await s.execute()
+    assert result.successful_tasks == 2
+    assert all(0.01 <= d < 60 for d in result.task_results.values())  # really slept
+    # The private loop's thread ends with the run.
+    assert not [t for t in threading.enumerate() if t.name == "dagwave-asyncio"]
+
+
+async def test_asyncio_adapter_under_trio_timeout_cancels_the_task() -> None:
+    cancelled = False
+
+    async def slow(context: Any) -> None:
+        nonlocal cancelled
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+
+    s = DependencyAwareScheduler()
+    s.add_task("slow", slow, adapter="asyncio", timeout_seconds=0.05)
+    s.schedule()
+    result = await s.execute()
+    assert isinstance(result.tasks["slow"].error, TaskTimeoutError)
+    assert cancelled
+
+
+def test_asyncio_adapter_refuses_blocking_executors() -> None:
+    with pytest.raises(ValueError, match="adapter 'asyncio' runs async def executors only"):
+        DependencyAwareScheduler().add_task("a", lambda ctx: None, adapter="asyncio")
