@@ -344,8 +344,57 @@ def makespan(repeats: int) -> list[Measurement]:
     return out
 
 
+def cpu_work(context: Any) -> int:
+    """Pure-Python CPU work (module level, so worker processes can import it)."""
+    total = 0
+    for i in range(context["task_metadata"]["n"]):
+        total += i * i
+    return total
+
+
+def cpu(tasks: int, n: int, repeats: int) -> list[Measurement]:
+    """CPU-bound tasks: threads (held back by the GIL) vs worker processes, 2 at a time."""
+    quiet_events()
+    start = time.perf_counter()
+    for _ in range(tasks):
+        cpu_work({"task_metadata": {"n": n}})
+    sequential = time.perf_counter() - start
+
+    def run(adapter: str) -> float:
+        s = DependencyAwareScheduler(max_concurrent=2)
+        for i in range(tasks):
+            s.add_task(f"t{i}", cpu_work, adapter=adapter, metadata={"n": n})
+        s.schedule()
+        begin = time.perf_counter()
+        result = trio.run(s.execute)
+        assert result.successful_tasks == tasks, result.task_errors
+        return time.perf_counter() - begin
+
+    out: list[Measurement] = []
+    rows = [["sequential", f"{sequential * 1e3:.0f}", "1.00x"]]
+    for adapter in ("thread", "process"):
+        seconds = min(run(adapter) for _ in range(repeats))
+        out.append(
+            Measurement(
+                "cpu", f"{tasks}x{n}", adapter, seconds, extra={"speedup": sequential / seconds}
+            )
+        )
+        rows.append([adapter, f"{seconds * 1e3:.0f}", f"{sequential / seconds:.2f}x"])
+    print_table(
+        f"CPU-bound pure Python, {tasks} tasks, limit 2 (2 cores): speedup over sequential",
+        ["adapter", "wall ms", "speedup"],
+        rows,
+    )
+    return out
+
+
 def main(quick: bool = False) -> list[Measurement]:
     """Run all three suites; ``quick`` shrinks them to a smoke test."""
     n = 300 if quick else 10_000
     repeats = 1 if quick else 3
-    return overhead(n, repeats) + speedup(1 if quick else 3) + makespan(1 if quick else 3)
+    return (
+        overhead(n, repeats)
+        + speedup(1 if quick else 3)
+        + makespan(1 if quick else 3)
+        + cpu(4 if quick else 8, 20_000 if quick else 2_000_000, 1 if quick else 2)
+    )

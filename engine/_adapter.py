@@ -28,6 +28,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "thread": "adapters.thread:ThreadAdapter",
     "inline": "adapters.inline:InlineAdapter",
     "asyncio": "adapters.asyncio:AsyncioAdapter",
+    "process": "adapters.process:ProcessAdapter",
 }
 
 
@@ -102,6 +103,13 @@ class Adapter:
     async def run(self, invocation: Invocation) -> Any:
         """Run one invocation (see :class:`Runner`)."""
         raise NotImplementedError(f"{type(self).__name__} must implement run()")
+
+    def check(self, task_id: str, func: Callable[..., Any]) -> None:
+        """Called by ``schedule()`` for each task using this adapter, before anything runs.
+
+        Raise ``TypeError``/``ValueError`` naming the task when the adapter
+        cannot run ``func`` (the default accepts everything).
+        """
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

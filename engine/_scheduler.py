@@ -34,7 +34,7 @@ Mode = Literal["waves", "eager"]
 _OPTIONS = frozenset({"adapter", "retry_policy"})
 # Adapters that call the executor and hand back its return value as is; an
 # ``async def`` there would return an un-awaited coroutine.
-_SYNC_ONLY_ADAPTERS = frozenset({"thread", "inline"})
+_SYNC_ONLY_ADAPTERS = frozenset({"thread", "inline", "process"})
 
 
 def _check_limit(max_concurrent: object) -> int:
@@ -253,6 +253,9 @@ class DependencyAwareScheduler:
             if spec not in resolved:
                 resolved[spec] = resolve_adapter(spec, task.task_id)
             adapters.append(resolved[spec])
+        for task, adapter in zip(tasks, adapters, strict=True):
+            if adapter is not None:
+                adapter.check(task.task_id, task.executor)
         self._plan = RunPlan(
             tasks=tasks,
             deps=compiled.preds,

@@ -1,0 +1,107 @@
+"""CPU-bound callables in worker processes, on trio-parallel.
+
+``add_task(..., adapter="process")`` runs a plain function in a separate
+Python process (:func:`trio_parallel.run_sync`), so pure-Python CPU work runs
+in parallel despite the GIL. Worker processes are cached and reused by
+trio-parallel; a run never has more calls in flight than its limit.
+
+What crosses the process boundary is pickled: the executor (a module-level
+function or a ``functools.partial`` of one; checked by ``schedule()``, before
+anything runs) and a plain-dict context with ``task_id``, ``task_metadata``,
+``dependency_results``, ``attempt`` and the shared state's keys at the
+attempt's start. The live ``SharedState`` and the ``cancelled`` flag do not
+cross: a process task returns its result instead of writing shared state. A
+result that cannot be pickled fails the task with a clear error.
+
+A timeout or cancellation kills the worker process (SIGKILL), so the call
+really stops.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+import trio_parallel
+
+from engine import Adapter, Invocation
+
+__all__ = ["ProcessAdapter", "check_picklable"]
+
+
+def check_picklable(task_id: str, func: Callable[..., Any]) -> None:
+    """Raise a clear error when ``func`` cannot be sent to a worker process.
+
+    Raises:
+        TypeError: naming the task and why pickling failed.
+    """
+    try:
+        pickle.dumps(func)
+    except Exception as exc:
+        raise TypeError(
+            f"Executor of task {task_id!r} cannot run in a worker process: it cannot be "
+            f"pickled ({type(exc).__name__}: {exc}). Use a module-level function "
+            "(not a lambda or a closure), or adapter='thread'."
+        ) from None
+
+
+def _call(func: Callable[..., Any], context: dict[str, Any]) -> Any:
+    """Runs in the worker process: call, and make sure the result can travel back."""
+    result = func(context)
+    try:
+        pickle.dumps(result)
+    except Exception as exc:
+        raise TypeError(
+            f"the result of task {context['task_id']!r} cannot be sent back from its "
+            f"worker process: {type(exc).__name__}: {exc}"
+        ) from None
+    return result
+
+
+class ProcessAdapter(Adapter):
+    """Runs blocking, CPU-bound executors in worker processes (see the module docstring).
+
+    Honours the run's concurrency limit (and ``max_workers`` below it),
+    per-attempt timeouts and cancellation (the worker process is killed),
+    retries and events.
+
+    Args:
+        max_workers: cap on processes at once (None: the run's limit).
+    """
+
+    name = "process"
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        if max_workers is not None and max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+        self.max_workers = max_workers
+
+    def check(self, task_id: str, func: Callable[..., Any]) -> None:
+        """Called by ``schedule()``: refuse executors that cannot be pickled."""
+        check_picklable(task_id, func)
+
+    @asynccontextmanager
+    async def open(self, *, max_workers: int) -> AsyncIterator[_ProcessRunner]:
+        """A limiter for this run's processes."""
+        limit = max_workers if self.max_workers is None else min(max_workers, self.max_workers)
+        yield _ProcessRunner(trio.CapacityLimiter(limit))
+
+    async def run(self, invocation: Invocation) -> Any:
+        """Run one invocation (for use outside a scheduler run)."""
+        async with self.open(max_workers=1) as runner:
+            return await runner.run(invocation)
+
+
+class _ProcessRunner:
+    def __init__(self, limiter: trio.CapacityLimiter) -> None:
+        self._limiter = limiter
+
+    async def run(self, invocation: Invocation) -> Any:
+        context = invocation.context
+        plain: dict[str, Any] = dict(context.items())  # fixed keys and the state's keys
+        return await trio_parallel.run_sync(
+            _call, invocation.func, plain, kill_on_cancel=True, limiter=self._limiter
+        )
