@@ -30,9 +30,9 @@ import heapq
 import math
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -95,15 +95,18 @@ class RunPlan:
     waves: Sequence[Sequence[int]]
     adapters: Sequence[Adapter | None]
     compiled: CompiledGraph
+    resources: Sequence[tuple[tuple[str, int], ...]] = ()
+    capacities: Mapping[str, int] = field(default_factory=dict)
 
 
 class _Lease:
-    """A taken slot; released after the attempt unless an adapter detached it."""
+    """A taken slot (and resources); released after the attempt unless an adapter detached it."""
 
-    __slots__ = ("core", "detached", "slot")
+    __slots__ = ("core", "detached", "i", "slot")
 
-    def __init__(self, core: RunCore, slot: int) -> None:
+    def __init__(self, core: RunCore, i: int, slot: int) -> None:
         self.core = core
+        self.i = i
         self.slot = slot
         self.detached = False
 
@@ -112,7 +115,7 @@ class _Lease:
         return self.release
 
     def release(self) -> None:
-        self.core._free_slot(self.slot)
+        self.core._release(self.i, self.slot)
 
 
 class RunCore:
@@ -167,6 +170,10 @@ class RunCore:
         self._ready: list[tuple[float, int]] = []
         self._free: list[int] = list(range(max_concurrent))
         self._parked: list[trio.lowlevel.Task] = []
+        # Per-resource limits: what each task needs, what is free, who waits.
+        self._needs = plan.resources
+        self._available = dict(plan.capacities)
+        self._blocked: list[int] = []
         self._awake = 0  # workers not parked and not in an attempt
         self._results: list[Any] = [None] * n
         self._runners: list[Runner | None] = [None] * n
@@ -222,6 +229,34 @@ class RunCore:
     def _free_slot(self, slot: int) -> None:
         heapq.heappush(self._free, slot)
         self._wake()
+
+    def _release(self, i: int, slot: int) -> None:
+        """Give back task ``i``'s slot and resources."""
+        if self._needs and self._needs[i]:
+            available = self._available
+            for name, amount in self._needs[i]:
+                available[name] += amount
+            if self._blocked:
+                for j in self._blocked:
+                    heapq.heappush(self._ready, (self._priority[j], j))
+                self._blocked.clear()
+        self._free_slot(slot)
+
+    def _acquire(self, needs: tuple[tuple[str, int], ...]) -> bool:
+        """Take all of ``needs`` or nothing.
+
+        All acquisition and release happen on the trio thread (adapters hand
+        releases back to it), so checking and taking is one atomic step
+        without a lock, and a task never holds part of what it needs while
+        waiting for the rest: no deadlock whatever the mix of requests.
+        """
+        available = self._available
+        for name, amount in needs:  # sorted by name: one global order
+            if available[name] < amount:
+                return False
+        for name, amount in needs:
+            available[name] -= amount
+        return True
 
     def _wake(self) -> None:
         """Wake (or start) as many workers as there is startable work for.
@@ -307,6 +342,9 @@ class RunCore:
         while not scope.cancel_called:
             if self._ready and self._free:
                 i = heapq.heappop(self._ready)[1]
+                if self._needs and self._needs[i] and not self._acquire(self._needs[i]):
+                    self._blocked.append(i)  # back in the heap when resources free up
+                    continue
                 slot = heapq.heappop(self._free)
                 self._awake -= 1
                 try:
@@ -415,7 +453,7 @@ class RunCore:
             if runner is None:
                 value = await task.executor(context)
             else:
-                lease = _Lease(self, slot)
+                lease = _Lease(self, i, slot)
                 invocation = Invocation(task.task_id, task.executor, context, attempt, lease.detach)
                 value = await runner.run(invocation)
         except Exception as exc:  # the task's failure; anything else is not ours to catch
@@ -428,7 +466,7 @@ class RunCore:
             self._armed[w] = 0  # disarm; the heap entry is dropped lazily
         end = trio.current_time()
         if lease is None or not lease.detached:
-            self._free_slot(slot)
+            self._release(i, slot)
         self.busy[i] += end - start
         self.end[i] = end
         if self._timed_out[w]:
@@ -473,7 +511,7 @@ class RunCore:
         end = trio.current_time()
         context.cancelled = True
         if lease is None or not lease.detached:
-            self._free_slot(slot)
+            self._release(i, slot)
         self.busy[i] += end - start
         self.end[i] = end
         # An executor that opens a nursery of its own reports cancellation as

@@ -31,10 +31,35 @@ from engine._tasks import Task
 __all__ = ["DependencyAwareScheduler"]
 
 Mode = Literal["waves", "eager"]
-_OPTIONS = frozenset({"adapter", "retry_policy"})
+_OPTIONS = frozenset({"adapter", "retry_policy", "resources"})
 # Adapters that call the executor and hand back its return value as is; an
 # ``async def`` there would return an un-awaited coroutine.
 _SYNC_ONLY_ADAPTERS = frozenset({"thread", "inline", "process"})
+
+
+def _check_amounts(owner: str, resources: object) -> dict[str, int]:
+    """A mapping of resource name -> positive int, or a clear error naming ``owner``."""
+    if resources is None:
+        return {}
+    if not isinstance(resources, Mapping):
+        raise TypeError(
+            f"resources of {owner} must be a mapping of name -> amount, "
+            f"not {type(resources).__name__}"
+        )
+    out: dict[str, int] = {}
+    for name, amount in resources.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"resources of {owner}: names must be non-empty strings, got {name!r}")
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise TypeError(
+                f"resources of {owner}: the amount of {name!r} must be an int, got {amount!r}"
+            )
+        if amount < 1:
+            raise ValueError(
+                f"resources of {owner}: the amount of {name!r} must be at least 1, got {amount}"
+            )
+        out[name] = amount
+    return out
 
 
 def _check_limit(max_concurrent: object) -> int:
@@ -69,6 +94,11 @@ class DependencyAwareScheduler:
         logger: a structlog logger for the run's events (default
             ``structlog.get_logger("dagwave")``).
         retry_policy: back-off between attempts, for tasks that set none.
+        resources: named capacities, e.g. ``{"db": 2, "gpu": 1}``; a task that
+            asks for ``resources={"db": 1}`` runs only while it holds them,
+            besides its concurrency slot. A task takes all it needs at once
+            or waits, so tasks needing several never deadlock.
+        seed: seed for the retry jitter, for reproducible back-off.
 
     Raises:
         TypeError, ValueError: a bad ``max_concurrent`` or ``mode``.
@@ -85,6 +115,7 @@ class DependencyAwareScheduler:
         fail_fast: bool = False,
         logger: Any = None,
         retry_policy: RetryPolicy | None = None,
+        resources: Mapping[str, int] | None = None,
         seed: int | None = None,
     ) -> None:
         if state is not None and not isinstance(state, SharedState):
@@ -104,6 +135,8 @@ class DependencyAwareScheduler:
         self.logger = logger if logger is not None else default_logger()
         self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy()
         self._seed = seed
+        self.resources = _check_amounts("the scheduler", resources)
+        self._needs: dict[str, dict[str, int]] = {}
         self._graph = DependencyGraph()
         self._tasks: dict[str, Task] = {}
         self._changes = 0
@@ -138,9 +171,10 @@ class DependencyAwareScheduler:
                 waiting for a slot does not count.
             retry_count: extra attempts after a failure (timeouts included).
             metadata: free-form; ``estimated_duration`` (seconds) guides ordering.
-            **options: ``adapter`` (a name: "thread", "inline", or an
-                :class:`engine.Adapter`) and ``retry_policy`` (a
-                :class:`RetryPolicy`).
+            **options: ``adapter`` (a name: "thread", "inline", "process",
+                "asyncio", or an :class:`engine.Adapter`), ``retry_policy`` (a
+                :class:`RetryPolicy`) and ``resources`` (name -> amount, held
+                while the task runs; see the constructor).
 
         Raises:
             InvalidTaskError: the executor is not callable.
@@ -186,8 +220,11 @@ class DependencyAwareScheduler:
                 f"Task {task_id!r} has a blocking executor; adapter 'asyncio' runs "
                 "async def executors only (drop the option to run it in a thread)"
             )
+        needs = _check_amounts(f"task {task_id!r}", options.get("resources"))
         self._graph.add_task(task_id, deps)
         self._tasks[task_id] = task
+        if needs:
+            self._needs[task_id] = needs
         self._changes += 1
 
     def clear(self) -> None:
@@ -195,6 +232,7 @@ class DependencyAwareScheduler:
         self._check_idle("clear")
         self._graph.clear()
         self._tasks.clear()
+        self._needs.clear()
         self._changes += 1
         self._plan = None
         self._waves = []
@@ -235,6 +273,19 @@ class DependencyAwareScheduler:
         """
         self._check_idle("schedule")
         waves = self._graph.construct_waves()
+        for task_id, needs in self._needs.items():
+            for name, amount in needs.items():
+                if name not in self.resources:
+                    known = ", ".join(sorted(self.resources)) or "none"
+                    raise ValueError(
+                        f"Task {task_id!r} needs unknown resource {name!r} "
+                        f"(the scheduler's resources: {known})"
+                    )
+                if amount > self.resources[name]:
+                    raise ValueError(
+                        f"Task {task_id!r} needs {amount} of resource {name!r}, "
+                        f"but its capacity is {self.resources[name]}: it could never run"
+                    )
         compiled = self._graph.compiled()
         tasks = list(self._tasks.values())
         wave_of = compiled.level
@@ -264,6 +315,10 @@ class DependencyAwareScheduler:
             waves=wave_indices,
             adapters=adapters,
             compiled=compiled,
+            resources=[tuple(sorted(self._needs.get(task.task_id, {}).items())) for task in tasks]
+            if self._needs
+            else (),
+            capacities=dict(self.resources),
         )
         self._planned_at = self._changes
         self._waves = [
