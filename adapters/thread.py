@@ -49,14 +49,13 @@ __all__ = ["ThreadAdapter"]
 
 
 class _Job:
-    __slots__ = ("abandoned", "context", "func", "pool", "release", "task")
+    __slots__ = ("abandoned", "context", "func", "invocation", "pool", "release", "task")
 
-    def __init__(
-        self, pool: _Pool, func: Callable[..., Any], context: Any, task: trio.lowlevel.Task
-    ) -> None:
+    def __init__(self, pool: _Pool, invocation: Invocation, task: trio.lowlevel.Task) -> None:
         self.pool = pool
-        self.func = func
-        self.context = context
+        self.invocation = invocation
+        self.func = invocation.func
+        self.context = invocation.context
         self.task = task
         self.abandoned = False
         self.release: Callable[[], None] | None = None
@@ -154,7 +153,9 @@ class _Pool:
         for job, result in done:
             self._running -= 1
             if self._waiting:
-                self._start(self._waiting.popleft())
+                waited = self._waiting.popleft()
+                waited.invocation.started()  # its timeout counts from now
+                self._start(waited)
             if job.abandoned:
                 if job.release is not None:
                     job.release()
@@ -162,10 +163,13 @@ class _Pool:
                 trio.lowlevel.reschedule(job.task, result)
 
     async def run(self, invocation: Invocation) -> Any:
-        job = _Job(self, invocation.func, invocation.context, trio.lowlevel.current_task())
+        # A cancelled run starts nothing new (the core checks too; be sure).
+        await trio.lowlevel.checkpoint_if_cancelled()
+        job = _Job(self, invocation, trio.lowlevel.current_task())
         if self._running < self._max_workers:
             self._start(job)
         else:
+            invocation.queued()  # waiting here does not count against its timeout
             self._waiting.append(job)
 
         def abort(_: Any) -> trio.lowlevel.Abort:

@@ -42,7 +42,7 @@ class Invocation:
         attempt: 1-based attempt number.
     """
 
-    __slots__ = ("_detach", "attempt", "context", "func", "task_id")
+    __slots__ = ("_clock", "_detach", "attempt", "context", "func", "task_id")
 
     def __init__(
         self,
@@ -51,12 +51,30 @@ class Invocation:
         context: TaskContext,
         attempt: int,
         detach: Callable[[], Callable[[], None]],
+        clock: Callable[[bool], None] | None = None,
     ) -> None:
         self.task_id = task_id
         self.func = func
         self.context = context
         self.attempt = attempt
         self._detach = detach
+        self._clock = clock
+
+    def queued(self) -> None:
+        """Tell the core the call waits in a queue inside the adapter: stop its clock.
+
+        An adapter with a queue of its own (``ThreadAdapter(max_workers=2)``)
+        calls this when it puts the call in line and :meth:`started` when the
+        call leaves it, so that waiting is not held against the attempt's
+        timeout. Call both on the trio thread.
+        """
+        if self._clock is not None:
+            self._clock(False)
+
+    def started(self) -> None:
+        """Tell the core the call really starts now: its timeout counts from here."""
+        if self._clock is not None:
+            self._clock(True)
 
     def detach(self) -> Callable[[], None]:
         """Keep this attempt's concurrency slot after the attempt is abandoned.

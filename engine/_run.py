@@ -183,6 +183,7 @@ class RunCore:
         self._scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
         self._failed = False
+        self._position: dict[str, int] | None = None
         self.last_result: ExecutionResult | None = None
         # Workers are started on demand, at most one per slot; ``w`` ids are reused.
         workers = min(max_concurrent, n)
@@ -191,6 +192,7 @@ class RunCore:
         self._worker_scopes: list[trio.CancelScope] = [trio.CancelScope() for _ in range(workers)]
         self._armed = [0] * workers  # token of the attempt on the clock, 0 for none
         self._timed_out = [False] * workers
+        self._clock_start = [0.0] * workers  # when the running attempt's clock started
         self._deadlines: list[tuple[float, int, int]] = []
         self._token = 0
         self._watchdog_deadline = math.inf
@@ -273,9 +275,18 @@ class RunCore:
             self._awake += 1
             need -= 1
         nursery = self._nursery
-        while need > 0 and self._worker_ids and nursery is not None:
+        if nursery is None or (self._scope is not None and self._scope.cancel_called):
+            return
+        while need > 0 and self._worker_ids:
+            w = self._worker_ids.pop()
+            try:
+                nursery.start_soon(self._worker, w)
+            except RuntimeError:
+                # The nursery is closing (a slot freed by an abandoned thread
+                # at the very end of the run): nothing more will start.
+                self._worker_ids.append(w)
+                return
             self._awake += 1
-            nursery.start_soon(self._worker, self._worker_ids.pop())
             need -= 1
 
     def _wake_all(self) -> None:
@@ -340,6 +351,8 @@ class RunCore:
     async def _work(self, w: int, scope: trio.CancelScope) -> None:
         since_yield = 0
         while not scope.cancel_called:
+            # A cancelled run (fail_fast, or from outside) starts nothing new.
+            await trio.lowlevel.checkpoint_if_cancelled()
             if self._ready and self._free:
                 i = heapq.heappop(self._ready)[1]
                 if self._needs and self._needs[i] and not self._acquire(self._needs[i]):
@@ -371,10 +384,18 @@ class RunCore:
         """Start the clock on worker ``w``'s attempt (one heap push; no cancel scope)."""
         self._token += 1
         self._armed[w] = self._token
+        self._clock_start[w] = now
         deadline = now + timeout
         heapq.heappush(self._deadlines, (deadline, self._token, w))
         if deadline < self._watchdog_deadline:
             self._aim_watchdog(deadline)
+
+    def _clock(self, w: int, timeout: float, running: bool) -> None:
+        """An adapter queued (``running=False``) or really started the call: stop or restart."""
+        if running:
+            self._arm(w, timeout, trio.current_time())  # any old entry goes stale
+        else:
+            self._armed[w] = 0
 
     def _disarm(self, w: int) -> None:
         # The heap entry stays behind: the watchdog drops it when it wakes, or
@@ -454,24 +475,37 @@ class RunCore:
                 value = await task.executor(context)
             else:
                 lease = _Lease(self, i, slot)
-                invocation = Invocation(task.task_id, task.executor, context, attempt, lease.detach)
+                invocation = Invocation(
+                    task.task_id,
+                    task.executor,
+                    context,
+                    attempt,
+                    lease.detach,
+                    None if timeout is None else functools.partial(self._clock, w, timeout),
+                )
                 value = await runner.run(invocation)
         except Exception as exc:  # the task's failure; anything else is not ours to catch
             error = exc
         except BaseException as exc:
             # Cancellation, KeyboardInterrupt, SystemExit: never captured, never retried.
-            self._attempt_interrupted(i, slot, w, attempt, start, context, lease, exc)
-            raise
+            passed_on = self._attempt_interrupted(i, slot, w, attempt, start, context, lease, exc)
+            if passed_on is exc:
+                raise
+            raise passed_on from None
         if timeout is not None:
             self._armed[w] = 0  # disarm; the heap entry is dropped lazily
         end = trio.current_time()
+        # This worker looks for work again right after this bookkeeping: count
+        # it as awake, so that work it frees up does not wake another one.
+        self._awake += 1
         if lease is None or not lease.detached:
             self._release(i, slot)
         self.busy[i] += end - start
         self.end[i] = end
-        if self._timed_out[w]:
+        if self._timed_out[w] or (timeout is not None and end - self._clock_start[w] > timeout):
             # The deadline passed but the attempt returned before the
-            # cancellation reached it (it did not checkpoint): still a timeout.
+            # cancellation reached it (it did not checkpoint, e.g. an inline
+            # call or an async def that blocks): still a timeout.
             self._timed_out[w] = False
             assert timeout is not None
             timeout_error = TaskTimeoutError(task.task_id, timeout, attempt)
@@ -486,6 +520,7 @@ class RunCore:
         else:
             self.attempt_log.append((i, attempt, "failed", start, end, slot, error))
             self._after_failure(i, attempt, error, start, end, timed_out=False)
+        self._awake -= 1
 
     def _attempt_interrupted(
         self,
@@ -497,13 +532,21 @@ class RunCore:
         context: TaskContext,
         lease: _Lease | None,
         exc: BaseException,
-    ) -> None:
-        """Book an attempt that ended in an exception outside ``Exception`` (the caller re-raises).
+    ) -> BaseException:
+        """Book an attempt that ended in an exception outside ``Exception``.
 
         A ``Cancelled`` from this worker's own scope after the watchdog fired
         is a timeout: recorded as such, retried or failed, and the scope then
         absorbs the ``Cancelled``. Any other ``Cancelled`` cancels the task; a
         ``KeyboardInterrupt``/``SystemExit`` from the executor fails it.
+
+        An executor with a nursery of its own may raise a group that mixes
+        ``Cancelled`` with its own errors (cleanup failed while cancelled): the
+        errors are the attempt's failure, and only the ``Cancelled`` part is
+        passed on, so the cancellation ends where it belongs and the run goes on.
+
+        Returns:
+            The exception the caller must raise.
         """
         task = self.plan.tasks[i]
         wave_number = self.plan.wave_of[i] + 1
@@ -514,16 +557,32 @@ class RunCore:
             self._release(i, slot)
         self.busy[i] += end - start
         self.end[i] = end
+        timed_out, self._timed_out[w] = self._timed_out[w], False
         # An executor that opens a nursery of its own reports cancellation as
         # a group of Cancelled: the same thing as a bare Cancelled here.
         cancelled = _only_cancelled(exc)
-        if self._timed_out[w] and cancelled:
-            self._timed_out[w] = False
+        passed_on = exc
+        failure: BaseException | None = None
+        if not cancelled and isinstance(exc, BaseExceptionGroup):
+            cancelled_part, rest = exc.split(trio.Cancelled)
+            if (
+                cancelled_part is not None
+                and rest is not None
+                and all(isinstance(e, Exception) for e in _leaves(rest))
+            ):
+                cancelled, passed_on, failure = True, cancelled_part, rest
+        if timed_out and cancelled:
             assert task.timeout_seconds is not None
             error = TaskTimeoutError(task.task_id, task.timeout_seconds, attempt)
+            if failure is not None:
+                error.__cause__ = failure
             self.attempt_log.append((i, attempt, "timed_out", start, end, slot, error))
             self._after_failure(i, attempt, error, start, end, timed_out=True)
-            return
+            return passed_on
+        if failure is not None:  # failed while the run was being cancelled
+            self.attempt_log.append((i, attempt, "failed", start, end, slot, failure))
+            self._after_failure(i, attempt, failure, start, end, timed_out=False)
+            return passed_on
         self.attempt_log.append((i, attempt, "cancelled", start, end, slot, exc))
         duration_ms = (end - start) * 1000.0
         if cancelled:
@@ -533,6 +592,7 @@ class RunCore:
             self.status[i] = FAILED
             self.error[i] = exc
             self.events.task_failed(task.task_id, wave_number, attempt, duration_ms, exc)
+        return passed_on
 
     def _after_failure(
         self,
@@ -719,13 +779,13 @@ class RunCore:
         end = trio.current_time()
         for i, task_status in enumerate(self.status):
             if not task_status.is_finished:
-                # Never started, or waiting to retry, when the run was cancelled.
-                was_running = task_status is IN_PROGRESS
+                # Never started, or waiting to retry: no attempt is running
+                # any more (those ended with their own events), so attempt 0.
                 self.status[i] = CANCELLED
                 self.events.task_cancelled(
                     self.plan.tasks[i].task_id,
                     self.plan.wave_of[i] + 1,
-                    self.attempts[i] if was_running else 0,
+                    0,
                     None,
                 )
         for w in range(len(self.plan.waves)):
@@ -796,9 +856,12 @@ class RunCore:
             ),
         )
 
-    def status_of(self, i: int) -> TaskStatus:
-        """Live status of task ``i``."""
-        return self.status[i]
+    def status_of(self, task_id: str) -> TaskStatus | None:
+        """Live status of a task of this run, None if the run has no such task."""
+        if self._position is None:
+            self._position = {task.task_id: i for i, task in enumerate(self.plan.tasks)}
+        i = self._position.get(task_id)
+        return None if i is None else self.status[i]
 
     def _task_records(self, t0: float) -> dict[str, TaskRecord]:
         """The per-task records of a finished run (built when first asked for)."""

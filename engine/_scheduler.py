@@ -420,8 +420,8 @@ class DependencyAwareScheduler:
             return None
         if self._core is None:
             return TaskStatus.PENDING
-        index = list(self._tasks).index(task_id)
-        return self._core.status_of(index)
+        status = self._core.status_of(task_id)
+        return TaskStatus.PENDING if status is None else status
 
     def get_task(self, task_id: str) -> Task:
         """The :class:`Task` added under ``task_id``.
