@@ -330,7 +330,11 @@ class DependencyGraph:
         task_id = check_task_id(task_id)
         if task_id in self._deps:
             raise ValueError(f"Task {task_id!r} already exists (task ids must be unique)")
-        self._deps[task_id] = check_dependencies(task_id, dependencies)
+        self._add_checked(task_id, check_dependencies(task_id, dependencies))
+
+    def _add_checked(self, task_id: str, dependencies: list[str]) -> None:
+        """Add a task whose id and dependencies the caller has checked already."""
+        self._deps[task_id] = dependencies
         self._compiled_graph = None
         self._valid = False
 

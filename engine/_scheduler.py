@@ -193,7 +193,8 @@ class DependencyAwareScheduler:
                 f"add_task() got unknown option(s) {', '.join(unknown)} for task {task_id!r} "
                 f"(known: {', '.join(sorted(_OPTIONS))})"
             )
-        deps = tuple(check_dependencies(task_id, dependencies))
+        dep_list = check_dependencies(task_id, dependencies)
+        deps = tuple(dep_list)
         adapter = options.get("adapter")
         if adapter is not None and not isinstance(adapter, str | Adapter):
             raise TypeError(
@@ -221,7 +222,7 @@ class DependencyAwareScheduler:
                 "async def executors only (drop the option to run it in a thread)"
             )
         needs = _check_amounts(f"task {task_id!r}", options.get("resources"))
-        self._graph.add_task(task_id, deps)
+        self._graph._add_checked(task_id, dep_list)  # id and dependencies checked above
         self._tasks[task_id] = task
         if needs:
             self._needs[task_id] = needs

@@ -8,9 +8,11 @@ live store and a cancellation flag reachable as attributes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -28,12 +30,28 @@ __all__ = ["Task", "TaskContext", "is_async_callable"]
 Executor = Callable[..., Any]
 
 
+_ASYNC_CACHE: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
+
+
 def is_async_callable(func: object) -> bool:
     """True when calling ``func`` returns an awaitable coroutine.
 
     Sees through ``functools.partial`` (nested too) and objects whose
-    ``__call__`` is an ``async def``.
+    ``__call__`` is an ``async def``. Answers are cached per executor, since
+    many tasks usually share one.
     """
+    try:
+        return _ASYNC_CACHE[func]
+    except (KeyError, TypeError):  # not seen yet, or not weak-referenceable/hashable
+        pass
+    answer = _is_async_callable(func)
+    with contextlib.suppress(TypeError):  # unhashable or not weak-referenceable: no cache
+        _ASYNC_CACHE[func] = answer
+    return answer
+
+
+def _is_async_callable(func: object) -> bool:
     while isinstance(func, functools.partial):
         func = func.func
     if inspect.iscoroutinefunction(func):
@@ -134,7 +152,7 @@ class Task:
                 f"Executor for task {task_id!r} must be callable, got {type(executor).__name__}",
             )
         if metadata is None:
-            metadata = {}
+            metadata = _NO_METADATA
         elif not isinstance(metadata, Mapping):
             raise TypeError(
                 f"metadata of task {task_id!r} must be a mapping, not {type(metadata).__name__}"
@@ -151,7 +169,7 @@ class Task:
             dependencies=dependencies,
             timeout_seconds=check_timeout(task_id, timeout_seconds),
             retry_count=check_retry_count(task_id, retry_count),
-            metadata=MappingProxyType(dict(metadata)),
+            metadata=metadata if metadata is _NO_METADATA else MappingProxyType(dict(metadata)),
             adapter=adapter,
             retry_policy=retry_policy,
             is_async=is_async_callable(executor),
