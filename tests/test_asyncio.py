@@ -33,6 +33,20 @@ async def generate(context: dict[str, Any]) -> str:
     return context["dependency_results"]["parse"]["parsed"].upper()
 
 
+class SlowTask:
+    """An asyncio executor that sleeps for a minute and records its cancellation."""
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    async def __call__(self, context: Any) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+
 def run(main: Any) -> Any:
     return asyncio.run(main())
 
@@ -123,15 +137,7 @@ def test_failures_retries_and_skips_under_asyncio() -> None:
 
 
 def test_timeout_cancels_the_asyncio_task() -> None:
-    cancelled = False
-
-    async def slow(context: Any) -> None:
-        nonlocal cancelled
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            cancelled = True
-            raise
+    slow = SlowTask()
 
     async def main() -> ExecutionResult:
         s = DependencyAwareScheduler()
@@ -141,7 +147,7 @@ def test_timeout_cancels_the_asyncio_task() -> None:
 
     result = run(main)
     assert isinstance(result.tasks["slow"].error, TaskTimeoutError)
-    assert cancelled
+    assert slow.cancelled
 
 
 def test_cancelling_the_awaiting_task_cancels_the_run() -> None:
@@ -210,22 +216,14 @@ async def test_asyncio_adapter_under_trio_runs_on_a_private_loop() -> None:
 
 
 async def test_asyncio_adapter_under_trio_timeout_cancels_the_task() -> None:
-    cancelled = False
-
-    async def slow(context: Any) -> None:
-        nonlocal cancelled
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            cancelled = True
-            raise
+    slow = SlowTask()
 
     s = DependencyAwareScheduler()
     s.add_task("slow", slow, adapter="asyncio", timeout_seconds=0.05)
     s.schedule()
     result = await s.execute()
     assert isinstance(result.tasks["slow"].error, TaskTimeoutError)
-    assert cancelled
+    assert slow.cancelled
 
 
 def test_asyncio_adapter_refuses_blocking_executors() -> None:
