@@ -5,6 +5,9 @@ Each module holds one adapter with one job:
 * :mod:`adapters.thread` — blocking callables in long-lived worker threads
   (the default for plain functions).
 * :mod:`adapters.inline` — trivially cheap callables right on the trio thread.
+* :mod:`adapters.process` — CPU-bound callables in worker processes (trio-parallel).
+* :mod:`adapters.asyncio` — asyncio coroutines as asyncio tasks.
+* :mod:`adapters.dask` — blocking callables on a dask.distributed cluster.
 * :mod:`adapters.subprocess` — shell commands as executors
   (:class:`~adapters.subprocess.Command`), run by trio, no thread per command.
 

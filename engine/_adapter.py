@@ -29,6 +29,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "inline": "adapters.inline:InlineAdapter",
     "asyncio": "adapters.asyncio:AsyncioAdapter",
     "process": "adapters.process:ProcessAdapter",
+    "dask": "adapters.dask:DaskAdapter",
 }
 
 

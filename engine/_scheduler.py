@@ -34,7 +34,7 @@ Mode = Literal["waves", "eager"]
 _OPTIONS = frozenset({"adapter", "retry_policy", "resources"})
 # Adapters that call the executor and hand back its return value as is; an
 # ``async def`` there would return an un-awaited coroutine.
-_SYNC_ONLY_ADAPTERS = frozenset({"thread", "inline", "process"})
+_SYNC_ONLY_ADAPTERS = frozenset({"thread", "inline", "process", "dask"})
 
 
 def _check_amounts(owner: str, resources: object) -> dict[str, int]:
