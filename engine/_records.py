@@ -284,6 +284,17 @@ class ExecutionResult:
             if rec.status is TaskStatus.FAILED and rec.error is not None
         }
 
+    def to_chrome_trace(self) -> dict[str, Any]:
+        """The run in Chrome's Trace Event Format (open it in Perfetto or chrome://tracing).
+
+        One track per concurrency slot, one event per attempt coloured by how
+        it ended, the waves on a track of their own. ``json.dump`` the result
+        to a file.
+        """
+        from engine._export import chrome_trace
+
+        return chrome_trace(self)
+
     def raise_for_failures(self) -> None:
         """Raise :class:`WaveExecutionError` carrying every failure, if any task failed.
 

@@ -19,8 +19,10 @@ from typing import Any, Literal
 import trio
 
 from engine._adapter import Adapter, resolve_adapter
+from engine._analysis import analyze_compiled
 from engine._errors import TaskNotFoundError
 from engine._events import default_logger
+from engine._export import dot, mermaid
 from engine._graph import DependencyGraph, check_dependencies, check_task_id, suggest_id
 from engine._host import in_asyncio, run_as_asyncio_guest
 from engine._records import ExecutionResult, RetryPolicy, TaskStatus, Wave
@@ -439,6 +441,33 @@ class DependencyAwareScheduler:
     def get_wave_summary(self) -> list[dict[str, Any]]:
         """Per wave: wave_number (1-based), task_ids, task_count, status, duration_ms."""
         return [wave.summary() for wave in self._waves]
+
+    def _diagram_input(self) -> tuple[dict[str, list[str]], list[list[str]], list[str]]:
+        dag = self._graph.get_dag()
+        waves = self._graph.construct_waves()
+        last = self.last_result
+        if last is not None and list(last.tasks) == list(dag):
+            critical = list(last.critical_path)  # measured, from the latest run
+        else:
+            compiled = self._graph.compiled()
+            estimates = [self._tasks[tid].estimated_duration for tid in compiled.order]
+            critical = list(analyze_compiled(compiled, estimates).critical_path)
+        return dag, waves, critical
+
+    def to_mermaid(self) -> str:
+        """The DAG as a Mermaid flowchart: waves as columns, the critical path in red.
+
+        The critical path is the latest run's (measured) or, before any run,
+        the one by ``metadata["estimated_duration"]`` (default 1).
+        """
+        return mermaid(*self._diagram_input())
+
+    def to_dot(self) -> str:
+        """The DAG in Graphviz DOT: waves as ranks, the critical path in red.
+
+        The critical path is chosen as in :meth:`to_mermaid`.
+        """
+        return dot(*self._diagram_input())
 
     def _check_idle(self, what: str) -> None:
         if self._running:
