@@ -111,7 +111,12 @@ def test_async_executor_blocking_past_its_timeout_is_a_timeout() -> None:
 
 
 def test_waiting_in_the_thread_adapters_queue_does_not_count_against_the_timeout() -> None:
-    """With one thread for two calls, the second waits; its clock starts when it runs."""
+    """With one thread for two calls, the second waits; its clock starts when it runs.
+
+    Real time, not MockClock: autojump would jump over the second call's
+    deadline while its thread runs. The second call waits 1.5 s in line with a
+    1 s timeout, then takes microseconds.
+    """
     first_running = threading.Event()
     release_first = threading.Event()
 
@@ -131,13 +136,12 @@ def test_waiting_in_the_thread_adapters_queue_does_not_count_against_the_timeout
         s.schedule()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(s.execute)
-            while not first_running.is_set():  # noqa: ASYNC110 - a thread's Event
-                await trio.sleep(0.001)
-            await trio.sleep(5)  # mock time: far past second's timeout while it waits
+            await trio.to_thread.run_sync(first_running.wait, 10)
+            await trio.sleep(1.5)  # second waits in line past its timeout
             release_first.set()
         return s.last_result
 
-    result = trio.run(main, clock=MockClock(autojump_threshold=0))
+    result = trio.run(main)
     assert result.task_results.get("second") == "ran"
 
 
