@@ -2,6 +2,10 @@
 
 Subcommands:
 
+* ``dagwave run PIPELINE.toml``: run a pipeline file (see :mod:`engine._pipeline`);
+  logs on stderr, the summary on stdout; exit 0 when every task completed, 1
+  otherwise, 2 for a bad file, 130 on Ctrl-C.
+* ``dagwave graph PIPELINE.toml --format mermaid|dot``: the DAG as a diagram.
 * ``dagwave analyze PLAN.json [--workers K] [--json]``: static analysis of a
   plan in the Rust crate's JSON form.
 
@@ -68,6 +72,27 @@ def _parser() -> argparse.ArgumentParser:
         help="number of workers for the bound and estimate (default: 2)",
     )
     analyze.add_argument("--json", action="store_true", help="print the analysis as JSON")
+
+    run = sub.add_parser(
+        "run",
+        help="run a pipeline file (TOML): commands and Python calls with dependencies",
+        description="Run a pipeline file. Logs go to stderr, the summary to stdout.",
+    )
+    run.add_argument("pipeline", help="path to the pipeline TOML file")
+    run.add_argument("--max-concurrent", type=_positive_int, metavar="N", help="override [run]")
+    run.add_argument("--mode", choices=["waves", "eager"], help="override [run] mode")
+    run.add_argument(
+        "--fail-fast", action="store_true", default=None, help="cancel on first failure"
+    )
+    run.add_argument("--log-format", choices=["console", "json"], default="console")
+    run.add_argument("--trace", metavar="FILE", help="write a Chrome trace (Perfetto) of the run")
+    run.add_argument(
+        "--dry-run", action="store_true", help="validate, print waves and the plan; run nothing"
+    )
+
+    graph = sub.add_parser("graph", help="print a pipeline's DAG as Mermaid or Graphviz DOT")
+    graph.add_argument("pipeline", help="path to the pipeline TOML file")
+    graph.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
     return parser
 
 
@@ -136,6 +161,100 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_scheduler(args: argparse.Namespace, logger: Any = None) -> Any:
+    from engine._pipeline import PipelineError, load_pipeline
+
+    try:
+        pipeline = load_pipeline(args.pipeline)
+        return pipeline.scheduler(
+            max_concurrent=getattr(args, "max_concurrent", None),
+            mode=getattr(args, "mode", None),
+            fail_fast=getattr(args, "fail_fast", None),
+            logger=logger,
+        )
+    except PipelineError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _summary(result: Any) -> str:
+    lines = ["", "wave  tasks  status       ms"]
+    for wave in result.waves:
+        lines.append(
+            f"{wave.wave_number:>4}  {wave.task_count:>5}  {wave.status.value:<11} "
+            f"{(wave.duration_ms or 0.0):>8.1f}"
+        )
+    lines += ["", f"{'task':<24} {'status':<11} {'attempts':>8} {'ms':>9}"]
+    for task_id, record in result.tasks.items():
+        lines.append(
+            f"{task_id:<24} {record.status.value:<11} {record.attempts:>8} "
+            f"{record.duration_ms:>9.1f}"
+        )
+    failures = [(tid, rec) for tid, rec in result.tasks.items() if rec.status.value in ("FAILED",)]
+    if failures:
+        lines += ["", "failures:"]
+        for tid, rec in failures:
+            lines.append(f"  {tid}: {type(rec.error).__name__}: {rec.error}")
+    skipped = [(tid, rec) for tid, rec in result.tasks.items() if rec.status.value == "SKIPPED"]
+    if skipped:
+        lines.append(
+            "skipped: " + ", ".join(f"{t} (after {r.skipped_because})" for t, r in skipped)
+        )
+    lines += [
+        "",
+        f"{result.successful_tasks}/{result.total_tasks} completed, {result.failed_tasks} failed, "
+        f"{result.skipped_tasks} skipped, {result.cancelled_tasks} cancelled",
+        "critical path: " + (" -> ".join(result.critical_path) or "(none)"),
+        f"wall {result.total_duration_ms:.0f} ms, "
+        f"sequential {result.sequential_duration_ms:.0f} ms, speedup {result.speedup_ratio:.2f}x",
+    ]
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from engine._events import configure_logging
+
+    configure_logging(args.log_format, sys.stderr)
+    scheduler = _load_scheduler(args)
+    if args.dry_run:
+        print(f"{len(scheduler)} tasks in {len(scheduler.get_wave_summary())} waves:")
+        for wave in scheduler.get_wave_summary():
+            print(f"  wave {wave['wave_number']}: {', '.join(wave['task_ids'])}")
+        graph = ScheduleGraph.from_dict(
+            {
+                "units": [
+                    {
+                        "id": task.task_id,
+                        "duration": task.estimated_duration,
+                        "depends_on": list(task.dependencies),
+                    }
+                    for task in scheduler.tasks.values()
+                ]
+            }
+        )
+        print(_report(analyze_schedule(graph), graph, scheduler.max_concurrent))
+        return 0
+    import trio
+
+    try:
+        result = trio.run(scheduler.execute)
+    except KeyboardInterrupt:
+        if scheduler.last_result is not None:
+            print(_summary(scheduler.last_result))
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(_summary(result))
+    if args.trace:
+        with open(args.trace, "w", encoding="utf-8") as out:
+            json.dump(result.to_chrome_trace(), out)
+    return 0 if result.succeeded else 1
+
+
+def _graph(args: argparse.Namespace) -> int:
+    scheduler = _load_scheduler(args)
+    print(scheduler.to_mermaid() if args.format == "mermaid" else scheduler.to_dot(), end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
@@ -143,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: arguments without the program name (default ``sys.argv[1:]``).
     """
     args = _parser().parse_args(argv)
-    handlers: dict[str, Any] = {"analyze": _analyze}
+    handlers: dict[str, Any] = {"analyze": _analyze, "run": _run, "graph": _graph}
     try:
         return int(handlers[args.command](args))
     except UserError as exc:

@@ -22,12 +22,30 @@ from typing import Any
 
 import structlog
 
-__all__ = ["RunEvents", "default_logger"]
+__all__ = ["RunEvents", "configure_logging", "default_logger"]
 
 
 def default_logger() -> Any:
     """The logger used when none is given: ``structlog.get_logger("dagwave")``."""
     return structlog.get_logger("dagwave")
+
+
+def configure_logging(log_format: str, stream: Any) -> None:
+    """Configure structlog for the command line: ``console`` or ``json`` lines on ``stream``."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            renderer,
+        ],
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
 
 
 def _error_text(error: BaseException) -> str:

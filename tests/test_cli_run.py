@@ -1,0 +1,174 @@
+"""``dagwave run`` / ``dagwave graph`` end to end, through a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+STEPS = """
+import time
+import trio
+
+async def fetch(ctx):
+    await trio.sleep(0.01)
+    return {"rows": 3}
+
+def crunch(ctx):
+    return ctx["dependency_results"]["fetch"]["rows"] * 2
+
+def boom(ctx):
+    raise RuntimeError("boom")
+
+def hang(ctx):
+    time.sleep(60)
+"""
+
+GOOD = """
+[run]
+max_concurrent = 4
+mode = "eager"
+
+[tasks.fetch]
+call = "steps:fetch"
+timeout = 5
+
+[tasks.crunch]
+call = "steps:crunch"
+deps = ["fetch"]
+
+[tasks.shell]
+cmd = "echo from-shell > made.txt"
+deps = ["crunch"]
+"""
+
+
+def write(tmp_path: Path, pipeline: str) -> Path:
+    (tmp_path / "steps.py").write_text(STEPS)
+    path = tmp_path / "pipeline.toml"
+    path.write_text(pipeline)
+    return path
+
+
+def dagwave(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+    )
+
+
+def test_run_succeeds_prints_summary_and_runs_commands_in_the_files_folder(
+    tmp_path: Path,
+) -> None:
+    proc = dagwave("run", str(write(tmp_path, GOOD)))
+    assert proc.returncode == 0, proc.stderr
+    assert "3/3 completed, 0 failed" in proc.stdout
+    assert "critical path: fetch -> crunch -> shell" in proc.stdout
+    assert (tmp_path / "made.txt").read_text() == "from-shell\n"
+    assert "run.completed" in proc.stderr  # logs on stderr
+
+
+def test_failure_exits_1_and_names_the_cause(tmp_path: Path) -> None:
+    pipeline = (
+        GOOD
+        + '\n[tasks.bad]\ncall = "steps:boom"\n'
+        + '\n[tasks.after]\ncall = "steps:crunch"\ndeps = ["bad"]\n'
+    )
+    proc = dagwave("run", str(write(tmp_path, pipeline)))
+    assert proc.returncode == 1
+    assert "bad: RuntimeError: boom" in proc.stdout
+    assert "skipped: after (after bad)" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "message"),
+    [
+        (
+            '[tasks.a]\ncall = "steps:fetch"\ncolour = "red"\n',
+            "pipeline.toml:1: task 'a': unknown key(s) colour",
+        ),
+        ('[tasks.a]\ncall = "steps:fetch"\nretries = "two"\n', "task 'a': retries must be int"),
+        ('[tasks.a]\ncall = "steps:fetch"\ncmd = "true"\n', "needs exactly one of 'cmd'"),
+        (
+            '[tasks.a]\ncall = "steps:fetch"\n\n[tasks.b]\ncall = "steps:fetch"\ndeps = ["aa"]\n',
+            "pipeline.toml:4: Task 'b' depends on unknown task 'aa'",
+        ),
+        (
+            '[tasks.a]\ncall = "steps:fetch"\ndeps = ["b"]\n\n'
+            '[tasks.b]\ncall = "steps:fetch"\ndeps = ["a"]\n',
+            "a -> b -> a",
+        ),
+        ('[tasks.a]\ncall = "nope_module:fetch"\n', "cannot import 'nope_module'"),
+        ("[tasks.a\n", "not valid TOML"),
+    ],
+)
+def test_bad_files_exit_2_without_traceback(tmp_path: Path, pipeline: str, message: str) -> None:
+    proc = dagwave("run", str(write(tmp_path, pipeline)))
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "made.txt").exists()
+
+
+def test_dry_run_validates_and_runs_nothing(tmp_path: Path) -> None:
+    proc = dagwave("run", str(write(tmp_path, GOOD)), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "wave 1: fetch" in proc.stdout
+    assert "critical path:" in proc.stdout
+    assert not (tmp_path / "made.txt").exists()
+
+
+def test_json_logs_parse_line_by_line(tmp_path: Path) -> None:
+    proc = dagwave("run", str(write(tmp_path, GOOD)), "--log-format", "json")
+    events = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
+    assert events[0]["event"] == "run.started"
+    assert events[-1]["event"] == "run.completed"
+    assert all("run_id" in e for e in events)
+
+
+def test_trace_file_is_written(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.json"
+    proc = dagwave("run", str(write(tmp_path, GOOD)), "--trace", str(trace))
+    assert proc.returncode == 0
+    names = {e["name"] for e in json.loads(trace.read_text())["traceEvents"] if e["ph"] == "X"}
+    assert {"fetch", "crunch", "shell"} <= names
+
+
+def test_graph_prints_mermaid_and_dot(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    mermaid = dagwave("graph", str(path))
+    assert mermaid.returncode == 0
+    assert mermaid.stdout.startswith("flowchart LR")
+    dot = dagwave("graph", str(path), "--format", "dot")
+    assert dot.stdout.startswith("digraph dagwave {")
+
+
+def test_ctrl_c_cancels_prints_what_finished_and_exits_130(tmp_path: Path) -> None:
+    pipeline = GOOD + '\n[tasks.hang]\ncmd = "sleep 60"\ndeps = ["crunch"]\n'
+    path = write(tmp_path, pipeline)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", str(path), "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    give_up = time.monotonic() + 30
+    for line in proc.stderr:  # wait until the hanging command has started
+        if '"task_id": "hang"' in line and "task.started" in line:
+            break
+        assert time.monotonic() < give_up
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "fetch" in out
+    assert "COMPLETED" in out
