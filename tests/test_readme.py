@@ -29,12 +29,35 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_example_pipeline_runs_and_reports() -> None:
-    """The README's main-job command: the example pipeline succeeds and prints its summary."""
+    """The README's main-job command: the example pipeline file succeeds end to end."""
     import subprocess
     import sys
 
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "pipeline.py"), "--eager"],
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "run",
+            str(ROOT / "examples" / "pipeline" / "pipeline.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "7/7 completed, 0 failed" in proc.stdout
+    assert (ROOT / "examples" / "pipeline" / "dist" / "clients.tar.gz").exists()
+
+
+def test_python_api_example_runs_and_reports() -> None:
+    """examples/codegen.py: the same kind of pipeline through the Python API."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "codegen.py"), "--eager"],
         capture_output=True,
         text=True,
         timeout=120,
