@@ -16,6 +16,7 @@ and exits with status 2; never a traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -210,10 +211,33 @@ def _summary(result: Any) -> str:
     return "\n".join(lines)
 
 
+def progress_line(stats: Any) -> str:
+    """One status line: done/running/failed of total, the current wave, elapsed time."""
+    done = stats.completed + stats.failed + stats.skipped + stats.cancelled
+    wave = min(stats.waves_done + 1, stats.total_waves)
+    return (
+        f"[{done}/{stats.total} done, {stats.running} running, {stats.failed} failed] "
+        f"wave {wave}/{stats.total_waves}  {stats.elapsed_s:.1f}s"
+    )
+
+
+def _live_progress(stream: Any) -> Any:
+    """A progress callback redrawing one status line in place on a terminal."""
+
+    def show(stats: Any) -> None:
+        stream.write("\r\x1b[K" + progress_line(stats))
+        stream.flush()
+
+    return show
+
+
 def _run(args: argparse.Namespace) -> int:
     from engine._events import configure_logging
 
-    configure_logging(args.log_format, sys.stderr)
+    # On a terminal: a live status line, and only warnings and errors as log
+    # lines; otherwise every event as a plain line.
+    live = sys.stderr.isatty() and args.log_format == "console"
+    configure_logging(args.log_format, sys.stderr, min_level="warning" if live else "info")
     scheduler = _load_scheduler(args)
     if args.dry_run:
         print(f"{len(scheduler)} tasks in {len(scheduler.get_wave_summary())} waves:")
@@ -236,7 +260,14 @@ def _run(args: argparse.Namespace) -> int:
     import trio
 
     try:
-        result = trio.run(scheduler.execute)
+        if live:
+            execute = functools.partial(scheduler.execute, progress=_live_progress(sys.stderr))
+            try:
+                result = trio.run(execute)
+            finally:
+                sys.stderr.write("\r\x1b[K")  # leave the terminal clean
+        else:
+            result = trio.run(scheduler.execute)
     except KeyboardInterrupt:
         if scheduler.last_result is not None:
             print(_summary(scheduler.last_result))

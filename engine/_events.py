@@ -18,6 +18,7 @@ To get JSON lines::
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import structlog
@@ -30,7 +31,7 @@ def default_logger() -> Any:
     return structlog.get_logger("dagwave")
 
 
-def configure_logging(log_format: str, stream: Any) -> None:
+def configure_logging(log_format: str, stream: Any, min_level: str = "info") -> None:
     """Configure structlog for the command line: ``console`` or ``json`` lines on ``stream``."""
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -44,6 +45,7 @@ def configure_logging(log_format: str, stream: Any) -> None:
             renderer,
         ],
         logger_factory=structlog.PrintLoggerFactory(stream),
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, min_level.upper())),
         cache_logger_on_first_use=False,
     )
 

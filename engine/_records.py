@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AttemptRecord",
     "ExecutionResult",
+    "RunStatistics",
     "RetryPolicy",
     "TaskRecord",
     "TaskStatus",
@@ -194,6 +195,30 @@ class Wave:
             "status": self.status.value,
             "duration_ms": self.duration_ms,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatistics:
+    """A snapshot of a run in progress (``DependencyAwareScheduler.statistics()``).
+
+    Attributes:
+        total, pending, running, completed, failed, skipped, cancelled: task counts
+            (``running`` includes tasks waiting between retries).
+        waves_done: waves whose every task has finished.
+        total_waves: number of waves.
+        elapsed_s: seconds since the run started (run clock).
+    """
+
+    total: int
+    pending: int
+    running: int
+    completed: int
+    failed: int
+    skipped: int
+    cancelled: int
+    waves_done: int
+    total_waves: int
+    elapsed_s: float
 
 
 @dataclass(frozen=True)

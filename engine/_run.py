@@ -48,6 +48,7 @@ from engine._records import (
     AttemptRecord,
     ExecutionResult,
     RetryPolicy,
+    RunStatistics,
     TaskRecord,
     TaskStatus,
     Wave,
@@ -133,8 +134,13 @@ class RunCore:
         logger: Any,
         retry_policy: RetryPolicy,
         rng: random.Random | None = None,
+        progress: Callable[[RunStatistics], object] | None = None,
+        progress_interval: float = 0.1,
     ) -> None:
         self.plan = plan
+        self._progress = progress
+        self._progress_interval = progress_interval
+        self._progress_scope: trio.CancelScope | None = None
         self.mode = mode
         self.max_concurrent = max_concurrent
         self.fail_fast = fail_fast
@@ -678,6 +684,8 @@ class RunCore:
             self._wake_all()
             if self._watchdog_scope is not None:
                 self._watchdog_scope.cancel()
+            if self._progress_scope is not None:
+                self._progress_scope.cancel()
 
     def _wave_status(self, w: int) -> TaskStatus:
         statuses = {self.status[i] for i in self.plan.waves[w]}
@@ -761,6 +769,8 @@ class RunCore:
                             self._nursery = nursery
                             if any(t.timeout_seconds is not None for t in plan.tasks):
                                 nursery.start_soon(self._watchdog)
+                            if self._progress is not None and plan.tasks:
+                                nursery.start_soon(self._report_progress)
                             self._release_initial()  # starts the workers it needs
                     finally:
                         # A slot released later (an abandoned thread ending) must
@@ -854,6 +864,33 @@ class RunCore:
             critical_path_source=functools.partial(
                 _critical_path, plan, [b * 1000.0 for b in self.busy]
             ),
+        )
+
+    async def _report_progress(self) -> None:
+        """Call the progress callback every ``progress_interval`` seconds while tasks remain."""
+        assert self._progress is not None
+        with trio.CancelScope() as scope:
+            self._progress_scope = scope
+            while self._remaining:
+                self._progress(self.statistics())
+                await trio.sleep(self._progress_interval)
+
+    def statistics(self) -> RunStatistics:
+        """Counts of the run so far (O(tasks); meant for progress displays)."""
+        counts = dict.fromkeys(TaskStatus, 0)
+        for status in self.status:
+            counts[status] += 1
+        return RunStatistics(
+            total=len(self.status),
+            pending=counts[PENDING],
+            running=counts[IN_PROGRESS],
+            completed=counts[COMPLETED],
+            failed=counts[FAILED],
+            skipped=counts[SKIPPED],
+            cancelled=counts[CANCELLED],
+            waves_done=sum(self._wave_done),
+            total_waves=len(self.plan.waves),
+            elapsed_s=trio.current_time() - self._t0,
         )
 
     def status_of(self, task_id: str) -> TaskStatus | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import trio
@@ -25,7 +25,7 @@ from engine._events import default_logger
 from engine._export import dot, mermaid
 from engine._graph import DependencyGraph, check_dependencies, check_task_id, suggest_id
 from engine._host import in_asyncio, run_as_asyncio_guest
-from engine._records import ExecutionResult, RetryPolicy, TaskStatus, Wave
+from engine._records import ExecutionResult, RetryPolicy, RunStatistics, TaskStatus, Wave
 from engine._run import RunCore, RunPlan
 from engine._state import SharedState
 from engine._tasks import Task
@@ -340,8 +340,19 @@ class DependencyAwareScheduler:
 
     # -- running -----------------------------------------------------------------
 
-    async def execute(self) -> ExecutionResult:
+    async def execute(
+        self,
+        *,
+        progress: Callable[[RunStatistics], object] | None = None,
+        progress_interval: float = 0.1,
+    ) -> ExecutionResult:
         """Run the scheduled tasks, from trio or from asyncio.
+
+        Args:
+            progress: called with a :class:`RunStatistics` every
+                ``progress_interval`` seconds while the run goes on (for live
+                displays; keep it quick, it runs on the trio thread).
+            progress_interval: seconds between ``progress`` calls.
 
         Inside trio (``trio.run``, pytest-trio, ...) the run happens in the
         caller's trio run. Awaited from asyncio (``asyncio.run``), dagwave's
@@ -371,10 +382,17 @@ class DependencyAwareScheduler:
                     loop_adapter if adapter is None else adapter for adapter in self._plan.adapters
                 ],
             )
-            return await run_as_asyncio_guest(functools.partial(self._execute, plan))
-        return await self._execute(self._plan)
+            return await run_as_asyncio_guest(
+                functools.partial(self._execute, plan, progress, progress_interval)
+            )
+        return await self._execute(self._plan, progress, progress_interval)
 
-    async def _execute(self, plan: RunPlan) -> ExecutionResult:
+    async def _execute(
+        self,
+        plan: RunPlan,
+        progress: Callable[[RunStatistics], object] | None = None,
+        progress_interval: float = 0.1,
+    ) -> ExecutionResult:
         self._check_idle("execute")
         core = RunCore(
             plan,
@@ -386,6 +404,8 @@ class DependencyAwareScheduler:
             logger=self.logger,
             retry_policy=self.retry_policy,
             rng=random.Random(self._seed) if self._seed is not None else None,
+            progress=progress,
+            progress_interval=progress_interval,
         )
         self._core = core
         self._running = True
@@ -425,6 +445,13 @@ class DependencyAwareScheduler:
             return TaskStatus.PENDING
         status = self._core.status_of(task_id)
         return TaskStatus.PENDING if status is None else status
+
+    def statistics(self) -> RunStatistics | None:
+        """Counts of the current (or latest) run, for progress displays; None before any run.
+
+        Call it from the trio thread (e.g. a task next to ``execute()``).
+        """
+        return None if self._core is None else self._core.statistics()
 
     def get_task(self, task_id: str) -> Task:
         """The :class:`Task` added under ``task_id``.

@@ -105,3 +105,22 @@ def test_console_script_help_version_and_no_traceback(plan: Path, tmp_path: Path
     failed = run("analyze", str(bad))
     assert failed.returncode == 2
     assert "Traceback" not in failed.stderr
+
+
+def test_progress_line_counts_and_wave() -> None:
+    from engine import RunStatistics
+    from engine._cli import progress_line
+
+    stats = RunStatistics(
+        total=10,
+        pending=3,
+        running=2,
+        completed=4,
+        failed=1,
+        skipped=0,
+        cancelled=0,
+        waves_done=1,
+        total_waves=3,
+        elapsed_s=2.25,
+    )
+    assert progress_line(stats) == "[5/10 done, 2 running, 1 failed] wave 2/3  2.2s"

@@ -511,3 +511,21 @@ async def test_outside_cancel_of_an_executor_with_its_own_nursery(
         await s.execute()
     assert s.last_result is not None
     assert s.last_result.tasks["nested"].status is TaskStatus.CANCELLED
+
+
+async def test_progress_callback_sees_the_run_advance(autojump_clock: MockClock) -> None:
+    from engine import RunStatistics
+
+    seen: list[RunStatistics] = []
+    s = DependencyAwareScheduler(max_concurrent=2)
+    for i in range(4):
+        s.add_task(f"t{i}", sleeper(1))
+    s.schedule()
+    await s.execute(progress=seen.append, progress_interval=0.5)
+    assert seen[0].running == 2
+    assert seen[0].total == 4
+    assert [x.completed for x in seen] == sorted(x.completed for x in seen)
+    assert seen[-1].completed == 2  # last report before the final second
+    stats = s.statistics()
+    assert stats is not None
+    assert (stats.completed, stats.pending, stats.running) == (4, 0, 0)
