@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--log-format", choices=["console", "json"], default="console")
     run.add_argument("--trace", metavar="FILE", help="write a Chrome trace (Perfetto) of the run")
+    run.add_argument("--report", metavar="FILE", help="write a self-contained HTML report")
     run.add_argument(
         "--dry-run", action="store_true", help="validate, print waves and the plan; run nothing"
     )
@@ -277,6 +278,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.trace:
         with open(args.trace, "w", encoding="utf-8") as out:
             json.dump(result.to_chrome_trace(), out)
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as out:
+            out.write(scheduler.to_html_report())
     return 0 if result.succeeded else 1
 
 

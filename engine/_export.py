@@ -12,6 +12,7 @@ Pure functions over records; nothing here runs anything.
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from engine._records import ExecutionResult
 
-__all__ = ["chrome_trace", "dot", "mermaid"]
+__all__ = ["chrome_trace", "dot", "html_report", "mermaid"]
 
 # Colour names the trace viewers reserve ("cname").
 _COLOURS = {
@@ -172,3 +173,137 @@ def dot(
             lines.append(f"  {json.dumps(dep)} -> {json.dumps(tid)}{style};")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+_STATUS_COLOURS = {
+    "COMPLETED": "#2e7d32",
+    "FAILED": "#c62828",
+    "SKIPPED": "#9e9e9e",
+    "CANCELLED": "#757575",
+    "PENDING": "#bdbdbd",
+    "IN_PROGRESS": "#f9a825",
+}
+_ATTEMPT_COLOURS = {
+    "completed": "#2e7d32",
+    "failed": "#c62828",
+    "timed_out": "#6a1b9a",
+    "cancelled": "#757575",
+}
+
+
+def _esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _gantt_svg(result: ExecutionResult) -> str:
+    """One row per task, one bar per attempt (coloured by outcome); critical path outlined."""
+    row, width, left = 22, 900, 180
+    total = max(result.total_duration_ms, 1e-9)
+    critical = set(result.critical_path)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="gantt" width="{left + width + 20}" '
+        f'height="{row * (len(result.tasks) + 1) + 10}" font-family="sans-serif" font-size="12">'
+    ]
+    for y, (task_id, record) in enumerate(result.tasks.items()):
+        top = y * row + 5
+        weight = "bold" if task_id in critical else "normal"
+        parts.append(f'<text x="4" y="{top + 14}" font-weight="{weight}">{_esc(task_id)}</text>')
+        for attempt in record.attempt_log:
+            x = left + attempt.start_ms / total * width
+            w = max(attempt.duration_ms / total * width, 1.0)
+            stroke = ' stroke="#000" stroke-width="2"' if task_id in critical else ""
+            parts.append(
+                f'<rect class="bar {attempt.outcome}" data-task="{_esc(task_id)}" '
+                f'data-attempt="{attempt.attempt}" x="{x:.2f}" y="{top}" width="{w:.2f}" '
+                f'height="{row - 6}" fill="{_ATTEMPT_COLOURS[attempt.outcome]}"{stroke}>'
+                f"<title>{_esc(task_id)} attempt {attempt.attempt}: {attempt.outcome}, "
+                f"{attempt.duration_ms:.1f} ms</title></rect>"
+            )
+    axis_y = row * len(result.tasks) + 8
+    parts.append(f'<text x="{left}" y="{axis_y + 12}">0 ms</text>')
+    parts.append(
+        f'<text x="{left + width}" y="{axis_y + 12}" text-anchor="end">{total:.0f} ms</text>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _dag_svg(
+    dag: Mapping[str, Sequence[str]], waves: Sequence[Sequence[str]], critical: Sequence[str]
+) -> str:
+    """The DAG drawn in columns, one per wave; critical path in red."""
+    col, row, box_w, box_h = 170, 40, 140, 26
+    pos: dict[str, tuple[float, float]] = {}
+    for c, wave in enumerate(waves):
+        for r, tid in enumerate(wave):
+            pos[tid] = (10 + c * col, 10 + r * row)
+    height = 20 + row * max((len(w) for w in waves), default=1)
+    on_path, path_edges = _edges(critical)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="dag" width="{20 + col * max(len(waves), 1)}" '
+        f'height="{height}" font-family="sans-serif" font-size="12">'
+    ]
+    for tid, deps in dag.items():
+        for dep in deps:
+            (x1, y1), (x2, y2) = pos[dep], pos[tid]
+            colour = "#d00" if (dep, tid) in path_edges else "#888"
+            parts.append(
+                f'<line x1="{x1 + box_w}" y1="{y1 + box_h / 2}" x2="{x2}" y2="{y2 + box_h / 2}" '
+                f'stroke="{colour}" stroke-width="{2 if colour == "#d00" else 1}"/>'
+            )
+    for tid, (x, y) in pos.items():
+        stroke = "#d00" if tid in on_path else "#333"
+        parts.append(
+            f'<g class="node" data-task="{_esc(tid)}"><rect x="{x}" y="{y}" width="{box_w}" '
+            f'height="{box_h}" rx="4" fill="#fff" stroke="{stroke}"/>'
+            f'<text x="{x + 6}" y="{y + 17}">{_esc(tid)}</text></g>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def html_report(
+    result: ExecutionResult,
+    dag: Mapping[str, Sequence[str]],
+    waves: Sequence[Sequence[str]],
+) -> str:
+    """One self-contained HTML page (no network): summary, Gantt timeline, DAG, tables."""
+    rows_w = "".join(
+        f"<tr><td>{w.wave_number}</td><td>{w.task_count}</td><td>{_esc(w.status.value)}</td>"
+        f"<td>{(w.duration_ms or 0.0):.1f}</td></tr>"
+        for w in result.waves
+    )
+    rows_t = "".join(
+        f'<tr data-task="{_esc(tid)}"><td>{_esc(tid)}</td>'
+        f'<td style="color:{_STATUS_COLOURS[r.status.value]}">{_esc(r.status.value)}</td>'
+        f"<td>{r.attempts}</td><td>{r.duration_ms:.1f}</td>"
+        f"<td>{_esc('' if r.error is None else f'{type(r.error).__name__}: {r.error}')}</td>"
+        f"<td>{_esc(r.skipped_because or '')}</td></tr>"
+        for tid, r in result.tasks.items()
+    )
+    critical = " &rarr; ".join(_esc(t) for t in result.critical_path) or "(none)"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>dagwave run {_esc(result.execution_id)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
+</style></head><body>
+<h1>dagwave run</h1>
+<p id="summary">{result.successful_tasks}/{result.total_tasks} completed,
+{result.failed_tasks} failed, {result.skipped_tasks} skipped,
+{result.cancelled_tasks} cancelled &middot;
+wall {result.total_duration_ms:.0f} ms, sequential {result.sequential_duration_ms:.0f} ms,
+speedup {result.speedup_ratio:.2f}x</p>
+<p>Critical path: {critical}</p>
+<h2>Timeline</h2>
+{_gantt_svg(result)}
+<h2>Graph</h2>
+{_dag_svg(dag, waves, result.critical_path)}
+<h2>Waves</h2>
+<table id="waves"><tr><th>wave</th><th>tasks</th><th>status</th><th>ms</th></tr>{rows_w}</table>
+<h2>Tasks</h2>
+<table id="tasks"><tr><th>task</th><th>status</th><th>attempts</th><th>ms</th><th>error</th>
+<th>skipped because</th></tr>{rows_t}</table>
+</body></html>
+"""

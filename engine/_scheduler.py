@@ -22,7 +22,7 @@ from engine._adapter import Adapter, resolve_adapter
 from engine._analysis import analyze_compiled
 from engine._errors import TaskNotFoundError
 from engine._events import default_logger
-from engine._export import dot, mermaid
+from engine._export import dot, html_report, mermaid
 from engine._graph import DependencyGraph, check_dependencies, check_task_id, suggest_id
 from engine._host import in_asyncio, run_as_asyncio_guest
 from engine._records import ExecutionResult, RetryPolicy, RunStatistics, TaskStatus, Wave
@@ -488,6 +488,16 @@ class DependencyAwareScheduler:
         the one by ``metadata["estimated_duration"]`` (default 1).
         """
         return mermaid(*self._diagram_input())
+
+    def to_html_report(self) -> str:
+        """The latest run as one self-contained HTML page (Gantt timeline, DAG, tables).
+
+        Raises:
+            RuntimeError: no run has finished yet.
+        """
+        if self.last_result is None:
+            raise RuntimeError("to_html_report() needs a finished run: call execute() first")
+        return html_report(self.last_result, self._graph.get_dag(), self._graph.construct_waves())
 
     def to_dot(self) -> str:
         """The DAG in Graphviz DOT: waves as ranks, the critical path in red.

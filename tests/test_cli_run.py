@@ -143,6 +143,15 @@ def test_trace_file_is_written(tmp_path: Path) -> None:
     assert {"fetch", "crunch", "shell"} <= names
 
 
+def test_report_file_is_written(tmp_path: Path) -> None:
+    report = tmp_path / "run.html"
+    proc = dagwave("run", str(write(tmp_path, GOOD)), "--report", str(report))
+    assert proc.returncode == 0
+    html = report.read_text()
+    for task in ("fetch", "crunch", "shell"):
+        assert f'data-task="{task}"' in html
+
+
 def test_graph_prints_mermaid_and_dot(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD)
     mermaid = dagwave("graph", str(path))
