@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -199,18 +198,17 @@ def test_blocking_executors_still_run_in_threads_under_asyncio() -> None:
 
 
 async def test_asyncio_adapter_under_trio_runs_on_a_private_loop() -> None:
-    async def uses_asyncio(context: Any) -> float:
-        start = time.perf_counter()
-        await asyncio.sleep(0.01)
-        return time.perf_counter() - start
+    async def uses_asyncio(context: Any) -> bool:
+        await asyncio.sleep(0.01)  # needs a running asyncio loop and task
+        loop = asyncio.get_running_loop()
+        return asyncio.current_task() is not None and loop.is_running()
 
     s = DependencyAwareScheduler()
     s.add_task("a", uses_asyncio, adapter="asyncio")
     s.add_task("b", uses_asyncio, adapter="asyncio")
     s.schedule()
     result = await s.execute()
-    assert result.successful_tasks == 2
-    assert all(0.01 <= d < 60 for d in result.task_results.values())  # really slept
+    assert result.task_results == {"a": True, "b": True}
     # The private loop's thread ends with the run.
     assert not [t for t in threading.enumerate() if t.name == "dagwave-asyncio"]
 
