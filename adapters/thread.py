@@ -105,10 +105,12 @@ class _Workers:
                 self._idle -= 1
                 self._queued -= 1
             result = outcome.capture(job.func, job.context)
-            job.pool._completed(job, result)
-            del job, result  # drop references while waiting for the next job
+            # Idle again *before* reporting back: trio may submit the next job
+            # the moment it hears of this one, and must count this thread.
             with lock:
                 self._idle += 1
+            job.pool._completed(job, result)
+            del job, result  # drop references while waiting for the next job
 
 
 #: How long an idle worker thread waits for a job before it exits (seconds).
