@@ -6,10 +6,7 @@ import dataclasses
 import itertools
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -29,6 +26,7 @@ from engine import (
 )
 from engine._analysis import analyze_compiled
 from engine._graph import CompiledGraph, compile_graph
+from tests._helpers import stdout_per_hash_seed
 
 Spec = tuple[str, float, Sequence[str]]
 
@@ -166,16 +164,7 @@ def test_output_is_independent_of_hash_seed() -> None:
         "a = analyze_schedule(ScheduleGraph(units))\n"
         "print(a.to_dict(workers=3))\n"
     )
-    outputs = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for seed in ("0", "12345")
-    }
+    outputs = stdout_per_hash_seed(code, ("0", "12345"))
     assert len(outputs) == 1
 
 

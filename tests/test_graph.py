@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
 
 import networkx as nx
 import pytest
@@ -13,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import CircularDependencyError, DependencyGraph, SchedulerError, TaskNotFoundError
+from tests._helpers import stdout_per_hash_seed
 
 
 def graph_of(*pairs: tuple[str, list[str]]) -> DependencyGraph:
@@ -247,16 +245,7 @@ def test_waves_independent_of_hash_seed() -> None:
         "    g.add_task(f'n{i}', [f'n{j}' for j in r.sample(range(i), min(i, 3))])\n"
         "print(g.construct_waves(), g.topological_sort())\n"
     )
-    outputs = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for seed in ("0", "1", "12345")
-    }
+    outputs = stdout_per_hash_seed(code, ("0", "1", "12345"))
     assert len(outputs) == 1
 
 
