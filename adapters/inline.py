@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import Adapter, Invocation
+from dagwave import Adapter, Invocation
 
 __all__ = ["InlineAdapter"]
 

@@ -27,7 +27,7 @@ from typing import Any
 import trio
 import trio_parallel
 
-from engine import Adapter, Invocation
+from dagwave import Adapter, Invocation
 
 __all__ = ["ProcessAdapter", "check_picklable"]
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import trio
 
-from engine import SchedulerError
+from dagwave import SchedulerError
 
 __all__ = ["Command", "CommandError", "CommandResult"]
 

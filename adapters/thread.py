@@ -43,7 +43,7 @@ from typing import Any
 import outcome
 import trio
 
-from engine import Adapter, Invocation
+from dagwave import Adapter, Invocation
 
 __all__ = ["ThreadAdapter"]
 

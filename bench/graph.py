@@ -57,8 +57,8 @@ def shuffled(tasks: Tasks, seed: int = 2) -> Tasks:
 
 
 def run_dagwave(tasks: Tasks) -> Any:
-    from engine import DependencyGraph
-    from engine._analysis import analyze_compiled
+    from dagwave import DependencyGraph
+    from dagwave.graph._analysis import analyze_compiled
 
     g = DependencyGraph()
     for tid, deps, _ in tasks:
@@ -71,7 +71,7 @@ def run_dagwave(tasks: Tasks) -> Any:
 
 
 def run_dagwave_plan(tasks: Tasks) -> Any:
-    from engine import ScheduleGraph, ScheduleUnit, analyze_schedule
+    from dagwave import ScheduleGraph, ScheduleUnit, analyze_schedule
 
     plan = ScheduleGraph(
         units=tuple(

@@ -31,7 +31,7 @@ import structlog
 import trio
 
 from bench._report import Measurement, best_of, print_table
-from engine import DependencyAwareScheduler, ScheduleGraph, ScheduleUnit, analyze_schedule
+from dagwave import DependencyAwareScheduler, ScheduleGraph, ScheduleUnit, analyze_schedule
 
 WORKERS = 8
 Shape = list[tuple[str, list[str]]]

@@ -1,24 +1,21 @@
-"""dagwave's engine: validate a task DAG, run it on trio, report what happened.
+"""dagwave: validate a task DAG, run it on trio, report what happened.
 
 This module is the one public door: everything in ``__all__`` is supported
-API; the ``engine._*`` modules behind it are private and may change.
+API; the private modules behind it may change. The folders show the layers,
+imports pointing one way (each may use the ones above it):
 
-Layers, each in its own module, imports pointing one way:
-
-* ``_graph`` (task graph, waves, cycles) and ``_analysis`` (static plan
-  analysis): pure Python, no trio, no logging;
-* ``_state``: the shared store (a threading lock, no trio);
-* ``_records``, ``_tasks``, ``_adapter``: records, task definitions, the
-  adapter interface;
-* ``_events``: the only module that imports structlog;
-* ``_run``: the run core, the only module that opens nurseries;
-* ``_scheduler``: the seed-compatible ``DependencyAwareScheduler``;
-* ``_cli``: the ``dagwave`` command line.
+* ``graph``: the task graph, waves, cycles and the static plan analysis;
+  pure Python, no trio, no logging;
+* ``state``: the shared store (a threading lock, no trio);
+* ``run``: task definitions, records, the adapter interface, the run core
+  (the only place that opens nurseries), its events (the only place that
+  imports structlog) and the seed-compatible ``DependencyAwareScheduler``;
+* ``report``: views of a plan or a run (Mermaid, DOT, Chrome trace, HTML);
+* ``cli``: pipeline files and the ``dagwave`` command, the only layer that
+  imports ``dagwave.adapters`` (the run finds adapters by name, lazily).
 """
 
-from engine._adapter import Adapter, Invocation, Runner
-from engine._analysis import ScheduleAnalysis, ScheduleGraph, ScheduleUnit, analyze_schedule
-from engine._errors import (
+from dagwave._errors import (
     CircularDependencyError,
     InvalidTaskError,
     SchedulerError,
@@ -30,8 +27,10 @@ from engine._errors import (
     TaskTimeoutError,
     WaveExecutionError,
 )
-from engine._graph import DependencyGraph
-from engine._records import (
+from dagwave.graph._analysis import ScheduleAnalysis, ScheduleGraph, ScheduleUnit, analyze_schedule
+from dagwave.graph._dag import DependencyGraph
+from dagwave.run._adapter import Adapter, Invocation, Runner
+from dagwave.run._records import (
     AttemptRecord,
     ExecutionResult,
     RetryPolicy,
@@ -40,9 +39,9 @@ from engine._records import (
     TaskStatus,
     Wave,
 )
-from engine._scheduler import DependencyAwareScheduler
-from engine._state import SharedState, StateChange, StateView
-from engine._tasks import Task, TaskContext
+from dagwave.run._scheduler import DependencyAwareScheduler
+from dagwave.run._tasks import Task, TaskContext
+from dagwave.state._store import SharedState, StateChange, StateView
 
 __version__ = "0.1.0"
 

@@ -1,5 +1,5 @@
-"""``python -m engine``: the same as the ``dagwave`` command."""
+"""``python -m dagwave``: the same as the ``dagwave`` command."""
 
-from engine._cli import main
+from dagwave.cli._main import main
 
 raise SystemExit(main())

@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 import trio
 
-from engine import DependencyAwareScheduler, ExecutionResult, SharedState
+from dagwave import DependencyAwareScheduler, ExecutionResult, SharedState
 
 SERVICES = {"users": 0.30, "orders": 0.45, "billing": 0.20, "search": 0.35}
 

@@ -16,16 +16,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import engine._analysis
-from engine import (
+import dagwave.graph._analysis
+from dagwave import (
     DependencyGraph,
     ScheduleAnalysis,
     ScheduleGraph,
     ScheduleUnit,
     analyze_schedule,
 )
-from engine._analysis import analyze_compiled
-from engine._graph import CompiledGraph, compile_graph
+from dagwave.graph._analysis import analyze_compiled
+from dagwave.graph._dag import CompiledGraph, compile_graph
 from tests._helpers import stdout_per_hash_seed
 
 Spec = tuple[str, float, Sequence[str]]
@@ -157,7 +157,7 @@ def test_int_durations_give_int_results() -> None:
 def test_output_is_independent_of_hash_seed() -> None:
     code = (
         "import random\n"
-        "from engine import ScheduleGraph, ScheduleUnit, analyze_schedule\n"
+        "from dagwave import ScheduleGraph, ScheduleUnit, analyze_schedule\n"
         "r = random.Random(7)\n"
         "units = [ScheduleUnit(f'n{i}', r.randint(0, 5),\n"
         "          [f'n{j}' for j in r.sample(range(i), min(i, 3))]) for i in range(300)]\n"
@@ -741,7 +741,7 @@ def same_analysis(a: ScheduleAnalysis, b: ScheduleAnalysis, workers: int = 2) ->
 
 
 def test_analyze_compiled_is_exported() -> None:
-    assert "analyze_compiled" in engine._analysis.__all__
+    assert "analyze_compiled" in dagwave.graph._analysis.__all__
 
 
 def test_analyze_compiled_of_diamond_equals_analyze_schedule() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from engine import (
+from dagwave import (
     DependencyAwareScheduler,
     ExecutionResult,
     RetryPolicy,

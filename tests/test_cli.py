@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import __version__
-from engine._cli import main
+from dagwave import __version__
+from dagwave.cli._main import main
 
 DIAMOND = {
     "units": [
@@ -94,7 +94,7 @@ def test_missing_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_console_script_help_version_and_no_traceback(plan: Path, tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "engine", *args], capture_output=True, text=True, check=False
+            [sys.executable, "-m", "dagwave", *args], capture_output=True, text=True, check=False
         )
 
     assert run("--version").stdout.strip() == f"dagwave {__version__}"
@@ -108,8 +108,8 @@ def test_console_script_help_version_and_no_traceback(plan: Path, tmp_path: Path
 
 
 def test_progress_line_counts_and_wave() -> None:
-    from engine import RunStatistics
-    from engine._cli import progress_line
+    from dagwave import RunStatistics
+    from dagwave.cli._main import progress_line
 
     stats = RunStatistics(
         total=10,

@@ -57,7 +57,7 @@ def write(tmp_path: Path, pipeline: str) -> Path:
 
 def dagwave(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "engine", *args],
+        [sys.executable, "-m", "dagwave", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -165,7 +165,7 @@ def test_ctrl_c_cancels_prints_what_finished_and_exits_130(tmp_path: Path) -> No
     pipeline = GOOD + '\n[tasks.hang]\ncmd = "sleep 60"\ndeps = ["crunch"]\n'
     path = write(tmp_path, pipeline)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "run", str(path), "--log-format", "json"],
+        [sys.executable, "-m", "dagwave", "run", str(path), "--log-format", "json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

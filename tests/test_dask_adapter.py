@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from adapters.dask import DaskAdapter
-from engine import DependencyAwareScheduler, SharedState, TaskStatus, TaskTimeoutError
+from dagwave import DependencyAwareScheduler, SharedState, TaskStatus, TaskTimeoutError
+from dagwave.adapters.dask import DaskAdapter
 from tests import _process_work as work
 
 pytest.importorskip("distributed")
@@ -66,7 +66,7 @@ async def test_retries_resubmit() -> None:
             raise ConnectionError("again")
         return "ok"
 
-    from engine import RetryPolicy
+    from dagwave import RetryPolicy
 
     adapter = DaskAdapter(n_workers=1, processes=False)
     s = DependencyAwareScheduler(retry_policy=RetryPolicy(initial_delay=0))

@@ -12,7 +12,7 @@ import trio
 from structlog.testing import capture_logs
 from trio.testing import MockClock
 
-from engine import DependencyAwareScheduler, RetryPolicy
+from dagwave import DependencyAwareScheduler, RetryPolicy
 
 END_EVENTS = {"task.completed", "task.failed", "task.retrying", "task.timed_out", "task.cancelled"}
 

@@ -10,7 +10,7 @@ from typing import Any
 import trio
 from trio.testing import MockClock
 
-from engine import DependencyAwareScheduler, RetryPolicy
+from dagwave import DependencyAwareScheduler, RetryPolicy
 
 
 def sleeper(seconds: float) -> Any:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import CircularDependencyError, DependencyGraph, SchedulerError, TaskNotFoundError
+from dagwave import CircularDependencyError, DependencyGraph, SchedulerError, TaskNotFoundError
 from tests._helpers import stdout_per_hash_seed
 
 
@@ -237,7 +237,7 @@ def test_adding_a_task_invalidates_cached_waves() -> None:
 
 def test_waves_independent_of_hash_seed() -> None:
     code = (
-        "from engine import DependencyGraph\n"
+        "from dagwave import DependencyGraph\n"
         "g = DependencyGraph()\n"
         "import random\n"
         "r = random.Random(7)\n"

@@ -12,7 +12,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from engine import DependencyAwareScheduler, RetryPolicy
+from dagwave import DependencyAwareScheduler, RetryPolicy
 
 
 def run_diamond() -> DependencyAwareScheduler:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from engine import DependencyAwareScheduler, SharedState, TaskStatus, TaskTimeoutError
+from dagwave import DependencyAwareScheduler, SharedState, TaskStatus, TaskTimeoutError
 from tests import _process_work as work
 
 

@@ -38,7 +38,8 @@ def run_example(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_example_pipeline_runs_and_reports() -> None:
     """The README's main-job command: the example pipeline file succeeds end to end."""
-    proc = run_example("-m", "engine", "run", str(ROOT / "examples" / "pipeline" / "pipeline.toml"))
+    pipeline = ROOT / "examples" / "pipeline" / "pipeline.toml"
+    proc = run_example("-m", "dagwave", "run", str(pipeline))
     assert proc.returncode == 0, proc.stderr
     assert "7/7 completed, 0 failed" in proc.stdout
     assert (ROOT / "examples" / "pipeline" / "dist" / "clients.tar.gz").exists()

@@ -10,7 +10,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from engine import DependencyAwareScheduler, ExecutionResult
+from dagwave import DependencyAwareScheduler, ExecutionResult
 
 
 class Usage:

@@ -10,8 +10,8 @@ import trio
 from structlog.testing import capture_logs
 from trio.testing import MockClock
 
-from adapters.thread import ThreadAdapter
-from engine import DependencyAwareScheduler, RetryPolicy, TaskStatus, TaskTimeoutError
+from dagwave import DependencyAwareScheduler, RetryPolicy, TaskStatus, TaskTimeoutError
+from dagwave.adapters.thread import ThreadAdapter
 
 
 async def boom(context: Any) -> None:

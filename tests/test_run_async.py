@@ -10,7 +10,7 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from engine import (
+from dagwave import (
     DependencyAwareScheduler,
     ExecutionResult,
     RetryPolicy,
@@ -514,7 +514,7 @@ async def test_outside_cancel_of_an_executor_with_its_own_nursery(
 
 
 async def test_progress_callback_sees_the_run_advance(autojump_clock: MockClock) -> None:
-    from engine import RunStatistics
+    from dagwave import RunStatistics
 
     seen: list[RunStatistics] = []
     s = DependencyAwareScheduler(max_concurrent=2)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import trio
 
-from engine import (
+from dagwave import (
     DependencyAwareScheduler,
     ExecutionResult,
     RetryPolicy,

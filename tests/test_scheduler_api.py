@@ -10,8 +10,8 @@ import pytest
 import trio
 import trio.lowlevel
 
-import engine
-from engine import (
+import dagwave
+from dagwave import (
     CircularDependencyError,
     DependencyAwareScheduler,
     InvalidTaskError,
@@ -27,10 +27,10 @@ async def noop(context: Any) -> None:
 
 
 def test_seed_aliases_are_the_same_classes() -> None:
-    assert engine.ThreadSafeState is engine.SharedState
-    assert engine.ModelWave is engine.Wave
-    assert engine.ModelExecutionResult is engine.ExecutionResult
-    assert engine.EnumTaskStatus is engine.TaskStatus
+    assert dagwave.ThreadSafeState is dagwave.SharedState
+    assert dagwave.ModelWave is dagwave.Wave
+    assert dagwave.ModelExecutionResult is dagwave.ExecutionResult
+    assert dagwave.EnumTaskStatus is dagwave.TaskStatus
 
 
 def test_task_status_members() -> None:

@@ -8,7 +8,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from engine import (
+from dagwave import (
     CircularDependencyError,
     DependencyAwareScheduler,
     EnumTaskStatus,

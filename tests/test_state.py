@@ -1,4 +1,4 @@
-"""Tests of engine._state: SharedState, StateView, StateChange."""
+"""Tests of dagwave.state._store: SharedState, StateView, StateChange."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from engine._errors import StateKeyError, StateRollbackError, StateVersionError
-from engine._state import SharedState, StateChange, StateView
+from dagwave._errors import StateKeyError, StateRollbackError, StateVersionError
+from dagwave.state._store import SharedState, StateChange, StateView
 
 # --------------------------------------------------------------- construction
 

@@ -1,4 +1,4 @@
-"""adapters.subprocess.Command: real processes, exit codes, output tails, group kill."""
+"""dagwave.adapters.subprocess.Command: real processes, exit codes, output tails, group kill."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from adapters.subprocess import Command, CommandError, CommandResult
-from engine import DependencyAwareScheduler, TaskStatus, TaskTimeoutError
+from dagwave import DependencyAwareScheduler, TaskStatus, TaskTimeoutError
+from dagwave.adapters.subprocess import Command, CommandError, CommandResult
 
 PY = sys.executable
 

@@ -16,10 +16,10 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from engine._errors import WaveExecutionError
+from dagwave._errors import WaveExecutionError
 
 if TYPE_CHECKING:
-    from engine._state import SharedState
+    from dagwave.state._store import SharedState
 
 __all__ = [
     "AttemptRecord",
@@ -316,7 +316,7 @@ class ExecutionResult:
         it ended, the waves on a track of their own. ``json.dump`` the result
         to a file.
         """
-        from engine._export import chrome_trace
+        from dagwave.report._export import chrome_trace
 
         return chrome_trace(self)
 

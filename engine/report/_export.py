@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from engine._records import ExecutionResult
+    from dagwave.run._records import ExecutionResult
 
 __all__ = ["chrome_trace", "dot", "html_report", "mermaid"]
 

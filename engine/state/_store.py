@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
-from engine._errors import StateKeyError, StateRollbackError, StateVersionError
+from dagwave._errors import StateKeyError, StateRollbackError, StateVersionError
 
 __all__ = ["SharedState", "StateChange", "StateView"]
 

@@ -19,17 +19,17 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from engine._tasks import TaskContext
+    from dagwave.run._tasks import TaskContext
 
 __all__ = ["BUILTIN_ADAPTERS", "Adapter", "Invocation", "Runner", "resolve_adapter"]
 
 # name -> "module:class" in the adapters package; imported on first use.
 BUILTIN_ADAPTERS: dict[str, str] = {
-    "thread": "adapters.thread:ThreadAdapter",
-    "inline": "adapters.inline:InlineAdapter",
-    "asyncio": "adapters.asyncio:AsyncioAdapter",
-    "process": "adapters.process:ProcessAdapter",
-    "dask": "adapters.dask:DaskAdapter",
+    "thread": "dagwave.adapters.thread:ThreadAdapter",
+    "inline": "dagwave.adapters.inline:InlineAdapter",
+    "asyncio": "dagwave.adapters.asyncio:AsyncioAdapter",
+    "process": "dagwave.adapters.process:ProcessAdapter",
+    "dask": "dagwave.adapters.dask:DaskAdapter",
 }
 
 
@@ -145,7 +145,7 @@ def resolve_adapter(spec: str | Adapter, task_id: str) -> Adapter:
         return spec
     if not isinstance(spec, str):
         raise TypeError(
-            f"adapter of task {task_id!r} must be a name or an engine.Adapter, "
+            f"adapter of task {task_id!r} must be a name or an dagwave.Adapter, "
             f"not {type(spec).__name__}"
         )
     try:
@@ -159,5 +159,5 @@ def resolve_adapter(spec: str | Adapter, task_id: str) -> Adapter:
     factory = getattr(importlib.import_module(module_name), attr)
     adapter = factory()
     if not isinstance(adapter, Adapter):  # pragma: no cover - guards the registry
-        raise TypeError(f"{target} did not produce an engine.Adapter")
+        raise TypeError(f"{target} did not produce an dagwave.Adapter")
     return adapter

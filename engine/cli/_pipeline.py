@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine._errors import CircularDependencyError, SchedulerError, TaskNotFoundError
-from engine._scheduler import DependencyAwareScheduler
+from dagwave._errors import CircularDependencyError, SchedulerError, TaskNotFoundError
+from dagwave.adapters.subprocess import Command
+from dagwave.run._scheduler import DependencyAwareScheduler
 
 __all__ = ["Pipeline", "PipelineError", "PipelineTask", "load_pipeline"]
 
@@ -251,7 +252,6 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
     if not tables:
         raise PipelineError(file, "no tasks: add at least one [tasks.<id>] table")
     lines = _header_lines(text)
-    command_class: Any = None
     tasks = []
     for task_id, table in tables.items():
         line = lines.get(task_id)
@@ -286,9 +286,7 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
                     line=line,
                     task_id=task_id,
                 )
-            if command_class is None:
-                command_class = importlib.import_module("adapters.subprocess").Command
-            executor = command_class(cmd, cwd=file.parent)
+            executor: Callable[..., Any] = Command(cmd, cwd=file.parent)
         else:
             call = _expect(file, table["call"], str, f"task {task_id!r}: call", line, task_id)
             executor = _import_call(file, call, task_id, line)

@@ -18,17 +18,17 @@ from typing import Any, Literal
 
 import trio
 
-from engine._adapter import Adapter, resolve_adapter
-from engine._analysis import analyze_compiled
-from engine._errors import TaskNotFoundError
-from engine._events import default_logger
-from engine._export import dot, html_report, mermaid
-from engine._graph import DependencyGraph, check_dependencies, check_task_id, suggest_id
-from engine._host import in_asyncio, run_as_asyncio_guest
-from engine._records import ExecutionResult, RetryPolicy, RunStatistics, TaskStatus, Wave
-from engine._run import RunCore, RunPlan
-from engine._state import SharedState
-from engine._tasks import Task
+from dagwave._errors import TaskNotFoundError
+from dagwave.graph._analysis import analyze_compiled
+from dagwave.graph._dag import DependencyGraph, check_dependencies, check_task_id, suggest_id
+from dagwave.report._export import dot, html_report, mermaid
+from dagwave.run._adapter import Adapter, resolve_adapter
+from dagwave.run._asyncio_host import in_asyncio, run_as_asyncio_guest
+from dagwave.run._core import RunCore, RunPlan
+from dagwave.run._events import default_logger
+from dagwave.run._records import ExecutionResult, RetryPolicy, RunStatistics, TaskStatus, Wave
+from dagwave.run._tasks import Task
+from dagwave.state._store import SharedState
 
 __all__ = ["DependencyAwareScheduler"]
 
@@ -174,7 +174,7 @@ class DependencyAwareScheduler:
             retry_count: extra attempts after a failure (timeouts included).
             metadata: free-form; ``estimated_duration`` (seconds) guides ordering.
             **options: ``adapter`` (a name: "thread", "inline", "process",
-                "asyncio", or an :class:`engine.Adapter`), ``retry_policy`` (a
+                "asyncio", or an :class:`dagwave.Adapter`), ``retry_policy`` (a
                 :class:`RetryPolicy`) and ``resources`` (name -> amount, held
                 while the task runs; see the constructor).
 
@@ -200,7 +200,7 @@ class DependencyAwareScheduler:
         adapter = options.get("adapter")
         if adapter is not None and not isinstance(adapter, str | Adapter):
             raise TypeError(
-                f"adapter of task {task_id!r} must be a name or an engine.Adapter, "
+                f"adapter of task {task_id!r} must be a name or an dagwave.Adapter, "
                 f"not {type(adapter).__name__}"
             )
         task = Task.create(

@@ -7,7 +7,7 @@ list-scheduling estimate for a fixed number of workers.
 
 Algorithms (V units, E dependency edges, all iterative, deterministic: nothing
 depends on hashing or ``PYTHONHASHSEED``). :func:`analyze_schedule` indexes
-the plan once (:func:`engine._graph.compile_graph`, O(V + E)) and hands the
+the plan once (:func:`dagwave.graph._dag.compile_graph`, O(V + E)) and hands the
 index form to :func:`analyze_compiled`, which callers holding a compiled graph
 (``DependencyGraph.compiled()``, the run core) call directly:
 
@@ -19,7 +19,7 @@ index form to :func:`analyze_compiled`, which callers holding a compiled graph
   cycle. Every metric is computed over the processed ("analysed") units only;
   the crate documents this intent but its code also leaks some units behind a
   cycle into its levels, a quirk not reproduced here. One closed cycle is
-  reported by :func:`engine._graph.cycle_of`.
+  reported by :func:`dagwave.graph._dag.cycle_of`.
 * **Critical path and earliest starts**: one O(V + E) forward pass in
   topological order, earliest finish ``EF(u) = max(EF(deps), 0) + duration(u)``,
   with the crate's tie rule for predecessors (first listed dependency with a
@@ -70,7 +70,7 @@ from operator import attrgetter, call, eq, sub
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from engine._graph import CompiledGraph, compile_graph, cycle_of, gc_paused
+from dagwave.graph._dag import CompiledGraph, compile_graph, cycle_of, gc_paused
 
 __all__ = [
     "ScheduleAnalysis",
@@ -684,7 +684,7 @@ def analyze_schedule(graph: ScheduleGraph) -> ScheduleAnalysis:
 def analyze_compiled(compiled: CompiledGraph, durations: Sequence[Number]) -> ScheduleAnalysis:
     """Analyse a graph already in index form (what :func:`analyze_schedule` runs).
 
-    For callers that hold a :class:`~engine._graph.CompiledGraph` already
+    For callers that hold a :class:`~dagwave.graph._dag.CompiledGraph` already
     (``DependencyGraph.compiled()``, the run core): nothing is indexed again.
     Three O(V + E) passes over ``compiled.preds`` (forward, back along the
     critical path, backward) with the cyclic GC paused; what only

@@ -38,12 +38,12 @@ from typing import Any
 
 import trio
 
-from engine._adapter import Adapter, Invocation, Runner
-from engine._analysis import analyze_compiled
-from engine._errors import TaskTimeoutError
-from engine._events import RunEvents
-from engine._graph import CompiledGraph
-from engine._records import (
+from dagwave._errors import TaskTimeoutError
+from dagwave.graph._analysis import analyze_compiled
+from dagwave.graph._dag import CompiledGraph
+from dagwave.run._adapter import Adapter, Invocation, Runner
+from dagwave.run._events import RunEvents
+from dagwave.run._records import (
     AttemptOutcome,
     AttemptRecord,
     ExecutionResult,
@@ -53,8 +53,8 @@ from engine._records import (
     TaskStatus,
     Wave,
 )
-from engine._state import SharedState
-from engine._tasks import Task, TaskContext
+from dagwave.run._tasks import Task, TaskContext
+from dagwave.state._store import SharedState
 
 __all__ = ["RunCore", "RunPlan"]
 

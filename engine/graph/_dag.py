@@ -26,7 +26,7 @@ import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from engine._errors import CircularDependencyError, TaskNotFoundError
+from dagwave._errors import CircularDependencyError, TaskNotFoundError
 
 __all__ = [
     "CompiledGraph",

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from engine._errors import InvalidTaskError, StateRollbackError
-from engine._records import RetryPolicy
+from dagwave._errors import InvalidTaskError, StateRollbackError
+from dagwave.run._records import RetryPolicy
 
 if TYPE_CHECKING:
-    from engine._adapter import Adapter
-    from engine._state import SharedState
+    from dagwave.run._adapter import Adapter
+    from dagwave.state._store import SharedState
 
 __all__ = ["Task", "TaskContext", "is_async_callable"]
 

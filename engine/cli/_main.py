@@ -1,8 +1,8 @@
-"""The ``dagwave`` command line (also ``python -m engine``).
+"""The ``dagwave`` command line (also ``python -m dagwave``).
 
 Subcommands:
 
-* ``dagwave run PIPELINE.toml``: run a pipeline file (see :mod:`engine._pipeline`);
+* ``dagwave run PIPELINE.toml``: run a pipeline file (see :mod:`dagwave.cli._pipeline`);
   logs on stderr, the summary on stdout; exit 0 when every task completed, 1
   otherwise, 2 for a bad file, 130 on Ctrl-C.
 * ``dagwave graph PIPELINE.toml --format mermaid|dot``: the DAG as a diagram.
@@ -22,8 +22,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from engine import __version__
-from engine._analysis import ScheduleAnalysis, ScheduleGraph, analyze_schedule
+from dagwave import __version__
+from dagwave.graph._analysis import ScheduleAnalysis, ScheduleGraph, analyze_schedule
 
 __all__ = ["main"]
 
@@ -164,7 +164,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _load_scheduler(args: argparse.Namespace, logger: Any = None) -> Any:
-    from engine._pipeline import PipelineError, load_pipeline
+    from dagwave.cli._pipeline import PipelineError, load_pipeline
 
     try:
         pipeline = load_pipeline(args.pipeline)
@@ -233,7 +233,7 @@ def _live_progress(stream: Any) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from engine._events import configure_logging
+    from dagwave.run._events import configure_logging
 
     # On a terminal: a live status line, and only warnings and errors as log
     # lines; otherwise every event as a plain line.

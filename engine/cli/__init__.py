@@ -1,0 +1,1 @@
+"""The ``dagwave`` command line: pipeline files and the commands that run them."""

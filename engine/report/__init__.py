@@ -1,0 +1,1 @@
+"""Views of a plan or a finished run: Mermaid, DOT, Chrome trace, HTML."""
