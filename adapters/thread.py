@@ -205,6 +205,9 @@ class ThreadAdapter(Adapter):
         if max_workers is not None and max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
         self.max_workers = max_workers
+        # Uncapped, the run core runs the calls in its own worker threads, which
+        # continue into ready dependents; a cap needs this adapter's own queue.
+        self.runs_in_worker_threads = max_workers is None
 
     @asynccontextmanager
     async def open(self, *, max_workers: int) -> AsyncIterator[_Pool]:

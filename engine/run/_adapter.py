@@ -109,6 +109,12 @@ class Adapter:
     #: the name used in events and ``add_task(adapter=...)``.
     name: str = "custom"
 
+    #: True when the run core may call ``func(context)`` itself in its own
+    #: worker threads (the thread adapter does): a blocking task then continues
+    #: into its ready dependents in the same thread, without a round trip
+    #: through trio. :meth:`run` is then used only outside a run.
+    runs_in_worker_threads: bool = False
+
     @asynccontextmanager
     async def open(self, *, max_workers: int) -> AsyncIterator[Runner]:
         """Acquire per-run resources; by default the adapter itself runs the calls.

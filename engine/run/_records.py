@@ -110,6 +110,8 @@ class AttemptRecord:
         end_ms: end, in ms from the run's start.
         slot: which concurrency slot (0 .. max_concurrent-1) it ran in.
         error: the exception it ended with, if any.
+        cpu_ms: CPU time of the worker thread that ran it (``time.thread_time``);
+            None for attempts that ran elsewhere (in trio, a process, a cluster).
     """
 
     attempt: int
@@ -118,6 +120,7 @@ class AttemptRecord:
     end_ms: float
     slot: int
     error: BaseException | None = None
+    cpu_ms: float | None = None
 
     @property
     def duration_ms(self) -> float:
@@ -250,6 +253,12 @@ class ExecutionResult:
             duration (computed on first access).
         mode: "waves" or "eager".
         max_concurrent: the run's concurrency limit.
+        cpu_ms: CPU time the whole process used during the run (all threads).
+            Beside ``speedup_ratio`` it tells whether parallel blocking tasks
+            really ran in parallel: GIL-bound threads add up to about the wall
+            time, whatever the speedup says.
+        thread_cpu_ms: CPU time of the attempts that ran in worker threads,
+            added up.
         state: the run's shared state (results are also stored there).
     """
 
@@ -268,6 +277,8 @@ class ExecutionResult:
     waves: tuple[Wave, ...]
     mode: str
     max_concurrent: int
+    cpu_ms: float = 0.0
+    thread_cpu_ms: float = 0.0
     state: SharedState | None = field(default=None, repr=False, compare=False)
     # Build ``tasks`` and ``critical_path`` on first access: a run of many
     # small tasks should not pay for records nobody reads.

@@ -426,6 +426,23 @@ class SharedState:
                 self._data[key] = value
                 self._record(key, "update", old, value, changed_by)
 
+    def _adopt(self, mapping: dict[str, Any], changed_by: str | None = None) -> None:
+        """Store *mapping*'s values as they are, in one version step (the run core's results).
+
+        The caller hands the objects over: a task's result is no longer touched
+        by the task once it has ended, so the store keeps it without a deep copy
+        (a 300 MB result is not doubled). Readers still get their own copies.
+        """
+        if not mapping:
+            return
+        with self._lock:
+            self._version += 1
+            self._set_count += 1
+            for key, value in mapping.items():
+                old = self._data.get(key, _MISSING)
+                self._data[key] = value
+                self._record(key, "update", old, value, changed_by)
+
     def delete(self, key: str, changed_by: str | None = None) -> bool:
         """Remove *key*.
 
