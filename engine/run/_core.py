@@ -279,6 +279,8 @@ class RunCore:
                     since_yield = 0
                     await trio.lowlevel.checkpoint()
                 continue
+            # Out of work: an idle run must not sleep towards a deadline nobody needs.
+            self.deadlines.retarget()
             if self.dispatch.remaining == 0 or len(self._parked) >= _MAX_PARKED:
                 return
             since_yield = 0
@@ -348,10 +350,10 @@ class RunCore:
             token = self._slot_token[slot]
             self._slot_token[slot] = 0
             self._slot_worker[slot] = -1
-            with dispatch.lock:
-                late = token != 0 and self.deadlines.disarm(slot, token) and (
-                    end > self.deadlines.deadline[slot]
-                )
+            # Only the trio thread touches a slot that a trio attempt holds.
+            late = token != 0 and self.deadlines.disarm(slot, token) and (
+                end > self.deadlines.deadline[slot]
+            )
             # Past the deadline, by the watchdog's Cancelled or by returning
             # before it could arrive (an inline call, an async def that
             # blocks without a checkpoint): a timeout either way.
@@ -378,8 +380,7 @@ class RunCore:
         if running:
             self._arm(slot, timeout, trio.current_time())
             return
-        with self.dispatch.lock:
-            self.deadlines.disarm(slot, self._slot_token[slot])
+        self.deadlines.disarm(slot, self._slot_token[slot])
         self._slot_token[slot] = 0
 
     def _expired(self, slot: int, token: int) -> None:
@@ -520,17 +521,22 @@ class RunCore:
         self.launch(starts)
 
     def close_waves(self, waves: list[int]) -> list[tuple[int, TaskStatus]]:
-        """Close finished waves: their status, and their results into the state. Lock held.
+        """Close finished waves: their status and, in waves mode, their results. Lock held.
 
-        Results are written per wave, in one version step, so that the tasks
-        of the next wave (which start only after this) see them; the state
-        adopts them without copying, since their tasks no longer run.
+        In waves mode results go into the state per wave, in one version
+        step, so that the next wave's tasks (which start only after this) see
+        them. In eager mode nothing waits for a wave, so the results go in
+        once, when the run ends (a task reads its inputs from
+        ``dependency_results``). Either way the state adopts them without
+        copying, since their tasks no longer run.
         """
         closed: list[tuple[int, TaskStatus]] = []
+        store = not self.dispatch.eager
         for w in waves:
             status = self.ledger.close_wave(w)
             if status is not None:
-                self._store_results(self.plan.waves[w])
+                if store:
+                    self._store_results(self.plan.waves[w])
                 closed.append((w, status))
         return closed
 
@@ -721,6 +727,8 @@ class RunCore:
                     ledger.status[i] = CANCELLED
                     never.append(i)
             self.close_waves([w for w, done in enumerate(ledger.wave_done) if not done])
+            if self.dispatch.eager:
+                self._store_results(range(len(plan.tasks)))
         for i in never:
             self.events.task_cancelled(plan.tasks[i].task_id, plan.wave_of[i], 0, None, end)
         result = ledger.result(

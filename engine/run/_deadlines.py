@@ -8,10 +8,14 @@ the slots (O(slots), and only when a deadline may have passed), hands each
 expired attempt to the core, and aims at the next deadline. No cancel scope
 or heap entry per attempt: an attempt that ends in time just clears its slot.
 
-A deadline earlier than the one the watchdog sleeps towards must re-aim it:
-the trio thread does so at once (:meth:`Deadlines.aim`); a worker thread sets
-:attr:`Deadlines.stale` and the core re-aims when it drains the worker's
-reports, which it is woken for anyway.
+The watchdog's target only moves earlier between its wake-ups: an attempt
+that ends in time leaves it where it was, and the watchdog, waking for a
+deadline nobody needs any more, just aims at the next live one. A deadline
+earlier than the target must re-aim it: the trio thread does so at once; a
+worker thread sets :attr:`Deadlines.stale` and the core re-aims when it
+drains the worker's reports, which it is woken for anyway. Before trio goes
+idle, the core re-aims at the earliest *live* deadline (:meth:`Deadlines.retarget`),
+so that ``MockClock``'s autojump never jumps towards a deadline nobody needs.
 """
 
 from __future__ import annotations
@@ -29,13 +33,13 @@ class Deadlines:
     """Per-slot deadlines of the running attempts (see the module docstring).
 
     Attributes:
-        token: per slot, the token of the attempt on the clock (0: none).
+        token: per slot, the token of the attempt on the clock (<= 0: none).
         deadline: per slot, when that attempt times out (run clock, s).
         target: when the watchdog wakes next.
         stale: a worker thread published a deadline before ``target``.
     """
 
-    __slots__ = ("_lock", "_sleep", "_tokens", "deadline", "stale", "target", "token")
+    __slots__ = ("_lock", "_published", "_sleep", "deadline", "stale", "target", "token")
 
     def __init__(self, slots: int, lock: threading.Lock) -> None:
         self._lock = lock
@@ -43,35 +47,49 @@ class Deadlines:
         self.deadline = [math.inf] * slots
         self.target = math.inf
         self.stale = False
-        self._tokens = 0
+        self._published = math.inf  # earliest deadline published since the last aim
         self._sleep: trio.CancelScope | None = None
 
     def arm(self, slot: int, deadline: float) -> int:
-        """Put the attempt in ``slot`` on the clock; returns its token. Lock held."""
-        self._tokens += 1
-        token = self.token[slot] = self._tokens
+        """Put the attempt in ``slot`` on the clock; returns its token.
+
+        Lock held. Tokens count per slot: an attempt is known by its slot and token.
+        """
+        token = self.token[slot] = abs(self.token[slot]) + 1
         self.deadline[slot] = deadline
         if deadline < self.target:
+            if deadline < self._published:
+                self._published = deadline
             self.stale = True
         return token
 
     def disarm(self, slot: int, token: int) -> bool:
-        """Take the attempt off the clock; False if the watchdog took it first. Lock held."""
+        """Take the attempt off the clock; False if the watchdog took it first."""
         if self.token[slot] != token:
             return False
-        self.token[slot] = 0
+        self.token[slot] = -token  # off the clock; the next arm still gets a fresh token
         return True
 
     def aim(self) -> None:
-        """Re-aim the watchdog at the earliest published deadline (trio thread)."""
+        """Re-aim the watchdog at a deadline published before its target (trio thread)."""
         with self._lock:
+            target = min(self.target, self._published)
+            self._published = math.inf
+            self.stale = False
+        self._set_target(target)
+
+    def retarget(self) -> None:
+        """Aim at the earliest deadline of an attempt still on the clock (trio thread)."""
+        with self._lock:
+            self._published = math.inf
             self.stale = False
             target = self._earliest()
-        self._set_target(target)
+        if target != self.target:
+            self._set_target(target)
 
     def _earliest(self) -> float:
         token, deadline = self.token, self.deadline
-        return min((deadline[s] for s in range(len(token)) if token[s]), default=math.inf)
+        return min((deadline[s] for s in range(len(token)) if token[s] > 0), default=math.inf)
 
     def _set_target(self, target: float) -> None:
         self.target = target
@@ -93,9 +111,10 @@ class Deadlines:
             with self._lock:
                 token, deadline = self.token, self.deadline
                 for slot in range(len(token)):
-                    if token[slot] and deadline[slot] <= now:
+                    if token[slot] > 0 and deadline[slot] <= now:
                         fired.append((slot, token[slot]))
-                        token[slot] = 0
+                        token[slot] = -token[slot]
+                self._published = math.inf
                 self.stale = False
                 target = self._earliest()
             self._set_target(target)

@@ -184,7 +184,9 @@ class ThreadSide:
                     if core.events.info:
                         self.reports.append(("completed", i, attempt, start, end))
                     if waves:
-                        self.reports.append(("waves", core.close_waves(waves)))
+                        closed = core.close_waves(waves)
+                        if core.events.info:
+                            self.reports.append(("waves", closed))
                 else:
                     outcome: AttemptOutcome
                     if in_time:

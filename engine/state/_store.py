@@ -435,12 +435,21 @@ class SharedState:
         """
         if not mapping:
             return
+        items = list(mapping.items())
         with self._lock:
             self._version += 1
             self._set_count += 1
-            for key, value in mapping.items():
-                old = self._data.get(key, _MISSING)
-                self._data[key] = value
+            data = self._data
+            # Records the bounded history would drop at once are not made at all.
+            skip = max(0, len(items) - self._max_history_size)
+            if skip:
+                self._history.clear()
+                self._history_floor = self._version
+                for key, value in items[:skip]:
+                    data[key] = value
+            for key, value in items[skip:]:
+                old = data.get(key, _MISSING)
+                data[key] = value
                 self._record(key, "update", old, value, changed_by)
 
     def delete(self, key: str, changed_by: str | None = None) -> bool:
