@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from dagwave import __version__
-from dagwave.graph._analysis import ScheduleAnalysis, ScheduleGraph, analyze_schedule
+from dagwave.graph._analysis import ScheduleAnalysis, analyze_schedule
+from dagwave.graph._plan import ScheduleGraph
 
 __all__ = ["main"]
 
