@@ -200,6 +200,7 @@ class ThreadAdapter(Adapter):
     """
 
     name = "thread"
+    accepts = "sync"
 
     def __init__(self, max_workers: int | None = None) -> None:
         if max_workers is not None and max_workers < 1:

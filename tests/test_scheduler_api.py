@@ -107,11 +107,6 @@ def test_unknown_adapter_name_is_value_error_at_schedule() -> None:
         s.schedule()
 
 
-def test_async_executor_with_thread_adapter_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"Task 'a' has an async executor"):
-        DependencyAwareScheduler().add_task("a", noop, adapter="thread")
-
-
 def test_bad_estimated_duration_is_refused_when_added() -> None:
     with pytest.raises(ValueError, match=r"estimated_duration'\] of task 'a'"):
         DependencyAwareScheduler().add_task("a", noop, metadata={"estimated_duration": -1})

@@ -22,7 +22,7 @@ from dagwave._errors import TaskNotFoundError
 from dagwave.graph._analysis import analyze_compiled
 from dagwave.graph._dag import DependencyGraph, check_dependencies, check_task_id, suggest_id
 from dagwave.report._export import dot, html_report, mermaid
-from dagwave.run._adapter import Adapter, resolve_adapter
+from dagwave.run._adapter import ASYNCIO_ADAPTER, BLOCKING_ADAPTER, Adapter, resolve_adapter
 from dagwave.run._asyncio_host import in_asyncio, run_as_asyncio_guest
 from dagwave.run._core import RunCore, RunPlan
 from dagwave.run._events import default_logger
@@ -34,9 +34,6 @@ __all__ = ["DependencyAwareScheduler"]
 
 Mode = Literal["waves", "eager"]
 _OPTIONS = frozenset({"adapter", "retry_policy", "resources"})
-# Adapters that call the executor and hand back its return value as is; an
-# ``async def`` there would return an un-awaited coroutine.
-_SYNC_ONLY_ADAPTERS = frozenset({"thread", "inline", "process", "dask"})
 
 
 def _check_amounts(owner: str, resources: object) -> dict[str, int]:
@@ -213,16 +210,6 @@ class DependencyAwareScheduler:
             adapter=adapter,
             retry_policy=options.get("retry_policy"),
         )
-        if task.is_async and adapter in _SYNC_ONLY_ADAPTERS:
-            raise ValueError(
-                f"Task {task_id!r} has an async executor, which adapter {adapter!r} "
-                "cannot await; drop the adapter option to run it in trio"
-            )
-        if not task.is_async and adapter == "asyncio":
-            raise ValueError(
-                f"Task {task_id!r} has a blocking executor; adapter 'asyncio' runs "
-                "async def executors only (drop the option to run it in a thread)"
-            )
         needs = _check_amounts(f"task {task_id!r}", options.get("resources"))
         self._graph._add_checked(task_id, dep_list)  # id and dependencies checked above
         self._tasks[task_id] = task
@@ -271,7 +258,11 @@ class DependencyAwareScheduler:
         Raises:
             TaskNotFoundError: a dependency names an unknown task.
             CircularDependencyError: the tasks form a cycle (``.cycle_path``).
-            ValueError: an unknown adapter name.
+            ValueError: an unknown adapter name, or an adapter that cannot run
+                its task's executor (an ``async def`` for the thread adapter,
+                named or passed as an instance).
+            TypeError: an adapter refused the executor (the process adapter:
+                one that cannot be pickled).
             RuntimeError: a run is in progress.
         """
         self._check_idle("schedule")
@@ -298,15 +289,16 @@ class DependencyAwareScheduler:
         resolved: dict[str, Adapter] = {}
         adapters: list[Adapter | None] = []
         for task in tasks:
-            spec = (
-                task.adapter if task.adapter is not None else (None if task.is_async else "thread")
-            )
+            spec = task.adapter
+            if spec is None and not task.is_async:
+                spec = BLOCKING_ADAPTER
             if spec is None or isinstance(spec, Adapter):
                 adapters.append(spec)
                 continue
             if spec not in resolved:
                 resolved[spec] = resolve_adapter(spec, task.task_id)
             adapters.append(resolved[spec])
+        # Each adapter owns its rules (what it can call), however it was given.
         for task, adapter in zip(tasks, adapters, strict=True):
             if adapter is not None:
                 adapter.check(task.task_id, task.executor)
@@ -375,7 +367,7 @@ class DependencyAwareScheduler:
             raise ValueError("Must call schedule() before execute()")
         if in_asyncio():
             # Async executors become asyncio tasks on the caller's loop.
-            loop_adapter = resolve_adapter("asyncio", "(default for async executors)")
+            loop_adapter = resolve_adapter(ASYNCIO_ADAPTER, "(default for async executors)")
             plan = dataclasses.replace(
                 self._plan,
                 adapters=[
