@@ -28,6 +28,7 @@ import trio
 import trio_parallel
 
 from dagwave import Adapter, Invocation
+from dagwave._checks import check_int
 
 __all__ = ["ProcessAdapter", "check_picklable", "plain_context"]
 
@@ -76,9 +77,9 @@ class ProcessAdapter(Adapter):
     accepts = "sync"
 
     def __init__(self, max_workers: int | None = None) -> None:
-        if max_workers is not None and max_workers < 1:
-            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
-        self.max_workers = max_workers
+        self.max_workers = (
+            None if max_workers is None else check_int("max_workers", max_workers, minimum=1)
+        )
 
     def check(self, task_id: str, func: Callable[..., Any]) -> None:
         """Called by ``schedule()``: refuse async executors and ones that cannot be pickled.

@@ -44,6 +44,7 @@ import outcome
 import trio
 
 from dagwave import Adapter, Invocation
+from dagwave._checks import check_int
 
 __all__ = ["ThreadAdapter"]
 
@@ -203,9 +204,9 @@ class ThreadAdapter(Adapter):
     accepts = "sync"
 
     def __init__(self, max_workers: int | None = None) -> None:
-        if max_workers is not None and max_workers < 1:
-            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
-        self.max_workers = max_workers
+        self.max_workers = (
+            None if max_workers is None else check_int("max_workers", max_workers, minimum=1)
+        )
 
     @asynccontextmanager
     async def open(self, *, max_workers: int) -> AsyncIterator[_Pool]:

@@ -511,17 +511,22 @@ def test_estimate_with_float_durations() -> None:
 
 
 @pytest.mark.parametrize(
-    ("workers", "error"), [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)]
+    ("workers", "error", "message"),
+    [
+        (0, ValueError, "'workers' must be >= 1 (got 0)"),
+        (-1, ValueError, "'workers' must be >= 1 (got -1)"),
+        (1.5, TypeError, "'workers' must be an int (got 1.5, a float)"),
+        (True, TypeError, "'workers' must be an int (got True, a bool)"),
+    ],
 )
-def test_bad_worker_count_is_rejected(workers: object, error: type[Exception]) -> None:
+@pytest.mark.parametrize("method", ["estimate_makespan", "lower_bound", "to_dict"])
+def test_bad_worker_count_is_rejected(
+    method: str, workers: object, error: type[Exception], message: str
+) -> None:
     r = analyze_schedule(DIAMOND)
-    with pytest.raises(error, match="workers must be"):
-        r.estimate_makespan(workers)  # type: ignore[arg-type]
-
-
-def test_bad_worker_count_is_rejected_by_lower_bound() -> None:
-    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
-        analyze_schedule(DIAMOND).lower_bound(0)
+    with pytest.raises(error) as info:
+        getattr(r, method)(workers)
+    assert str(info.value) == message
 
 
 def test_hand_made_analysis_cannot_estimate() -> None:

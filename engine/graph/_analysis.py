@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 from operator import call, eq, sub
 from typing import Any
 
+from dagwave._checks import check_int
 from dagwave.graph._dag import CompiledGraph, compile_graph, cycle_of, gc_paused
 from dagwave.graph._plan import (
     Number,
@@ -82,11 +83,7 @@ __all__ = [
 
 
 def _check_workers(workers: object) -> int:
-    if isinstance(workers, bool) or not isinstance(workers, int):
-        raise TypeError(f"workers must be an int, got {type(workers).__name__} ({workers!r})")
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    return workers
+    return check_int("workers", workers, minimum=1)
 
 
 # -- the analysis --------------------------------------------------------------

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
+from dagwave._checks import check_type
 from dagwave.run._tasks import is_async_callable
 
 if TYPE_CHECKING:
@@ -190,11 +191,9 @@ def resolve_adapter(spec: str | Adapter, task_id: str) -> Adapter:
     """
     if isinstance(spec, Adapter):
         return spec
-    if not isinstance(spec, str):
-        raise TypeError(
-            f"adapter of task {task_id!r} must be a name or an dagwave.Adapter, "
-            f"not {type(spec).__name__}"
-        )
+    check_type(
+        "adapter", spec, str, owner=f"task {task_id!r}", expected="a name or a dagwave.Adapter"
+    )
     try:
         target = BUILTIN_ADAPTERS[spec]
     except KeyError:
@@ -206,5 +205,5 @@ def resolve_adapter(spec: str | Adapter, task_id: str) -> Adapter:
     factory = getattr(importlib.import_module(module_name), attr)
     adapter = factory()
     if not isinstance(adapter, Adapter):  # pragma: no cover - guards the registry
-        raise TypeError(f"{target} did not produce an dagwave.Adapter")
+        raise TypeError(f"{target} did not produce a dagwave.Adapter")
     return adapter

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import trio
 
+from dagwave._checks import check_int, check_type, must_be
 from dagwave._errors import TaskNotFoundError
 from dagwave.graph._analysis import analyze_compiled
 from dagwave.graph._dag import DependencyGraph, check_dependencies, check_task_id, suggest_id
@@ -40,33 +41,16 @@ def _check_amounts(owner: str, resources: object) -> dict[str, int]:
     """A mapping of resource name -> positive int, or a clear error naming ``owner``."""
     if resources is None:
         return {}
-    if not isinstance(resources, Mapping):
-        raise TypeError(
-            f"resources of {owner} must be a mapping of name -> amount, "
-            f"not {type(resources).__name__}"
-        )
+    amounts: Mapping[object, object] = check_type(
+        "resources", resources, Mapping, owner=owner, expected="a mapping of name -> amount"
+    )
     out: dict[str, int] = {}
-    for name, amount in resources.items():
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"resources of {owner}: names must be non-empty strings, got {name!r}")
-        if isinstance(amount, bool) or not isinstance(amount, int):
-            raise TypeError(
-                f"resources of {owner}: the amount of {name!r} must be an int, got {amount!r}"
-            )
-        if amount < 1:
-            raise ValueError(
-                f"resources of {owner}: the amount of {name!r} must be at least 1, got {amount}"
-            )
-        out[name] = amount
+    for key, amount in amounts.items():
+        name: str = check_type("resources", key, str, owner=owner, expected="keyed by names")
+        if not name:
+            raise ValueError(must_be("resources", "keyed by non-empty names", name, owner=owner))
+        out[name] = check_int(f"resources[{name!r}]", amount, minimum=1, owner=owner)
     return out
-
-
-def _check_limit(max_concurrent: object) -> int:
-    if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int):
-        raise TypeError(f"max_concurrent must be an int, not {type(max_concurrent).__name__}")
-    if max_concurrent < 1:
-        raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
-    return max_concurrent
 
 
 class DependencyAwareScheduler:
@@ -117,16 +101,14 @@ class DependencyAwareScheduler:
         resources: Mapping[str, int] | None = None,
         seed: int | None = None,
     ) -> None:
-        if state is not None and not isinstance(state, SharedState):
-            raise TypeError(f"state must be a SharedState, not {type(state).__name__}")
+        if state is not None:
+            check_type("state", state, SharedState)
         if mode not in ("waves", "eager"):
-            raise ValueError(f"mode must be 'waves' or 'eager', got {mode!r}")
-        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
-            raise TypeError(
-                f"retry_policy must be a RetryPolicy, not {type(retry_policy).__name__}"
-            )
+            raise ValueError(must_be("mode", "'waves' or 'eager'", mode))
+        if retry_policy is not None:
+            check_type("retry_policy", retry_policy, RetryPolicy)
         self.state = state if state is not None else SharedState()
-        self.max_concurrent = _check_limit(max_concurrent)
+        self.max_concurrent = check_int("max_concurrent", max_concurrent, minimum=1)
         self.enable_deadlock_detection = enable_deadlock_detection
         self.enable_wave_optimization = enable_wave_optimization
         self.mode: Mode = mode
@@ -195,10 +177,13 @@ class DependencyAwareScheduler:
         dep_list = check_dependencies(task_id, dependencies)
         deps = tuple(dep_list)
         adapter = options.get("adapter")
-        if adapter is not None and not isinstance(adapter, str | Adapter):
-            raise TypeError(
-                f"adapter of task {task_id!r} must be a name or an dagwave.Adapter, "
-                f"not {type(adapter).__name__}"
+        if adapter is not None:
+            check_type(
+                "adapter",
+                adapter,
+                (str, Adapter),
+                owner=f"task {task_id!r}",
+                expected="a name or a dagwave.Adapter",
             )
         task = Task.create(
             task_id,

@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import math
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from dagwave._checks import check_int, check_number, check_type
 from dagwave._errors import InvalidTaskError, StateRollbackError
 from dagwave.run._records import RetryPolicy
 
@@ -64,44 +64,28 @@ def check_timeout(task_id: str, timeout: object) -> float | None:
     """Validate a per-attempt timeout (None means no limit)."""
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(
-            f"timeout_seconds of task {task_id!r} must be a number or None, "
-            f"not {type(timeout).__name__}"
-        )
-    if math.isnan(timeout) or timeout <= 0:
-        raise ValueError(
-            f"timeout_seconds of task {task_id!r} must be > 0 (or None for no limit), "
-            f"got {timeout!r}"
-        )
-    return float(timeout)
+    owner = f"task {task_id!r}"
+    check_type("timeout_seconds", timeout, (int, float), owner=owner, expected="a number or None")
+    return float(check_number("timeout_seconds", timeout, above=0, owner=owner))
 
 
 def check_retry_count(task_id: str, retry_count: object) -> int:
     """Validate the number of extra attempts."""
-    if isinstance(retry_count, bool) or not isinstance(retry_count, int):
-        raise TypeError(
-            f"retry_count of task {task_id!r} must be an int, not {type(retry_count).__name__}"
-        )
-    if retry_count < 0:
-        raise ValueError(f"retry_count of task {task_id!r} must be >= 0, got {retry_count}")
-    return retry_count
+    return check_int("retry_count", retry_count, minimum=0, owner=f"task {task_id!r}")
 
 
 def estimated_duration(task_id: str, metadata: Mapping[str, Any]) -> float:
     """``metadata["estimated_duration"]`` as a float, 1.0 when absent."""
     value = metadata.get("estimated_duration", 1.0)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(
-            f"metadata['estimated_duration'] of task {task_id!r} must be a number, "
-            f"not {type(value).__name__}"
+    return float(
+        check_number(
+            "metadata['estimated_duration']",
+            value,
+            minimum=0,
+            finite=True,
+            owner=f"task {task_id!r}",
         )
-    if not value >= 0 or math.isinf(value):
-        raise ValueError(
-            f"metadata['estimated_duration'] of task {task_id!r} must be a finite "
-            f"number >= 0, got {value!r}"
-        )
-    return float(value)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,18 +135,14 @@ class Task:
                 task_id,
                 f"Executor for task {task_id!r} must be callable, got {type(executor).__name__}",
             )
+        owner = f"task {task_id!r}"
         if metadata is None:
             metadata = _NO_METADATA
-        elif not isinstance(metadata, Mapping):
-            raise TypeError(
-                f"metadata of task {task_id!r} must be a mapping, not {type(metadata).__name__}"
-            )
+        else:
+            check_type("metadata", metadata, Mapping, owner=owner, expected="a mapping")
         estimate = estimated_duration(task_id, metadata)
-        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
-            raise TypeError(
-                f"retry_policy of task {task_id!r} must be a RetryPolicy, "
-                f"not {type(retry_policy).__name__}"
-            )
+        if retry_policy is not None:
+            check_type("retry_policy", retry_policy, RetryPolicy, owner=owner)
         return cls(
             task_id=task_id,
             executor=executor,
