@@ -141,3 +141,11 @@ def test_bad_resource_amounts(resources: Any, error: type[Exception], message: s
     with pytest.raises(error) as info:
         DependencyAwareScheduler(resources={"db": 1}).add_task("a", print, resources=resources)
     assert str(info.value) == f"task 'a': {message}"
+
+
+def test_a_task_keeps_its_resources_sorted_by_name() -> None:
+    s = DependencyAwareScheduler(resources={"db": 2, "gpu": 1})
+    s.add_task("a", print, resources={"gpu": 1, "db": 2})
+    s.add_task("b", print)
+    assert s.get_task("a").resources == (("db", 2), ("gpu", 1))
+    assert s.get_task("b").resources == ()

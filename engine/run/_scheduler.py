@@ -28,29 +28,13 @@ from dagwave.run._asyncio_host import in_asyncio, run_as_asyncio_guest
 from dagwave.run._core import RunCore, RunPlan
 from dagwave.run._events import default_logger
 from dagwave.run._records import ExecutionResult, RetryPolicy, RunStatistics, TaskStatus, Wave
-from dagwave.run._tasks import Task
+from dagwave.run._tasks import Task, check_resources
 from dagwave.state._store import SharedState
 
 __all__ = ["DependencyAwareScheduler"]
 
 Mode = Literal["waves", "eager"]
 _OPTIONS = frozenset({"adapter", "retry_policy", "resources"})
-
-
-def _check_amounts(owner: str, resources: object) -> dict[str, int]:
-    """A mapping of resource name -> positive int, or a clear error naming ``owner``."""
-    if resources is None:
-        return {}
-    amounts: Mapping[object, object] = check_type(
-        "resources", resources, Mapping, owner=owner, expected="a mapping of name -> amount"
-    )
-    out: dict[str, int] = {}
-    for key, amount in amounts.items():
-        name: str = check_type("resources", key, str, owner=owner, expected="keyed by names")
-        if not name:
-            raise ValueError(must_be("resources", "keyed by non-empty names", name, owner=owner))
-        out[name] = check_int(f"resources[{name!r}]", amount, minimum=1, owner=owner)
-    return out
 
 
 class DependencyAwareScheduler:
@@ -116,8 +100,7 @@ class DependencyAwareScheduler:
         self.logger = logger if logger is not None else default_logger()
         self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy()
         self._seed = seed
-        self.resources = _check_amounts("the scheduler", resources)
-        self._needs: dict[str, dict[str, int]] = {}
+        self.resources = check_resources("the scheduler", resources)
         self._graph = DependencyGraph()
         self._tasks: dict[str, Task] = {}
         self._changes = 0
@@ -194,12 +177,10 @@ class DependencyAwareScheduler:
             metadata=metadata,
             adapter=adapter,
             retry_policy=options.get("retry_policy"),
+            resources=options.get("resources"),
         )
-        needs = _check_amounts(f"task {task_id!r}", options.get("resources"))
         self._graph._add_checked(task_id, dep_list)  # id and dependencies checked above
         self._tasks[task_id] = task
-        if needs:
-            self._needs[task_id] = needs
         self._changes += 1
 
     def clear(self) -> None:
@@ -207,7 +188,6 @@ class DependencyAwareScheduler:
         self._check_idle("clear")
         self._graph.clear()
         self._tasks.clear()
-        self._needs.clear()
         self._changes += 1
         self._plan = None
         self._waves = []
@@ -252,8 +232,10 @@ class DependencyAwareScheduler:
         """
         self._check_idle("schedule")
         waves = self._graph.construct_waves()
-        for task_id, needs in self._needs.items():
-            for name, amount in needs.items():
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task_id = task.task_id
+            for name, amount in task.resources:
                 if name not in self.resources:
                     known = ", ".join(sorted(self.resources)) or "none"
                     raise ValueError(
@@ -266,7 +248,6 @@ class DependencyAwareScheduler:
                         f"but its capacity is {self.resources[name]}: it could never run"
                     )
         compiled = self._graph.compiled()
-        tasks = list(self._tasks.values())
         wave_of = compiled.level
         wave_indices: list[list[int]] = [[] for _ in waves]
         for i, w in enumerate(wave_of):
@@ -295,8 +276,8 @@ class DependencyAwareScheduler:
             waves=wave_indices,
             adapters=adapters,
             compiled=compiled,
-            resources=[tuple(sorted(self._needs.get(task.task_id, {}).items())) for task in tasks]
-            if self._needs
+            resources=[task.resources for task in tasks]
+            if any(task.resources for task in tasks)
             else (),
             capacities=dict(self.resources),
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from dagwave._checks import check_int, check_number, check_type
+from dagwave._checks import check_int, check_number, check_type, must_be
 from dagwave._errors import InvalidTaskError, StateRollbackError
 from dagwave.run._records import RetryPolicy
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from dagwave.run._adapter import Adapter
     from dagwave.state._store import SharedState
 
-__all__ = ["Task", "TaskContext", "is_async_callable"]
+__all__ = ["Task", "TaskContext", "check_resources", "is_async_callable"]
 
 Executor = Callable[..., Any]
 
@@ -88,6 +88,22 @@ def estimated_duration(task_id: str, metadata: Mapping[str, Any]) -> float:
     )
 
 
+def check_resources(owner: str, resources: object) -> dict[str, int]:
+    """A mapping of resource name -> positive int, or a clear error naming ``owner``."""
+    if resources is None:
+        return {}
+    amounts: Mapping[object, object] = check_type(
+        "resources", resources, Mapping, owner=owner, expected="a mapping of name -> amount"
+    )
+    out: dict[str, int] = {}
+    for key, amount in amounts.items():
+        name: str = check_type("resources", key, str, owner=owner, expected="keyed by names")
+        if not name:
+            raise ValueError(must_be("resources", "keyed by non-empty names", name, owner=owner))
+        out[name] = check_int(f"resources[{name!r}]", amount, minimum=1, owner=owner)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Task:
     """One task as added to a scheduler (immutable; checked when added).
@@ -102,6 +118,8 @@ class Task:
         adapter: how the executor runs (None: async in trio, sync in a thread).
         retry_policy: back-off between attempts (None: the scheduler's).
         is_async: whether the executor returns a coroutine.
+        resources: (name, amount) pairs the task holds while it runs, sorted
+            by name (empty: none).
     """
 
     task_id: str
@@ -115,6 +133,7 @@ class Task:
     is_async: bool = False
     #: ``metadata["estimated_duration"]``, or 1.0 (checked once, when added).
     estimated_duration: float = 1.0
+    resources: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def create(
@@ -128,6 +147,7 @@ class Task:
         metadata: Mapping[str, Any] | None,
         adapter: str | Adapter | None,
         retry_policy: RetryPolicy | None,
+        resources: Mapping[str, int] | None = None,
     ) -> Task:
         """Check every field and build the task; raises before anything runs."""
         if not callable(executor):
@@ -154,6 +174,7 @@ class Task:
             retry_policy=retry_policy,
             is_async=is_async_callable(executor),
             estimated_duration=estimate,
+            resources=tuple(sorted(check_resources(owner, resources).items())),
         )
 
 
