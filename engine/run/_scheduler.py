@@ -28,13 +28,12 @@ from dagwave.run._asyncio_host import in_asyncio, run_as_asyncio_guest
 from dagwave.run._core import RunCore, RunPlan
 from dagwave.run._events import default_logger
 from dagwave.run._records import ExecutionResult, RetryPolicy, RunStatistics, TaskStatus, Wave
-from dagwave.run._tasks import Task, check_resources
+from dagwave.run._tasks import Executor, Task, check_resources
 from dagwave.state._store import SharedState
 
 __all__ = ["DependencyAwareScheduler"]
 
 Mode = Literal["waves", "eager"]
-_OPTIONS = frozenset({"adapter", "retry_policy", "resources"})
 
 
 class DependencyAwareScheduler:
@@ -115,12 +114,15 @@ class DependencyAwareScheduler:
     def add_task(
         self,
         task_id: str,
-        executor: Any,
+        executor: Executor,
         dependencies: Iterable[str] | None = (),
         timeout_seconds: float | None = 300.0,
         retry_count: int = 0,
         metadata: Mapping[str, Any] | None = None,
-        **options: Any,
+        *,
+        adapter: str | Adapter | None = None,
+        retry_policy: RetryPolicy | None = None,
+        resources: Mapping[str, int] | None = None,
     ) -> None:
         """Add a task.
 
@@ -135,31 +137,27 @@ class DependencyAwareScheduler:
                 waiting for a slot does not count.
             retry_count: extra attempts after a failure (timeouts included).
             metadata: free-form; ``estimated_duration`` (seconds) guides ordering.
-            **options: ``adapter`` (a name: "thread", "inline", "process",
-                "asyncio", or an :class:`dagwave.Adapter`), ``retry_policy`` (a
-                :class:`RetryPolicy`) and ``resources`` (name -> amount, held
-                while the task runs; see the constructor).
+            adapter: how the executor runs: a name ("thread", "inline",
+                "process", "asyncio", "dask") or an :class:`dagwave.Adapter`
+                (default: async executors in trio, blocking ones in a thread).
+            retry_policy: back-off between attempts (default: the scheduler's).
+            resources: name -> amount, held while the task runs (see the
+                constructor).
 
         Raises:
             InvalidTaskError: the executor is not callable.
             ValueError: duplicate or empty id, a negative retry count, a
                 timeout <= 0 or NaN.
-            TypeError: an argument of the wrong type or an unknown option.
+            TypeError: an argument of the wrong type (an unknown keyword is a
+                TypeError from Python itself).
             RuntimeError: a run is in progress.
         """
         self._check_idle("add_task")
         task_id = check_task_id(task_id)
         if task_id in self._tasks:
             raise ValueError(f"Task {task_id!r} already exists (task ids must be unique)")
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            raise TypeError(
-                f"add_task() got unknown option(s) {', '.join(unknown)} for task {task_id!r} "
-                f"(known: {', '.join(sorted(_OPTIONS))})"
-            )
         dep_list = check_dependencies(task_id, dependencies)
         deps = tuple(dep_list)
-        adapter = options.get("adapter")
         if adapter is not None:
             check_type(
                 "adapter",
@@ -176,8 +174,8 @@ class DependencyAwareScheduler:
             retry_count=retry_count,
             metadata=metadata,
             adapter=adapter,
-            retry_policy=options.get("retry_policy"),
-            resources=options.get("resources"),
+            retry_policy=retry_policy,
+            resources=resources,
         )
         self._graph._add_checked(task_id, dep_list)  # id and dependencies checked above
         self._tasks[task_id] = task

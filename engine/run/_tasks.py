@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from dagwave._checks import check_int, check_number, check_type, must_be
 from dagwave._errors import InvalidTaskError, StateRollbackError
@@ -25,9 +25,12 @@ if TYPE_CHECKING:
     from dagwave.run._adapter import Adapter
     from dagwave.state._store import SharedState
 
-__all__ = ["Task", "TaskContext", "check_resources", "is_async_callable"]
+__all__ = ["Executor", "Task", "TaskContext", "check_resources", "is_async_callable"]
 
-Executor = Callable[..., Any]
+#: What ``add_task`` takes: a callable of the task's :class:`TaskContext`
+#: (``async def`` or plain). In another process or on a cluster the context
+#: arrives as a plain dict with the same keys, so a function of a dict is one too.
+Executor: TypeAlias = Callable[["TaskContext"], Any] | Callable[[dict[str, Any]], Any]
 
 
 _ASYNC_CACHE: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
@@ -123,7 +126,7 @@ class Task:
     """
 
     task_id: str
-    executor: Executor
+    executor: Callable[..., Any]  # an Executor, checked callable when added
     dependencies: tuple[str, ...] = ()
     timeout_seconds: float | None = 300.0
     retry_count: int = 0
