@@ -58,7 +58,9 @@ class DependencyAwareScheduler:
             dependencies completed, longest remaining path first).
         fail_fast: cancel everything still running at the first failure.
         logger: a structlog logger for the run's events (default
-            ``structlog.get_logger("dagwave")``).
+            ``structlog.get_logger("dagwave")`` once the application has
+            configured structlog; until then only warnings and errors, on
+            stderr).
         retry_policy: back-off between attempts, for tasks that set none.
         resources: named capacities, e.g. ``{"db": 2, "gpu": 1}``; a task that
             asks for ``resources={"db": 1}`` runs only while it holds them,
