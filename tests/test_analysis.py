@@ -344,11 +344,10 @@ def test_long_values_are_shortened_in_messages() -> None:
 
 
 def test_bad_json_text_gives_line_and_column() -> None:
-    expected = (
-        "invalid JSON at line 2, column 14: Expecting property name enclosed in double quotes"
-    )
+    # json's wording for a missing value is the same on every supported CPython.
+    expected = "invalid JSON at line 2, column 10: Expecting value"
     with pytest.raises(ValueError, match="^" + re.escape(expected) + "$"):
-        ScheduleGraph.from_json('{"units": [\n  {"id": "a",}]}')
+        ScheduleGraph.from_json('{"units": [\n  {"id": }]}')
 
 
 def test_nan_in_json_text_is_rejected() -> None:

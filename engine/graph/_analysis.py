@@ -1,9 +1,10 @@
 """Static plan analysis: critical path, makespan, parallelism, slack, estimates.
 
-Pure Python, no trio and no logging. A port of the ``car-scheduler`` crate's
-``analyze_schedule`` (a plan is a list of units with a duration and the ids
-they depend on), extended with the cycle itself, slack, a lower bound and a
-list-scheduling estimate for a fixed number of workers.
+Pure Python, no trio and no logging. :func:`analyze_schedule` takes a plan
+(:mod:`dagwave.graph._plan`: units with a duration and the ids they depend on)
+and reports its levels, critical path, makespan and parallelism, the cycle
+itself, slack, a lower bound and a list-scheduling estimate for a fixed number
+of workers.
 
 Algorithms (V units, E dependency edges, all iterative, deterministic: nothing
 depends on hashing or ``PYTHONHASHSEED``). :func:`analyze_schedule` indexes
@@ -16,13 +17,11 @@ index form to :func:`analyze_compiled`, which callers holding a compiled graph
   latest dependency. Ids inside a level are sorted (O(V log V)), unlike the
   scheduler's waves, which keep insertion order.
 * **Cycles**: units that Kahn's algorithm cannot process sit on or behind a
-  cycle. Every metric is computed over the processed ("analysed") units only;
-  the crate documents this intent but its code also leaks some units behind a
-  cycle into its levels, a quirk not reproduced here. One closed cycle is
-  reported by :func:`dagwave.graph._dag.cycle_of`.
+  cycle. Every metric is computed over the processed ("analysed") units only.
+  One closed cycle is reported by :func:`dagwave.graph._dag.cycle_of`.
 * **Critical path and earliest starts**: one O(V + E) forward pass in
   topological order, earliest finish ``EF(u) = max(EF(deps), 0) + duration(u)``,
-  with the crate's tie rule for predecessors (first listed dependency with a
+  with one tie rule for predecessors (first listed dependency with a
   strictly greater finish wins), applied only along the path: walking back
   from the tail, the predecessor is the first listed dependency whose finish
   equals the unit's start.
@@ -330,7 +329,7 @@ class ScheduleAnalysis:
                 workers are added.
 
         Returns:
-            The crate's fields, then ``cycle_path``, ``total_work``,
+            ``has_cycle`` to ``serial``, then ``cycle_path``, ``total_work``,
             ``earliest_start`` and ``slack``.
 
         Raises:

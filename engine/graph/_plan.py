@@ -143,7 +143,7 @@ class ScheduleUnit:
         _set_depends_on(self, tuple(depends_on))  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
-        """The unit in the crate's JSON form (every key present)."""
+        """The unit in the plan's JSON form (every key present)."""
         return {"id": self.id, "duration": self.duration, "depends_on": list(self.depends_on)}
 
 
@@ -189,7 +189,7 @@ def _unit_from_dict(n: int, item: object) -> ScheduleUnit:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleGraph:
-    """A static plan: units and their dependencies (the crate's ``ScheduleGraph``).
+    """A static plan: units and their dependencies.
 
     Its JSON form is ``{"units": [{"id": ..., "duration": ..., "depends_on":
     [...]}]}``; a missing ``units`` means no units, a missing ``duration`` is 0
@@ -230,7 +230,7 @@ class ScheduleGraph:
 
     @classmethod
     def from_dict(cls, data: object) -> ScheduleGraph:
-        """Build a graph from the crate's JSON form, already parsed.
+        """Build a graph from the plan's JSON form, already parsed.
 
         Args:
             data: a mapping with an optional ``"units"`` list of unit objects.
@@ -299,7 +299,7 @@ class ScheduleGraph:
             raise ValueError(f"{os.fspath(path)}: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
-        """The graph in the crate's JSON form, every key present."""
+        """The graph in the plan's JSON form, every key present."""
         return {"units": [unit.to_dict() for unit in self.units]}
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -1,11 +1,10 @@
-"""``DependencyAwareScheduler``: the seed scheduler's API over dagwave's run core.
+"""``DependencyAwareScheduler``: the seed-compatible facade over dagwave's run core.
 
 Code written for the seed's ``DependencyAwareScheduler`` runs unchanged: the
 same constructor, ``add_task``, ``schedule``, ``execute`` and inspection
-methods. What differs is what was wrong there: a failed task's dependents are
-skipped instead of run, timeouts carry a message, retries start afresh on every
-run, ``enable_wave_optimization`` does something, and the shared state has an
-atomic read-modify-write.
+methods. The facade checks every argument when it is given, builds the run
+plan in :meth:`~DependencyAwareScheduler.schedule` (waves, adapters, resources)
+and hands it to a :class:`~dagwave.run._core.RunCore` per run.
 """
 
 from __future__ import annotations
