@@ -27,8 +27,9 @@ from dagwave._errors import (
     TaskTimeoutError,
     WaveExecutionError,
 )
-from dagwave.graph._analysis import ScheduleAnalysis, ScheduleGraph, ScheduleUnit, analyze_schedule
+from dagwave.graph._analysis import ScheduleAnalysis, analyze_schedule
 from dagwave.graph._dag import DependencyGraph
+from dagwave.graph._plan import ScheduleGraph, ScheduleUnit
 from dagwave.run._adapter import Adapter, Invocation, Runner
 from dagwave.run._records import (
     AttemptRecord,

@@ -30,6 +30,15 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert test in ci
 
 
+def test_ci_runs_the_python_versions_the_readme_names() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "for version in 3.11 3.12 3.13; do" in ci
+    assert "among 3.11-3.13" in README
+    classifiers = (ROOT / "pyproject.toml").read_text()
+    for version in ("3.11", "3.12", "3.13"):
+        assert f'"Programming Language :: Python :: {version}"' in classifiers
+
+
 def run_example(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, timeout=120, check=False
@@ -52,3 +61,13 @@ def test_python_api_example_runs_and_reports() -> None:
     assert "tasks: 13/13 completed, 0 failed, 0 skipped" in proc.stdout
     assert "critical path: " in proc.stdout
     assert "run.completed" in proc.stderr
+
+
+def test_the_process_adapter_example_runs_as_a_script(tmp_path: Path) -> None:
+    """The README's process example, run as the script it says it is (with its main guard)."""
+    (block,) = [b for b in code_blocks("python") if 'adapter="process"' in b]
+    script = tmp_path / "primes.py"
+    script.write_text(block)
+    proc = run_example(str(script))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "{'primes<10000': 1229, 'primes<20000': 2262}\n"

@@ -7,7 +7,7 @@ Subcommands:
   otherwise, 2 for a bad file, 130 on Ctrl-C.
 * ``dagwave graph PIPELINE.toml --format mermaid|dot``: the DAG as a diagram.
 * ``dagwave analyze PLAN.json [--workers K] [--json]``: static analysis of a
-  plan in the Rust crate's JSON form.
+  plan in its JSON form (see :class:`dagwave.ScheduleGraph`).
 
 A user error (missing file, bad JSON, wrong shape) prints one line on stderr
 and exits with status 2; never a traceback.
@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from dagwave import __version__
-from dagwave.graph._analysis import ScheduleAnalysis, ScheduleGraph, analyze_schedule
+from dagwave.graph._analysis import ScheduleAnalysis, analyze_schedule
+from dagwave.graph._plan import ScheduleGraph
 
 __all__ = ["main"]
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dagwave._checks import check_type
 from dagwave._errors import CircularDependencyError, SchedulerError, TaskNotFoundError
 from dagwave.adapters.subprocess import Command
 from dagwave.run._scheduler import DependencyAwareScheduler
@@ -193,28 +194,31 @@ def _import_call(path: Path, spec: str, task_id: str, line: int | None) -> Calla
     return target
 
 
+# How TOML's types read in messages.
+_TOML_KINDS: dict[Any, str] = {
+    dict: "a table",
+    list: "an array",
+    str: "a string",
+    int: "an integer",
+    (int, float): "a number",
+    bool: "true or false",
+}
+
+
 def _expect(
     path: Path,
     value: Any,
     kind: type | tuple[type, ...],
-    what: str,
+    name: str,
+    owner: str | None,
     line: int | None,
     task_id: str | None,
 ) -> Any:
-    if (
-        isinstance(value, bool)
-        and kind is not bool
-        and bool not in (kind if isinstance(kind, tuple) else (kind,))
-    ):
-        raise PipelineError(
-            path, f"{what} must not be a boolean, got {value!r}", line=line, task_id=task_id
-        )
-    if not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise PipelineError(
-            path, f"{what} must be {names}, got {value!r}", line=line, task_id=task_id
-        )
-    return value
+    """``value`` if it has the TOML type ``kind``, else a PipelineError in the checks' shape."""
+    try:
+        return check_type(name, value, kind, owner=owner, expected=_TOML_KINDS.get(kind))
+    except TypeError as exc:
+        raise PipelineError(path, str(exc), line=line, task_id=task_id) from None
 
 
 def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
@@ -242,20 +246,20 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
             file,
             f"unknown top-level table(s) {', '.join(unknown)} (expected [run] and [tasks.<id>])",
         )
-    run = _expect(file, data.get("run", {}), dict, "[run]", None, None)
+    run = _expect(file, data.get("run", {}), dict, "[run]", None, None, None)
     bad = sorted(set(run) - _RUN_KEYS)
     if bad:
         raise PipelineError(
             file, f"[run]: unknown key(s) {', '.join(bad)} (known: {', '.join(sorted(_RUN_KEYS))})"
         )
-    tables = _expect(file, data.get("tasks", {}), dict, "[tasks]", None, None)
+    tables = _expect(file, data.get("tasks", {}), dict, "[tasks]", None, None, None)
     if not tables:
         raise PipelineError(file, "no tasks: add at least one [tasks.<id>] table")
     lines = _header_lines(text)
     tasks = []
     for task_id, table in tables.items():
         line = lines.get(task_id)
-        table = _expect(file, table, dict, f"task {task_id!r}", line, task_id)
+        table = _expect(file, table, dict, f"tasks.{task_id}", None, line, task_id)
         bad = sorted(set(table) - _TASK_KEYS)
         if bad:
             raise PipelineError(
@@ -288,12 +292,14 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
                 )
             executor: Callable[..., Any] = Command(cmd, cwd=file.parent)
         else:
-            call = _expect(file, table["call"], str, f"task {task_id!r}: call", line, task_id)
+            call = _expect(file, table["call"], str, "call", f"task {task_id!r}", line, task_id)
             executor = _import_call(file, call, task_id, line)
-        deps = _expect(file, table.get("deps", []), list, f"task {task_id!r}: deps", line, task_id)
+        deps = _expect(
+            file, table.get("deps", []), list, "deps", f"task {task_id!r}", line, task_id
+        )
         timeout = table.get("timeout", 300.0)
         if timeout is not None:
-            _expect(file, timeout, (int, float), f"task {task_id!r}: timeout", line, task_id)
+            _expect(file, timeout, (int, float), "timeout", f"task {task_id!r}", line, task_id)
         tasks.append(
             PipelineTask(
                 task_id=task_id,
@@ -301,13 +307,20 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
                 deps=tuple(deps),
                 timeout=timeout,
                 retries=_expect(
-                    file, table.get("retries", 0), int, f"task {task_id!r}: retries", line, task_id
+                    file,
+                    table.get("retries", 0),
+                    int,
+                    "retries",
+                    f"task {task_id!r}",
+                    line,
+                    task_id,
                 ),
                 resources=_expect(
                     file,
                     table.get("resources", {}),
                     dict,
-                    f"task {task_id!r}: resources",
+                    "resources",
+                    f"task {task_id!r}",
                     line,
                     task_id,
                 ),
@@ -316,7 +329,8 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
                     file,
                     table.get("metadata", {}),
                     dict,
-                    f"task {task_id!r}: metadata",
+                    "metadata",
+                    f"task {task_id!r}",
                     line,
                     task_id,
                 ),
@@ -327,9 +341,11 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
         path=file,
         tasks=tuple(tasks),
         max_concurrent=_expect(
-            file, run.get("max_concurrent", 10), int, "[run] max_concurrent", None, None
+            file, run.get("max_concurrent", 10), int, "max_concurrent", "[run]", None, None
         ),
-        mode=_expect(file, run.get("mode", "waves"), str, "[run] mode", None, None),
-        fail_fast=_expect(file, run.get("fail_fast", False), bool, "[run] fail_fast", None, None),
-        resources=_expect(file, run.get("resources", {}), dict, "[run] resources", None, None),
+        mode=_expect(file, run.get("mode", "waves"), str, "mode", "[run]", None, None),
+        fail_fast=_expect(
+            file, run.get("fail_fast", False), bool, "fail_fast", "[run]", None, None
+        ),
+        resources=_expect(file, run.get("resources", {}), dict, "resources", "[run]", None, None),
     )

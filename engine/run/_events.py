@@ -6,7 +6,14 @@ emitted from the trio thread (worker threads report back to it first), so no
 context leaks between threads, and none is emitted after ``execute()`` returns.
 Task and wave events are ``info``; failures, retries and time-outs ``warning``.
 
-To get JSON lines::
+As a library dagwave is quiet by default: until the application configures
+structlog (``structlog.is_configured()``), the default logger drops events
+below ``warning`` and writes the rest to stderr, never stdout. Once structlog
+is configured (the command line does, and so does
+``structlog.testing.capture_logs``), that configuration decides, and a logger
+passed as ``logger=`` is used as it is.
+
+To get every event as JSON lines::
 
     import structlog
     structlog.configure(processors=[
@@ -19,6 +26,7 @@ To get JSON lines::
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import structlog
@@ -26,9 +34,46 @@ import structlog
 __all__ = ["RunEvents", "configure_logging", "default_logger"]
 
 
+class _DefaultLogger:
+    """``structlog.get_logger("dagwave")``, or the quiet logger while structlog is unconfigured.
+
+    The choice is made when a run binds it (once per run, like structlog's lazy
+    proxy), so configuring structlog after creating a scheduler still counts.
+    """
+
+    __slots__ = ()
+
+    def bind(self, **values: Any) -> Any:
+        return _current().bind(**values)
+
+    def __getattr__(self, name: str) -> Any:  # info(), warning(), ... called directly
+        return getattr(_current(), name)
+
+    def __repr__(self) -> str:
+        return "<dagwave default logger>"
+
+
+def _current() -> Any:
+    if structlog.is_configured():
+        return structlog.get_logger("dagwave")
+    # structlog's default processors and look, filtered, on the stderr of now
+    # (a test's capsys replaces sys.stderr).
+    return structlog.wrap_logger(
+        structlog.PrintLogger(sys.stderr),
+        processors=list(structlog.get_config()["processors"]),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        cache_logger_on_first_use=False,
+    )
+
+
 def default_logger() -> Any:
-    """The logger used when none is given: ``structlog.get_logger("dagwave")``."""
-    return structlog.get_logger("dagwave")
+    """The logger used when none is given (see the module docstring).
+
+    Returns:
+        A logger that is ``structlog.get_logger("dagwave")`` once structlog is
+        configured and, until then, writes only warnings and errors, to stderr.
+    """
+    return _DefaultLogger()
 
 
 def configure_logging(log_format: str, stream: Any, min_level: str = "info") -> None:

@@ -16,6 +16,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from dagwave._checks import check_number
 from dagwave._errors import WaveExecutionError
 
 if TYPE_CHECKING:
@@ -77,16 +78,11 @@ class RetryPolicy:
     jitter: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("initial_delay", "multiplier", "max_delay", "jitter"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError(f"RetryPolicy.{name} must be a number, not {value!r}")
-            if not value >= 0:  # also rejects NaN
-                raise ValueError(f"RetryPolicy.{name} must be >= 0, got {value!r}")
-        if self.multiplier < 1:
-            raise ValueError(f"RetryPolicy.multiplier must be >= 1, got {self.multiplier!r}")
-        if self.jitter > 1:
-            raise ValueError(f"RetryPolicy.jitter must be at most 1, got {self.jitter!r}")
+        owner = "RetryPolicy"
+        check_number("initial_delay", self.initial_delay, minimum=0, owner=owner)
+        check_number("multiplier", self.multiplier, minimum=1, owner=owner)
+        check_number("max_delay", self.max_delay, minimum=0, owner=owner)
+        check_number("jitter", self.jitter, minimum=0, maximum=1, owner=owner)
 
     def delay(self, failed_attempt: int, random_fraction: float) -> float:
         """Seconds to wait after attempt ``failed_attempt`` (1-based) failed.

@@ -1,11 +1,10 @@
-"""``DependencyAwareScheduler``: the seed scheduler's API over dagwave's run core.
+"""``DependencyAwareScheduler``: the seed-compatible facade over dagwave's run core.
 
 Code written for the seed's ``DependencyAwareScheduler`` runs unchanged: the
 same constructor, ``add_task``, ``schedule``, ``execute`` and inspection
-methods. What differs is what was wrong there: a failed task's dependents are
-skipped instead of run, timeouts carry a message, retries start afresh on every
-run, ``enable_wave_optimization`` does something, and the shared state has an
-atomic read-modify-write.
+methods. The facade checks every argument when it is given, builds the run
+plan in :meth:`~DependencyAwareScheduler.schedule` (waves, adapters, resources)
+and hands it to a :class:`~dagwave.run._core.RunCore` per run.
 """
 
 from __future__ import annotations
@@ -18,58 +17,22 @@ from typing import Any, Literal
 
 import trio
 
+from dagwave._checks import check_int, check_type, must_be
 from dagwave._errors import TaskNotFoundError
 from dagwave.graph._analysis import analyze_compiled
 from dagwave.graph._dag import DependencyGraph, check_dependencies, check_task_id, suggest_id
 from dagwave.report._export import dot, html_report, mermaid
-from dagwave.run._adapter import Adapter, resolve_adapter
+from dagwave.run._adapter import ASYNCIO_ADAPTER, BLOCKING_ADAPTER, Adapter, resolve_adapter
 from dagwave.run._asyncio_host import in_asyncio, run_as_asyncio_guest
 from dagwave.run._core import RunCore, RunPlan
 from dagwave.run._events import default_logger
 from dagwave.run._records import ExecutionResult, RetryPolicy, RunStatistics, TaskStatus, Wave
-from dagwave.run._tasks import Task
+from dagwave.run._tasks import Executor, Task, check_resources
 from dagwave.state._store import SharedState
 
 __all__ = ["DependencyAwareScheduler"]
 
 Mode = Literal["waves", "eager"]
-_OPTIONS = frozenset({"adapter", "retry_policy", "resources"})
-# Adapters that call the executor and hand back its return value as is; an
-# ``async def`` there would return an un-awaited coroutine.
-_SYNC_ONLY_ADAPTERS = frozenset({"thread", "inline", "process", "dask"})
-
-
-def _check_amounts(owner: str, resources: object) -> dict[str, int]:
-    """A mapping of resource name -> positive int, or a clear error naming ``owner``."""
-    if resources is None:
-        return {}
-    if not isinstance(resources, Mapping):
-        raise TypeError(
-            f"resources of {owner} must be a mapping of name -> amount, "
-            f"not {type(resources).__name__}"
-        )
-    out: dict[str, int] = {}
-    for name, amount in resources.items():
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"resources of {owner}: names must be non-empty strings, got {name!r}")
-        if isinstance(amount, bool) or not isinstance(amount, int):
-            raise TypeError(
-                f"resources of {owner}: the amount of {name!r} must be an int, got {amount!r}"
-            )
-        if amount < 1:
-            raise ValueError(
-                f"resources of {owner}: the amount of {name!r} must be at least 1, got {amount}"
-            )
-        out[name] = amount
-    return out
-
-
-def _check_limit(max_concurrent: object) -> int:
-    if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int):
-        raise TypeError(f"max_concurrent must be an int, not {type(max_concurrent).__name__}")
-    if max_concurrent < 1:
-        raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
-    return max_concurrent
 
 
 class DependencyAwareScheduler:
@@ -94,7 +57,9 @@ class DependencyAwareScheduler:
             dependencies completed, longest remaining path first).
         fail_fast: cancel everything still running at the first failure.
         logger: a structlog logger for the run's events (default
-            ``structlog.get_logger("dagwave")``).
+            ``structlog.get_logger("dagwave")`` once the application has
+            configured structlog; until then only warnings and errors, on
+            stderr).
         retry_policy: back-off between attempts, for tasks that set none.
         resources: named capacities, e.g. ``{"db": 2, "gpu": 1}``; a task that
             asks for ``resources={"db": 1}`` runs only while it holds them,
@@ -120,16 +85,14 @@ class DependencyAwareScheduler:
         resources: Mapping[str, int] | None = None,
         seed: int | None = None,
     ) -> None:
-        if state is not None and not isinstance(state, SharedState):
-            raise TypeError(f"state must be a SharedState, not {type(state).__name__}")
+        if state is not None:
+            check_type("state", state, SharedState)
         if mode not in ("waves", "eager"):
-            raise ValueError(f"mode must be 'waves' or 'eager', got {mode!r}")
-        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
-            raise TypeError(
-                f"retry_policy must be a RetryPolicy, not {type(retry_policy).__name__}"
-            )
+            raise ValueError(must_be("mode", "'waves' or 'eager'", mode))
+        if retry_policy is not None:
+            check_type("retry_policy", retry_policy, RetryPolicy)
         self.state = state if state is not None else SharedState()
-        self.max_concurrent = _check_limit(max_concurrent)
+        self.max_concurrent = check_int("max_concurrent", max_concurrent, minimum=1)
         self.enable_deadlock_detection = enable_deadlock_detection
         self.enable_wave_optimization = enable_wave_optimization
         self.mode: Mode = mode
@@ -137,8 +100,7 @@ class DependencyAwareScheduler:
         self.logger = logger if logger is not None else default_logger()
         self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy()
         self._seed = seed
-        self.resources = _check_amounts("the scheduler", resources)
-        self._needs: dict[str, dict[str, int]] = {}
+        self.resources = check_resources("the scheduler", resources)
         self._graph = DependencyGraph()
         self._tasks: dict[str, Task] = {}
         self._changes = 0
@@ -153,12 +115,15 @@ class DependencyAwareScheduler:
     def add_task(
         self,
         task_id: str,
-        executor: Any,
+        executor: Executor,
         dependencies: Iterable[str] | None = (),
         timeout_seconds: float | None = 300.0,
         retry_count: int = 0,
         metadata: Mapping[str, Any] | None = None,
-        **options: Any,
+        *,
+        adapter: str | Adapter | None = None,
+        retry_policy: RetryPolicy | None = None,
+        resources: Mapping[str, int] | None = None,
     ) -> None:
         """Add a task.
 
@@ -173,35 +138,34 @@ class DependencyAwareScheduler:
                 waiting for a slot does not count.
             retry_count: extra attempts after a failure (timeouts included).
             metadata: free-form; ``estimated_duration`` (seconds) guides ordering.
-            **options: ``adapter`` (a name: "thread", "inline", "process",
-                "asyncio", or an :class:`dagwave.Adapter`), ``retry_policy`` (a
-                :class:`RetryPolicy`) and ``resources`` (name -> amount, held
-                while the task runs; see the constructor).
+            adapter: how the executor runs: a name ("thread", "inline",
+                "process", "asyncio", "dask") or an :class:`dagwave.Adapter`
+                (default: async executors in trio, blocking ones in a thread).
+            retry_policy: back-off between attempts (default: the scheduler's).
+            resources: name -> amount, held while the task runs (see the
+                constructor).
 
         Raises:
             InvalidTaskError: the executor is not callable.
             ValueError: duplicate or empty id, a negative retry count, a
                 timeout <= 0 or NaN.
-            TypeError: an argument of the wrong type or an unknown option.
+            TypeError: an argument of the wrong type (an unknown keyword is a
+                TypeError from Python itself).
             RuntimeError: a run is in progress.
         """
         self._check_idle("add_task")
         task_id = check_task_id(task_id)
         if task_id in self._tasks:
             raise ValueError(f"Task {task_id!r} already exists (task ids must be unique)")
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            raise TypeError(
-                f"add_task() got unknown option(s) {', '.join(unknown)} for task {task_id!r} "
-                f"(known: {', '.join(sorted(_OPTIONS))})"
-            )
         dep_list = check_dependencies(task_id, dependencies)
         deps = tuple(dep_list)
-        adapter = options.get("adapter")
-        if adapter is not None and not isinstance(adapter, str | Adapter):
-            raise TypeError(
-                f"adapter of task {task_id!r} must be a name or an dagwave.Adapter, "
-                f"not {type(adapter).__name__}"
+        if adapter is not None:
+            check_type(
+                "adapter",
+                adapter,
+                (str, Adapter),
+                owner=f"task {task_id!r}",
+                expected="a name or a dagwave.Adapter",
             )
         task = Task.create(
             task_id,
@@ -211,23 +175,11 @@ class DependencyAwareScheduler:
             retry_count=retry_count,
             metadata=metadata,
             adapter=adapter,
-            retry_policy=options.get("retry_policy"),
+            retry_policy=retry_policy,
+            resources=resources,
         )
-        if task.is_async and adapter in _SYNC_ONLY_ADAPTERS:
-            raise ValueError(
-                f"Task {task_id!r} has an async executor, which adapter {adapter!r} "
-                "cannot await; drop the adapter option to run it in trio"
-            )
-        if not task.is_async and adapter == "asyncio":
-            raise ValueError(
-                f"Task {task_id!r} has a blocking executor; adapter 'asyncio' runs "
-                "async def executors only (drop the option to run it in a thread)"
-            )
-        needs = _check_amounts(f"task {task_id!r}", options.get("resources"))
         self._graph._add_checked(task_id, dep_list)  # id and dependencies checked above
         self._tasks[task_id] = task
-        if needs:
-            self._needs[task_id] = needs
         self._changes += 1
 
     def clear(self) -> None:
@@ -235,7 +187,6 @@ class DependencyAwareScheduler:
         self._check_idle("clear")
         self._graph.clear()
         self._tasks.clear()
-        self._needs.clear()
         self._changes += 1
         self._plan = None
         self._waves = []
@@ -271,13 +222,19 @@ class DependencyAwareScheduler:
         Raises:
             TaskNotFoundError: a dependency names an unknown task.
             CircularDependencyError: the tasks form a cycle (``.cycle_path``).
-            ValueError: an unknown adapter name.
+            ValueError: an unknown adapter name, or an adapter that cannot run
+                its task's executor (an ``async def`` for the thread adapter,
+                named or passed as an instance).
+            TypeError: an adapter refused the executor (the process adapter:
+                one that cannot be pickled).
             RuntimeError: a run is in progress.
         """
         self._check_idle("schedule")
         waves = self._graph.construct_waves()
-        for task_id, needs in self._needs.items():
-            for name, amount in needs.items():
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task_id = task.task_id
+            for name, amount in task.resources:
                 if name not in self.resources:
                     known = ", ".join(sorted(self.resources)) or "none"
                     raise ValueError(
@@ -290,7 +247,6 @@ class DependencyAwareScheduler:
                         f"but its capacity is {self.resources[name]}: it could never run"
                     )
         compiled = self._graph.compiled()
-        tasks = list(self._tasks.values())
         wave_of = compiled.level
         wave_indices: list[list[int]] = [[] for _ in waves]
         for i, w in enumerate(wave_of):
@@ -298,15 +254,16 @@ class DependencyAwareScheduler:
         resolved: dict[str, Adapter] = {}
         adapters: list[Adapter | None] = []
         for task in tasks:
-            spec = (
-                task.adapter if task.adapter is not None else (None if task.is_async else "thread")
-            )
+            spec = task.adapter
+            if spec is None and not task.is_async:
+                spec = BLOCKING_ADAPTER
             if spec is None or isinstance(spec, Adapter):
                 adapters.append(spec)
                 continue
             if spec not in resolved:
                 resolved[spec] = resolve_adapter(spec, task.task_id)
             adapters.append(resolved[spec])
+        # Each adapter owns its rules (what it can call), however it was given.
         for task, adapter in zip(tasks, adapters, strict=True):
             if adapter is not None:
                 adapter.check(task.task_id, task.executor)
@@ -318,8 +275,8 @@ class DependencyAwareScheduler:
             waves=wave_indices,
             adapters=adapters,
             compiled=compiled,
-            resources=[tuple(sorted(self._needs.get(task.task_id, {}).items())) for task in tasks]
-            if self._needs
+            resources=[task.resources for task in tasks]
+            if any(task.resources for task in tasks)
             else (),
             capacities=dict(self.resources),
         )
@@ -375,7 +332,7 @@ class DependencyAwareScheduler:
             raise ValueError("Must call schedule() before execute()")
         if in_asyncio():
             # Async executors become asyncio tasks on the caller's loop.
-            loop_adapter = resolve_adapter("asyncio", "(default for async executors)")
+            loop_adapter = resolve_adapter(ASYNCIO_ADAPTER, "(default for async executors)")
             plan = dataclasses.replace(
                 self._plan,
                 adapters=[

@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import math
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
+from dagwave._checks import check_int, check_number, check_type, must_be
 from dagwave._errors import InvalidTaskError, StateRollbackError
 from dagwave.run._records import RetryPolicy
 
@@ -25,9 +25,12 @@ if TYPE_CHECKING:
     from dagwave.run._adapter import Adapter
     from dagwave.state._store import SharedState
 
-__all__ = ["Task", "TaskContext", "is_async_callable"]
+__all__ = ["Executor", "Task", "TaskContext", "check_resources", "is_async_callable"]
 
-Executor = Callable[..., Any]
+#: What ``add_task`` takes: a callable of the task's :class:`TaskContext`
+#: (``async def`` or plain). In another process or on a cluster the context
+#: arrives as a plain dict with the same keys, so a function of a dict is one too.
+Executor: TypeAlias = Callable[["TaskContext"], Any] | Callable[[dict[str, Any]], Any]
 
 
 _ASYNC_CACHE: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
@@ -64,44 +67,44 @@ def check_timeout(task_id: str, timeout: object) -> float | None:
     """Validate a per-attempt timeout (None means no limit)."""
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(
-            f"timeout_seconds of task {task_id!r} must be a number or None, "
-            f"not {type(timeout).__name__}"
-        )
-    if math.isnan(timeout) or timeout <= 0:
-        raise ValueError(
-            f"timeout_seconds of task {task_id!r} must be > 0 (or None for no limit), "
-            f"got {timeout!r}"
-        )
-    return float(timeout)
+    owner = f"task {task_id!r}"
+    check_type("timeout_seconds", timeout, (int, float), owner=owner, expected="a number or None")
+    return float(check_number("timeout_seconds", timeout, above=0, owner=owner))
 
 
 def check_retry_count(task_id: str, retry_count: object) -> int:
     """Validate the number of extra attempts."""
-    if isinstance(retry_count, bool) or not isinstance(retry_count, int):
-        raise TypeError(
-            f"retry_count of task {task_id!r} must be an int, not {type(retry_count).__name__}"
-        )
-    if retry_count < 0:
-        raise ValueError(f"retry_count of task {task_id!r} must be >= 0, got {retry_count}")
-    return retry_count
+    return check_int("retry_count", retry_count, minimum=0, owner=f"task {task_id!r}")
 
 
 def estimated_duration(task_id: str, metadata: Mapping[str, Any]) -> float:
     """``metadata["estimated_duration"]`` as a float, 1.0 when absent."""
     value = metadata.get("estimated_duration", 1.0)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(
-            f"metadata['estimated_duration'] of task {task_id!r} must be a number, "
-            f"not {type(value).__name__}"
+    return float(
+        check_number(
+            "metadata['estimated_duration']",
+            value,
+            minimum=0,
+            finite=True,
+            owner=f"task {task_id!r}",
         )
-    if not value >= 0 or math.isinf(value):
-        raise ValueError(
-            f"metadata['estimated_duration'] of task {task_id!r} must be a finite "
-            f"number >= 0, got {value!r}"
-        )
-    return float(value)
+    )
+
+
+def check_resources(owner: str, resources: object) -> dict[str, int]:
+    """A mapping of resource name -> positive int, or a clear error naming ``owner``."""
+    if resources is None:
+        return {}
+    amounts: Mapping[object, object] = check_type(
+        "resources", resources, Mapping, owner=owner, expected="a mapping of name -> amount"
+    )
+    out: dict[str, int] = {}
+    for key, amount in amounts.items():
+        name: str = check_type("resources", key, str, owner=owner, expected="keyed by names")
+        if not name:
+            raise ValueError(must_be("resources", "keyed by non-empty names", name, owner=owner))
+        out[name] = check_int(f"resources[{name!r}]", amount, minimum=1, owner=owner)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +121,12 @@ class Task:
         adapter: how the executor runs (None: async in trio, sync in a thread).
         retry_policy: back-off between attempts (None: the scheduler's).
         is_async: whether the executor returns a coroutine.
+        resources: (name, amount) pairs the task holds while it runs, sorted
+            by name (empty: none).
     """
 
     task_id: str
-    executor: Executor
+    executor: Callable[..., Any]  # an Executor, checked callable when added
     dependencies: tuple[str, ...] = ()
     timeout_seconds: float | None = 300.0
     retry_count: int = 0
@@ -131,6 +136,7 @@ class Task:
     is_async: bool = False
     #: ``metadata["estimated_duration"]``, or 1.0 (checked once, when added).
     estimated_duration: float = 1.0
+    resources: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def create(
@@ -144,6 +150,7 @@ class Task:
         metadata: Mapping[str, Any] | None,
         adapter: str | Adapter | None,
         retry_policy: RetryPolicy | None,
+        resources: Mapping[str, int] | None = None,
     ) -> Task:
         """Check every field and build the task; raises before anything runs."""
         if not callable(executor):
@@ -151,18 +158,14 @@ class Task:
                 task_id,
                 f"Executor for task {task_id!r} must be callable, got {type(executor).__name__}",
             )
+        owner = f"task {task_id!r}"
         if metadata is None:
             metadata = _NO_METADATA
-        elif not isinstance(metadata, Mapping):
-            raise TypeError(
-                f"metadata of task {task_id!r} must be a mapping, not {type(metadata).__name__}"
-            )
+        else:
+            check_type("metadata", metadata, Mapping, owner=owner, expected="a mapping")
         estimate = estimated_duration(task_id, metadata)
-        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
-            raise TypeError(
-                f"retry_policy of task {task_id!r} must be a RetryPolicy, "
-                f"not {type(retry_policy).__name__}"
-            )
+        if retry_policy is not None:
+            check_type("retry_policy", retry_policy, RetryPolicy, owner=owner)
         return cls(
             task_id=task_id,
             executor=executor,
@@ -174,6 +177,7 @@ class Task:
             retry_policy=retry_policy,
             is_async=is_async_callable(executor),
             estimated_duration=estimate,
+            resources=tuple(sorted(check_resources(owner, resources).items())),
         )
 
 

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
+from dagwave._checks import check_int
 from dagwave._errors import StateKeyError, StateRollbackError, StateVersionError
 
 __all__ = ["SharedState", "StateChange", "StateView"]
@@ -193,12 +194,7 @@ class SharedState:
             TypeError: *max_history_size* is not an int, or a key is not a str.
             ValueError: *max_history_size* is negative.
         """
-        if isinstance(max_history_size, bool) or not isinstance(max_history_size, int):
-            raise TypeError(
-                f"max_history_size must be an int, got {type(max_history_size).__name__}"
-            )
-        if max_history_size < 0:
-            raise ValueError(f"max_history_size must be >= 0, got {max_history_size}")
+        check_int("max_history_size", max_history_size, minimum=0)
         data = dict(initial_state) if initial_state is not None else {}
         for key in data:
             _check_key(key)
@@ -569,8 +565,7 @@ class SharedState:
                 *target_version* (trimmed by ``max_history_size`` or
                 ``clear_history``).
         """
-        if isinstance(target_version, bool) or not isinstance(target_version, int):
-            raise TypeError(f"target_version must be an int, got {type(target_version).__name__}")
+        check_int("target_version", target_version)
         if changed_by is None:
             changed_by = f"rollback:{target_version}"
         with self._lock:
