@@ -19,6 +19,7 @@ from dagwave._errors import (
     CircularDependencyError,
     InvalidTaskError,
     SchedulerError,
+    SchedulingTimeoutError,
     StateError,
     StateKeyError,
     StateRollbackError,
@@ -41,7 +42,13 @@ from dagwave.run._records import (
 )
 from dagwave.run._scheduler import DependencyAwareScheduler
 from dagwave.run._tasks import Task, TaskContext
-from dagwave.state._store import SharedState, StateChange, StateView
+from dagwave.state._store import (
+    SharedState,
+    StateChange,
+    StateChangeRecord,
+    StateStore,
+    StateView,
+)
 
 __version__ = "0.1.0"
 
@@ -71,11 +78,14 @@ __all__ = [
     "ScheduleGraph",
     "ScheduleUnit",
     "SchedulerError",
+    "SchedulingTimeoutError",
     "SharedState",
     "StateChange",
+    "StateChangeRecord",
     "StateError",
     "StateKeyError",
     "StateRollbackError",
+    "StateStore",
     "StateVersionError",
     "StateView",
     "Task",
