@@ -825,14 +825,19 @@ class RunCore:
             counts[status] += 1
             if status is COMPLETED:
                 task_results[task.task_id] = self._results[i]
-            elif (error := self.error[i]) is not None and status in (FAILED, CANCELLED):
+            elif (error := self.error[i]) is not None:
                 task_errors[task.task_id] = f"{type(error).__name__}: {error}"
+            elif status is SKIPPED:
+                cause = self.skipped_because[i]
+                task_errors[task.task_id] = f"skipped: dependency {cause!r} failed"
+            elif status is CANCELLED:
+                task_errors[task.task_id] = "cancelled: the run was cancelled before it finished"
         sequential = sum(self.busy)
         created_at = self._created_at
         waves = tuple(
             Wave(
                 wave_number=w + 1,
-                task_ids=tuple(plan.tasks[i].task_id for i in wave),
+                task_ids=[plan.tasks[i].task_id for i in wave],
                 status=self._wave_final[w] or self._wave_status(w),
                 created_at=created_at,
                 duration_ms=_span_ms(self._wave_start[w], self._wave_end[w]),

@@ -37,14 +37,20 @@ class TaskStatus(enum.StrEnum):
 
     A task moves PENDING -> IN_PROGRESS -> one of COMPLETED, FAILED or CANCELLED,
     or PENDING -> SKIPPED when a task it depends on failed (it never runs).
+
+    The values are the seed's ``EnumTaskStatus`` values (lowercase), so
+    ``status == "completed"`` and ``status.value`` read as they did there;
+    SKIPPED (``"skipped"``) is dagwave's own. A ``StrEnum``: ``str(status)`` and
+    f-strings give the value; the command line and the HTML report print
+    ``status.name`` (capitals) for people.
     """
 
-    PENDING = "PENDING"
-    IN_PROGRESS = "IN_PROGRESS"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    SKIPPED = "SKIPPED"
-    CANCELLED = "CANCELLED"
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
 
     @property
     def is_finished(self) -> bool:
@@ -161,6 +167,9 @@ class TaskRecord:
 class Wave:
     """A topological wave: tasks whose dependencies all sit in earlier waves.
 
+    Immutable except that ``task_ids`` is a list, as the seed's
+    ``ModelWave.task_ids`` is (``waves[0].task_ids == ["a"]``); do not mutate it.
+
     Attributes:
         wave_number: 1-based position.
         task_ids: its tasks, in the order they were added.
@@ -174,7 +183,7 @@ class Wave:
     """
 
     wave_number: int
-    task_ids: tuple[str, ...]
+    task_ids: list[str]
     status: TaskStatus = TaskStatus.PENDING
     duration_ms: float | None = None
     created_at: datetime = field(default_factory=datetime.now)
@@ -187,13 +196,23 @@ class Wave:
         return len(self.task_ids)
 
     def summary(self) -> dict[str, Any]:
-        """The seed's wave-summary dict: wave_number, task_ids, task_count, status, duration_ms."""
+        """The seed's wave-summary dict (the keys of both of the seed's summaries).
+
+        Returns:
+            ``wave_number`` (int), ``task_ids`` (a new list of str),
+            ``task_count`` (int), ``status`` (the status value, a str such as
+            ``"completed"``) and ``duration_ms``: a float once the wave has
+            been run (0.0 if none of its tasks ran), None before.
+        """
+        duration = self.duration_ms
+        if duration is None and self.status is not TaskStatus.PENDING:
+            duration = 0.0
         return {
             "wave_number": self.wave_number,
             "task_ids": list(self.task_ids),
             "task_count": self.task_count,
             "status": self.status.value,
-            "duration_ms": self.duration_ms,
+            "duration_ms": duration,
         }
 
 
@@ -240,7 +259,9 @@ class ExecutionResult:
         sequential_duration_ms: attempt run times, added up.
         speedup_ratio: sequential over wall time (1.0 when no attempt took any time).
         task_results: task id -> result, for COMPLETED tasks.
-        task_errors: task id -> "ExcType: message", for FAILED and CANCELLED tasks.
+        task_errors: an entry for every task that did not complete: its
+            error as "ExcType: message" when FAILED, ``"skipped: dependency
+            'x' failed"`` when SKIPPED, the cancellation when CANCELLED.
         wave_summary: per wave, the dicts of :meth:`Wave.summary` (built on
             first access).
         tasks: task id -> :class:`TaskRecord`, in the order tasks were added

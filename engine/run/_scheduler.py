@@ -325,7 +325,7 @@ class DependencyAwareScheduler:
         )
         self._planned_at = self._changes
         self._waves = [
-            Wave(wave_number=w + 1, task_ids=tuple(wave)) for w, wave in enumerate(waves)
+            Wave(wave_number=w + 1, task_ids=list(wave)) for w, wave in enumerate(waves)
         ]
         self._core = None
         return list(self._waves)
