@@ -34,6 +34,7 @@ from dagwave.run._adapter import Adapter, Invocation, Runner
 from dagwave.run._records import (
     AttemptRecord,
     ExecutionResult,
+    RecordedError,
     RetryPolicy,
     RunStatistics,
     TaskRecord,
@@ -71,6 +72,7 @@ __all__ = [
     "Invocation",
     "ModelExecutionResult",
     "ModelWave",
+    "RecordedError",
     "RetryPolicy",
     "RunStatistics",
     "Runner",

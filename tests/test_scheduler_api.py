@@ -287,11 +287,6 @@ def test_run_is_synchronous_and_schedules() -> None:
     assert result.task_results == {"a": 2, "b": 20}
 
 
-def test_state_must_be_shared_state() -> None:
-    with pytest.raises(TypeError, match="state must be a SharedState"):
-        DependencyAwareScheduler(state={})  # type: ignore[arg-type]
-
-
 def test_thread_safe_state_is_accepted() -> None:
     s = DependencyAwareScheduler(state=ThreadSafeState({"x": 1}))
     assert isinstance(s.state, SharedState)
