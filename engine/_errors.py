@@ -194,3 +194,8 @@ class StateRollbackError(StateError, RuntimeError):
             f"Cannot roll back to version {target_version}: history only reaches back "
             f"to version {oldest_reachable} (raise max_history_size to keep more)"
         )
+
+    @property
+    def oldest_version(self) -> int:
+        """The seed's name for :attr:`oldest_reachable`."""
+        return self.oldest_reachable

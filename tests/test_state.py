@@ -626,6 +626,7 @@ def test_rollback_beyond_trimmed_history_raises_state_rollback_error() -> None:
     with pytest.raises(StateRollbackError) as info:
         state.rollback(1)
     assert (info.value.target_version, info.value.oldest_reachable) == (1, 3)
+    assert info.value.oldest_version == 3  # the seed's name
     assert "version 3" in str(info.value)
     assert state.get_version() == 5
 
