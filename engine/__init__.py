@@ -41,7 +41,7 @@ from dagwave.run._records import (
     TaskStatus,
     Wave,
 )
-from dagwave.run._scheduler import DependencyAwareScheduler
+from dagwave.run._scheduler import DependencyAwareScheduler, TaskView
 from dagwave.run._tasks import Task, TaskContext
 from dagwave.state._store import (
     SharedState,
@@ -96,6 +96,7 @@ __all__ = [
     "TaskRecord",
     "TaskStatus",
     "TaskTimeoutError",
+    "TaskView",
     "ThreadSafeState",
     "Wave",
     "WaveExecutionError",
