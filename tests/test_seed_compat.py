@@ -433,8 +433,8 @@ class DictStore:
         self.data[key] = value
         self.version += 1
 
-    def update(self, mapping: Mapping[str, Any], changed_by: str | None = None) -> None:
-        self.data.update(mapping)
+    def update(self, updates: Mapping[str, Any], changed_by: str | None = None) -> None:
+        self.data.update(updates)
         self.version += 1
 
 

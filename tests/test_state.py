@@ -203,6 +203,12 @@ def test_update_of_several_keys_is_one_version_step() -> None:
     assert state.snapshot() == {"a": 1, "b": 2, "c": 3}
 
 
+def test_update_takes_the_seeds_keyword_names() -> None:
+    state = SharedState()
+    state.update(updates={"a": 1}, changed_by="agent-2")
+    assert state.get_history()[0].changed_by == "agent-2"
+
+
 def test_empty_update_does_not_step_version() -> None:
     state = SharedState()
     state.update({})

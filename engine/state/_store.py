@@ -133,7 +133,7 @@ class StateStore(Protocol):
     def get_version(self) -> int: ...
     def snapshot(self) -> dict[str, Any]: ...
     def set(self, key: str, value: Any, changed_by: str | None = None) -> None: ...
-    def update(self, mapping: Mapping[str, Any], changed_by: str | None = None) -> None: ...
+    def update(self, updates: Mapping[str, Any], changed_by: str | None = None) -> None: ...
 
 
 #: The methods of :class:`StateStore`, which ``execute()`` checks a ``state=`` object for.
@@ -452,19 +452,19 @@ class SharedState(Generic[T]):
             self._set_count += 1
             self._record(key, "set", old, stored, changed_by)
 
-    def update(self, mapping: Mapping[str, T], changed_by: str | None = None) -> None:
-        """Store deep copies of all items of *mapping* in one version step.
+    def update(self, updates: Mapping[str, T], changed_by: str | None = None) -> None:
+        """Store deep copies of all items of *updates* in one version step.
 
-        An empty *mapping* changes nothing and does not step the version.
+        An empty *updates* changes nothing and does not step the version.
 
         Args:
-            mapping: the keys and values to write.
+            updates: the keys and values to write (the seed's parameter name).
             changed_by: recorded in the history (one record per key).
 
         Raises:
             TypeError: a key is not a str (then nothing is written).
         """
-        items = dict(mapping)
+        items = dict(updates)
         for key in items:
             _check_key(key)
         if not items:
