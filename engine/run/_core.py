@@ -825,7 +825,7 @@ class RunCore:
             counts[status] += 1
             if status is COMPLETED:
                 task_results[task.task_id] = self._results[i]
-            elif (error := self.error[i]) is not None:
+            elif (error := self.error[i]) is not None and status in (FAILED, CANCELLED):
                 task_errors[task.task_id] = f"{type(error).__name__}: {error}"
             elif status is SKIPPED:
                 cause = self.skipped_because[i]
