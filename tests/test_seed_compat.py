@@ -322,6 +322,18 @@ async def test_a_retry_gets_a_fresh_context(autojump_clock: MockClock) -> None:
     assert attempts == [None, None]
 
 
+def test_context_keeps_its_constructor_and_attributes() -> None:
+    """The run core builds contexts with these five arguments, by position or name."""
+    state = ThreadSafeState({"k": 1})
+    context = TaskContext(
+        task_id="t", metadata={"m": 1}, dependency_results={}, attempt=2, state=state
+    )
+    assert (context.task_id, context.metadata, context.attempt) == ("t", {"m": 1}, 2)
+    assert (context.state, context.state_version, context.cancelled) == (state, 0, False)
+    context.cancelled = True
+    assert context.cancelled
+
+
 def test_context_is_a_mutable_mapping_on_slots() -> None:
     state = ThreadSafeState({"k": 1})
     context = TaskContext("t", {}, {"dep": 5}, 1, state)
