@@ -19,6 +19,7 @@ from dagwave._errors import (
     CircularDependencyError,
     InvalidTaskError,
     SchedulerError,
+    SchedulingTimeoutError,
     StateError,
     StateKeyError,
     StateRollbackError,
@@ -34,15 +35,22 @@ from dagwave.run._adapter import Adapter, Invocation, Runner
 from dagwave.run._records import (
     AttemptRecord,
     ExecutionResult,
+    RecordedError,
     RetryPolicy,
     RunStatistics,
     TaskRecord,
     TaskStatus,
     Wave,
 )
-from dagwave.run._scheduler import DependencyAwareScheduler
+from dagwave.run._scheduler import DependencyAwareScheduler, TaskView
 from dagwave.run._tasks import Task, TaskContext
-from dagwave.state._store import SharedState, StateChange, StateView
+from dagwave.state._store import (
+    SharedState,
+    StateChange,
+    StateChangeRecord,
+    StateStore,
+    StateView,
+)
 
 __version__ = "0.1.0"
 
@@ -65,6 +73,7 @@ __all__ = [
     "Invocation",
     "ModelExecutionResult",
     "ModelWave",
+    "RecordedError",
     "RetryPolicy",
     "RunStatistics",
     "Runner",
@@ -72,11 +81,14 @@ __all__ = [
     "ScheduleGraph",
     "ScheduleUnit",
     "SchedulerError",
+    "SchedulingTimeoutError",
     "SharedState",
     "StateChange",
+    "StateChangeRecord",
     "StateError",
     "StateKeyError",
     "StateRollbackError",
+    "StateStore",
     "StateVersionError",
     "StateView",
     "Task",
@@ -85,6 +97,7 @@ __all__ = [
     "TaskRecord",
     "TaskStatus",
     "TaskTimeoutError",
+    "TaskView",
     "ThreadSafeState",
     "Wave",
     "WaveExecutionError",

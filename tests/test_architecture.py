@@ -74,6 +74,8 @@ def test_contract_names_are_exported() -> None:
         "StateKeyError",
         "StateVersionError",
         "StateRollbackError",
+        "SchedulingTimeoutError",
+        "StateChangeRecord",
         "ModelWave",
         "ModelExecutionResult",
         "EnumTaskStatus",

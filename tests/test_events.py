@@ -123,7 +123,7 @@ async def test_run_and_wave_events(autojump_clock: MockClock) -> None:
         ("run.completed", None),
     ]
     wave1 = next(e for e in logs if e["event"] == "wave.completed")
-    assert (wave1["task_count"], wave1["duration_ms"], wave1["status"]) == (2, 1000.0, "COMPLETED")
+    assert (wave1["task_count"], wave1["duration_ms"], wave1["status"]) == (2, 1000.0, "completed")
     done = logs[-1]
     assert (done["status"], done["successful_tasks"], done["total_tasks"]) == ("completed", 3, 3)
 

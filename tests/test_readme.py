@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,21 @@ def test_ci_runs_the_python_versions_the_readme_names() -> None:
     classifiers = (ROOT / "pyproject.toml").read_text()
     for version in ("3.11", "3.12", "3.13"):
         assert f'"Programming Language :: Python :: {version}"' in classifiers
+
+
+def test_ci_runs_the_suite_against_the_lowest_declared_versions() -> None:
+    """Every runtime dependency has a ``>=`` floor, and CI runs the suite with each at it."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    floors = {}
+    for spec in deps:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9][0-9A-Za-z.]*)", spec)
+        assert match, f"{spec!r} is not of the form name>=floor, which CI pins"
+        floors[match[1]] = match[2]
+    # A seed project pins structlog ^23.2: dagwave must install next to it.
+    assert floors == {"trio": "0.27", "outcome": "1.3", "structlog": "23.2", "sniffio": "1.3"}
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "-c .venv-floors/floors.txt" in ci
+    assert ".venv-floors/bin/python -m pytest" in ci
 
 
 def run_example(*args: str) -> subprocess.CompletedProcess[str]:

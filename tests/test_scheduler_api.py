@@ -44,6 +44,21 @@ def test_task_status_members() -> None:
     ]
 
 
+def test_task_status_values_are_the_seeds() -> None:
+    """The seed's EnumTaskStatus values, lowercase; SKIPPED is dagwave's own."""
+    assert [s.value for s in TaskStatus] == [
+        "pending",
+        "in_progress",
+        "completed",
+        "failed",
+        "skipped",
+        "cancelled",
+    ]
+    assert TaskStatus.COMPLETED == "completed"
+    assert TaskStatus("in_progress") is TaskStatus.IN_PROGRESS
+    assert f"{TaskStatus.FAILED}" == str(TaskStatus.FAILED) == "failed"
+
+
 def test_non_callable_executor_is_invalid_task_error() -> None:
     s = DependencyAwareScheduler()
     with pytest.raises(InvalidTaskError, match=r"Executor for task 'a' must be callable") as info:
@@ -104,7 +119,6 @@ BAD_SCHEDULER_ARGUMENTS = [
     ({"max_concurrent": -3}, ValueError, "'max_concurrent' must be >= 1 (got -3)"),
     ({"max_concurrent": "4"}, TypeError, "'max_concurrent' must be an int (got '4', a str)"),
     ({"mode": "fast"}, ValueError, "'mode' must be 'waves' or 'eager' (got 'fast')"),
-    ({"state": {}}, TypeError, "'state' must be a SharedState (got {}, a dict)"),
 ]
 
 
@@ -176,7 +190,7 @@ def test_schedule_returns_one_based_waves() -> None:
     s.add_task("task_c", noop, dependencies=["task_a", "task_b"])
     s.add_task("task_d", noop, dependencies=["task_c"])
     waves = s.schedule()
-    assert [(w.wave_number, list(w.task_ids)) for w in waves] == [
+    assert [(w.wave_number, w.task_ids) for w in waves] == [
         (1, ["task_a", "task_b"]),
         (2, ["task_c"]),
         (3, ["task_d"]),
@@ -185,7 +199,7 @@ def test_schedule_returns_one_based_waves() -> None:
         "wave_number": 1,
         "task_ids": ["task_a", "task_b"],
         "task_count": 2,
-        "status": "PENDING",
+        "status": "pending",
         "duration_ms": None,
     }
 

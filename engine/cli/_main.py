@@ -183,21 +183,21 @@ def _summary(result: Any) -> str:
     lines = ["", "wave  tasks  status       ms"]
     for wave in result.waves:
         lines.append(
-            f"{wave.wave_number:>4}  {wave.task_count:>5}  {wave.status.value:<11} "
+            f"{wave.wave_number:>4}  {wave.task_count:>5}  {wave.status.name:<11} "
             f"{(wave.duration_ms or 0.0):>8.1f}"
         )
     lines += ["", f"{'task':<24} {'status':<11} {'attempts':>8} {'ms':>9}"]
     for task_id, record in result.tasks.items():
         lines.append(
-            f"{task_id:<24} {record.status.value:<11} {record.attempts:>8} "
+            f"{task_id:<24} {record.status.name:<11} {record.attempts:>8} "
             f"{record.duration_ms:>9.1f}"
         )
-    failures = [(tid, rec) for tid, rec in result.tasks.items() if rec.status.value in ("FAILED",)]
+    failures = [(tid, rec) for tid, rec in result.tasks.items() if rec.status.name == "FAILED"]
     if failures:
         lines += ["", "failures:"]
         for tid, rec in failures:
             lines.append(f"  {tid}: {type(rec.error).__name__}: {rec.error}")
-    skipped = [(tid, rec) for tid, rec in result.tasks.items() if rec.status.value == "SKIPPED"]
+    skipped = [(tid, rec) for tid, rec in result.tasks.items() if rec.status.name == "SKIPPED"]
     if skipped:
         lines.append(
             "skipped: " + ", ".join(f"{t} (after {r.skipped_because})" for t, r in skipped)

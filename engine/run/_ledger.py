@@ -201,10 +201,16 @@ class Ledger:
                 task_results[task.task_id] = results[i]
             elif (error := errors[i]) is not None and status in (FAILED, CANCELLED):
                 task_errors[task.task_id] = error_text(error)
+            elif status is SKIPPED:
+                task_errors[task.task_id] = (
+                    f"skipped: dependency {self.skipped_because[i]!r} failed"
+                )
+            elif status is CANCELLED:
+                task_errors[task.task_id] = "cancelled: the run was cancelled before it finished"
         waves = tuple(
             Wave(
                 wave_number=w + 1,
-                task_ids=tuple(plan.tasks[i].task_id for i in wave),
+                task_ids=[plan.tasks[i].task_id for i in wave],
                 status=self.wave_status[w] or self.wave_final(w),
                 created_at=created_at,
                 duration_ms=_span_ms(self.wave_start[w], self.wave_end[w]),

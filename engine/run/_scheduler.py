@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import random
+import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
 
 import trio
 
@@ -26,13 +28,148 @@ from dagwave.run._adapter import ASYNCIO_ADAPTER, BLOCKING_ADAPTER, Adapter, res
 from dagwave.run._asyncio_host import in_asyncio, run_as_asyncio_guest
 from dagwave.run._core import RunCore, RunPlan
 from dagwave.run._events import default_logger
-from dagwave.run._records import ExecutionResult, RetryPolicy, RunStatistics, TaskStatus, Wave
+from dagwave.run._records import (
+    Dumpable,
+    ExecutionResult,
+    RetryPolicy,
+    RunStatistics,
+    TaskRecord,
+    TaskStatus,
+    Wave,
+)
 from dagwave.run._tasks import Executor, Task, check_resources
-from dagwave.state._store import SharedState
+from dagwave.state._store import STORE_METHODS, SharedState, StateStore
 
-__all__ = ["DependencyAwareScheduler"]
+__all__ = ["DependencyAwareScheduler", "TaskView"]
 
 Mode = Literal["waves", "eager"]
+
+
+class TaskView(Dumpable):
+    """One task as the seed's ``scheduler._tasks[task_id]`` showed it.
+
+    The seed kept one mutable ``Task`` model per task and updated it during
+    the run; its users read ``scheduler._tasks[task_id].duration_ms`` (and
+    ``status``, ``result``, ``error``) after ``execute()``. dagwave's task
+    definitions are immutable, so the scheduler's ``_tasks`` holds these views
+    instead: the definition's fields, and the run's fields read from the
+    scheduler when asked for (nothing is copied while the run goes on).
+    ``status`` is live; ``duration_ms``, ``error`` and ``result`` are filled in
+    when the run has ended (None before, and while a new run goes on).
+
+    Attributes:
+        definition: the :class:`Task` as added.
+    """
+
+    __slots__ = ("_added", "_owner", "definition")
+
+    def __init__(self, definition: Task, owner: DependencyAwareScheduler) -> None:
+        self.definition = definition
+        self._owner = owner
+        self._added = time.time()  # made a datetime only when asked for: add_task stays cheap
+
+    _dump_fields = (
+        "task_id",
+        "dependencies",
+        "timeout_seconds",
+        "retry_count",
+        "metadata",
+        "status",
+        "duration_ms",
+        "error",
+        "created_at",
+        "result",
+    )
+
+    # -- the definition ----------------------------------------------------------
+
+    @property
+    def task_id(self) -> str:
+        """The task's id."""
+        return self.definition.task_id
+
+    @property
+    def executor(self) -> Callable[..., Any]:
+        """The callable the task runs."""
+        return self.definition.executor
+
+    @property
+    def dependencies(self) -> list[str]:
+        """The ids it depends on (a new list)."""
+        return list(self.definition.dependencies)
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        """Limit per attempt (None: none)."""
+        return self.definition.timeout_seconds
+
+    @property
+    def retry_count(self) -> int:
+        """Extra attempts after a failure, as added (a run does not use them up)."""
+        return self.definition.retry_count
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Its metadata (a new dict)."""
+        return dict(self.definition.metadata)
+
+    @property
+    def adapter(self) -> str | Adapter | None:
+        """How the executor runs (see :class:`Task`)."""
+        return self.definition.adapter
+
+    @property
+    def retry_policy(self) -> RetryPolicy | None:
+        """Its back-off between attempts, if it set one."""
+        return self.definition.retry_policy
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the executor returns a coroutine."""
+        return self.definition.is_async
+
+    @property
+    def estimated_duration(self) -> float:
+        """``metadata["estimated_duration"]``, or 1.0."""
+        return self.definition.estimated_duration
+
+    @property
+    def created_at(self) -> datetime:
+        """When the task was added (timezone-aware, UTC)."""
+        return datetime.fromtimestamp(self._added, UTC)
+
+    # -- the run -------------------------------------------------------------------
+
+    @property
+    def status(self) -> TaskStatus:
+        """Its status in the current (or latest) run; PENDING before any."""
+        status = self._owner.get_task_status(self.definition.task_id)
+        return TaskStatus.PENDING if status is None else status
+
+    def _record(self) -> TaskRecord | None:
+        last = self._owner.last_result
+        return None if last is None else last.tasks.get(self.definition.task_id)
+
+    @property
+    def duration_ms(self) -> float | None:
+        """Time its attempts ran, in ms, once the run has ended (None if it never ran)."""
+        record = self._record()
+        return None if record is None or record.attempts == 0 else record.duration_ms
+
+    @property
+    def error(self) -> str | None:
+        """Why it did not complete (its ``task_errors`` entry), once the run has ended."""
+        last = self._owner.last_result
+        return None if last is None else last.task_errors.get(self.definition.task_id)
+
+    @property
+    def result(self) -> Any:
+        """What its executor returned, once the run has ended and if it completed."""
+        record = self._record()
+        return None if record is None else record.result
+
+    def __repr__(self) -> str:
+        return f"TaskView(task_id={self.task_id!r}, status={self.status.value!r})"
 
 
 class DependencyAwareScheduler:
@@ -43,7 +180,11 @@ class DependencyAwareScheduler:
     synchronous code). The result reports every task, wave and the speedup.
 
     Args:
-        state: the shared store tasks read and write (a new one if None).
+        state: the shared store tasks read and write (a new
+            :class:`SharedState` if None). Any object with the store's
+            methods will do (``get_version``, ``snapshot``, ``set``,
+            ``update``: a seed ``ThreadSafeState``, a test double); one that
+            lacks one of them is refused by :meth:`execute`, naming it.
         max_concurrent: at most this many tasks run at once, async and
             blocking together.
         enable_deadlock_detection: kept for the seed's API. Cycle detection is
@@ -73,7 +214,7 @@ class DependencyAwareScheduler:
 
     def __init__(
         self,
-        state: SharedState | None = None,
+        state: SharedState[Any] | StateStore | None = None,
         max_concurrent: int = 10,
         enable_deadlock_detection: bool = True,
         enable_wave_optimization: bool = True,
@@ -85,13 +226,12 @@ class DependencyAwareScheduler:
         resources: Mapping[str, int] | None = None,
         seed: int | None = None,
     ) -> None:
-        if state is not None:
-            check_type("state", state, SharedState)
         if mode not in ("waves", "eager"):
             raise ValueError(must_be("mode", "'waves' or 'eager'", mode))
         if retry_policy is not None:
             check_type("retry_policy", retry_policy, RetryPolicy)
-        self.state = state if state is not None else SharedState()
+        # Typed as dagwave's store for callers' convenience; any StateStore works.
+        self.state = cast("SharedState[Any]", state if state is not None else SharedState())
         self.max_concurrent = check_int("max_concurrent", max_concurrent, minimum=1)
         self.enable_deadlock_detection = enable_deadlock_detection
         self.enable_wave_optimization = enable_wave_optimization
@@ -102,7 +242,8 @@ class DependencyAwareScheduler:
         self._seed = seed
         self.resources = check_resources("the scheduler", resources)
         self._graph = DependencyGraph()
-        self._tasks: dict[str, Task] = {}
+        # The seed's users read ``scheduler._tasks[task_id]`` after a run: views.
+        self._tasks: dict[str, TaskView] = {}
         self._changes = 0
         self._plan: RunPlan | None = None
         self._planned_at = -1
@@ -179,7 +320,7 @@ class DependencyAwareScheduler:
             resources=resources,
         )
         self._graph._add_checked(task_id, dep_list)  # id and dependencies checked above
-        self._tasks[task_id] = task
+        self._tasks[task_id] = TaskView(task, self)
         self._changes += 1
 
     def clear(self) -> None:
@@ -196,15 +337,16 @@ class DependencyAwareScheduler:
         return len(self._tasks)
 
     def __repr__(self) -> str:
+        # The seed's shape, so logs read the same after switching.
         return (
-            f"DependencyAwareScheduler(tasks={len(self._tasks)}, mode={self.mode!r}, "
-            f"max_concurrent={self.max_concurrent})"
+            f"DependencyAwareScheduler(tasks={len(self._tasks)}, waves={len(self._waves)}, "
+            f"state_version={self.state.get_version()})"
         )
 
     @property
     def tasks(self) -> dict[str, Task]:
         """Task id -> :class:`Task`, in the order they were added (a copy)."""
-        return dict(self._tasks)
+        return {task_id: view.definition for task_id, view in self._tasks.items()}
 
     @property
     def graph(self) -> DependencyGraph:
@@ -231,7 +373,7 @@ class DependencyAwareScheduler:
         """
         self._check_idle("schedule")
         waves = self._graph.construct_waves()
-        tasks = list(self._tasks.values())
+        tasks = [view.definition for view in self._tasks.values()]
         for task in tasks:
             task_id = task.task_id
             for name, amount in task.resources:
@@ -282,7 +424,7 @@ class DependencyAwareScheduler:
         )
         self._planned_at = self._changes
         self._waves = [
-            Wave(wave_number=w + 1, task_ids=tuple(wave)) for w, wave in enumerate(waves)
+            Wave(wave_number=w + 1, task_ids=list(wave)) for w, wave in enumerate(waves)
         ]
         self._core = None
         return list(self._waves)
@@ -330,6 +472,7 @@ class DependencyAwareScheduler:
         self._check_idle("execute")
         if self._plan is None or self._planned_at != self._changes:
             raise ValueError("Must call schedule() before execute()")
+        self._check_store()
         if in_asyncio():
             # Async executors become asyncio tasks on the caller's loop.
             loop_adapter = resolve_adapter(ASYNCIO_ADAPTER, "(default for async executors)")
@@ -417,7 +560,7 @@ class DependencyAwareScheduler:
             TaskNotFoundError: no such task (with a suggestion when one is close).
         """
         try:
-            return self._tasks[task_id]
+            return self._tasks[task_id].definition
         except KeyError:
             known = list(self._tasks)
             raise TaskNotFoundError(None, task_id, known, suggest_id(task_id, known)) from None
@@ -462,6 +605,18 @@ class DependencyAwareScheduler:
         The critical path is chosen as in :meth:`to_mermaid`.
         """
         return dot(*self._diagram_input())
+
+    def _check_store(self) -> None:
+        """Refuse a ``state=`` object that lacks a method the run calls, naming it."""
+        state: object = self.state
+        if isinstance(state, SharedState):
+            return
+        for name in STORE_METHODS:
+            if not callable(getattr(state, name, None)):
+                raise TypeError(
+                    f"state object of type {type(state).__name__} has no method {name}(), "
+                    f"which the run calls (a store needs {', '.join(STORE_METHODS)})"
+                )
 
     def _check_idle(self, what: str) -> None:
         if self._running:
