@@ -49,10 +49,11 @@ COMPLETED = TaskStatus.COMPLETED
 class ThreadJob:
     """One attempt running in a worker thread (``ThreadSide.running[slot]``)."""
 
-    __slots__ = ("abandoned", "attempt", "context", "start", "task", "token")
+    __slots__ = ("abandoned", "attempt", "context", "slot", "start", "task", "token")
 
-    def __init__(self, task: int, attempt: int, start: float, token: int) -> None:
+    def __init__(self, task: int, slot: int, attempt: int, start: float, token: int) -> None:
         self.task = task
+        self.slot = slot
         self.attempt = attempt
         self.start = start
         self.token = token
@@ -121,36 +122,46 @@ class ThreadSide:
             self._token.run_sync_soon(self._core.drain)
 
     def _run(self, i: int, slot: int) -> None:
-        """A worker thread's job: run task ``i``, then whatever it hands this thread next."""
-        step: tuple[int, int] | None = (i, slot)
-        while step is not None:
-            step = self._attempt(*step)
+        """A worker thread's job: run task ``i``, then whatever it hands this thread next.
 
-    def _attempt(self, i: int, slot: int) -> tuple[int, int] | None:
-        core = self._core
-        dispatch, ledger, deadlines = core.dispatch, core.ledger, core.deadlines
-        plan = core.plan
-        task = plan.tasks[i]
-        timeout = task.timeout_seconds
-        lock = dispatch.lock
-        with lock:
-            if dispatch.stopping:  # the run is ending: start nothing new
-                dispatch.release(i, slot)
-                return None
-            start = self._clock()
-            attempt, wave_started = ledger.begin(i, start)
-            token = deadlines.arm(slot, start + timeout) if timeout is not None else 0
-            job = self.running[slot] = ThreadJob(i, attempt, start, token)
-            if core.events.info or deadlines.stale:
-                self.reports.append(("started", i, attempt, start, wave_started))
+        Ending one attempt and starting the next share one critical section.
+        """
+        with self._core.dispatch.lock:
+            job = self._begin(i, slot)
             wake = self._wake_trio()
         if wake:
             self._notify()
+        while job is not None:
+            job = self._step(job)
+
+    def _begin(self, i: int, slot: int) -> ThreadJob | None:
+        """Book the start of an attempt of task ``i`` in ``slot``. Lock held."""
+        core = self._core
+        if core.dispatch.stopping:  # the run is ending: start nothing new
+            core.dispatch.release(i, slot)
+            return None
+        start = self._clock()
+        attempt, wave_started = core.ledger.begin(i, start)
+        timeout = core.plan.tasks[i].timeout_seconds
+        deadlines = core.deadlines
+        token = 0 if timeout is None else deadlines.arm(slot, start + timeout)
+        job = self.running[slot] = ThreadJob(i, slot, attempt, start, token)
+        if core.events.info or deadlines.stale:
+            self.reports.append(("started", i, attempt, start, wave_started))
+        return job
+
+    def _step(self, job: ThreadJob) -> ThreadJob | None:
+        """Run ``job``'s call, book how it ended, and start what this thread runs next."""
+        core = self._core
+        dispatch, ledger, deadlines, plan = core.dispatch, core.ledger, core.deadlines, core.plan
+        i, slot, attempt, start, token = job.task, job.slot, job.attempt, job.start, job.token
+        task = plan.tasks[i]
         results = ledger.results
+        tasks = plan.tasks
         context = TaskContext(
             task.task_id,
             task.metadata,
-            {plan.tasks[d].task_id: results[d] for d in plan.deps[i]},
+            {tasks[d].task_id: results[d] for d in plan.deps[i]},
             attempt,
             core.state,
         )
@@ -166,50 +177,52 @@ class ThreadSide:
             error = exc
         cpu = time.thread_time() - cpu_start
         end = self._clock()
-        next_step: tuple[int, int] | None = None
-        with lock:
+        del context
+        timeout = task.timeout_seconds
+        info = core.events.info
+        reports = self.reports
+        with dispatch.lock:
             self.running[slot] = None
             dispatch.release(i, slot)
-            if job.abandoned:  # trio booked this attempt already; its result is dropped
-                starts = dispatch.take()
-            else:
-                in_time = deadlines.disarm(slot, token) or timeout is None
-                if in_time and timeout is not None and end - start > timeout:
-                    in_time = False  # returned late, before the watchdog got to it
+            if not job.abandoned:  # else trio booked it already, and its result is dropped
+                in_time = timeout is None or (
+                    deadlines.disarm(slot, token) and end - start <= timeout
+                )
                 if error is None and in_time:
                     ledger.ended(AttemptEntry(i, attempt, "completed", start, end, slot, None, cpu))
                     ledger.status[i] = COMPLETED
                     results[i] = value
                     waves = dispatch.done(i)
-                    if core.events.info:
-                        self.reports.append(("completed", i, attempt, start, end))
+                    if info:
+                        reports.append(("completed", i, attempt, start, end))
                     if waves:
                         closed = core.close_waves(waves)
-                        if core.events.info:
-                            self.reports.append(("waves", closed))
+                        if info:
+                            reports.append(("waves", closed))
                 else:
                     outcome: AttemptOutcome
                     if in_time:
-                        assert error is not None
                         outcome = "failed"
-                    else:
+                    else:  # past its deadline: the watchdog's, or returned late before it fired
                         assert timeout is not None
                         outcome = "timed_out"
                         cause, error = error, TaskTimeoutError(task.task_id, timeout, attempt)
                         error.__cause__ = cause
                     entry = AttemptEntry(i, attempt, outcome, start, end, slot, error, cpu)
                     ledger.ended(entry)
-                    self.reports.append(("failed", entry))
-                starts = dispatch.take()
+                    reports.append(("failed", entry))
+            starts = dispatch.take()
             if dispatch.remaining == 0:
-                self.reports.append(("finished",))
+                reports.append(("finished",))
+            following: ThreadJob | None = None
             others: list[tuple[int, int]] = []
             in_thread = core.in_thread
             for j, s in starts:
                 if not in_thread[j]:
-                    self.reports.append(("start", j, s))
-                elif next_step is None:
-                    next_step = (j, s)  # this thread runs it next, taking the freed slot
+                    reports.append(("start", j, s))
+                elif following is None:
+                    # This thread runs it next, in the slot it just freed.
+                    following = self._begin(j, s)
                 else:
                     others.append((j, s))
             wake = self._wake_trio()
@@ -217,4 +230,4 @@ class ThreadSide:
             self.submit(j, s)
         if wake:
             self._notify()
-        return next_step
+        return following
