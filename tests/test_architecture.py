@@ -109,7 +109,7 @@ ALLOWED_INTERNAL = {
     "graph": {"dagwave._errors", "dagwave.graph"},
     "state": {"dagwave._errors", "dagwave.state"},
     "run": {"dagwave._errors", "dagwave.graph", "dagwave.state", "dagwave.run", "dagwave.report"},
-    "report": {"dagwave.run"},
+    "report": {"dagwave._errors", "dagwave.run"},
     "cli": {"dagwave", "dagwave._errors", "dagwave.graph", "dagwave.run", "dagwave.cli",
             "dagwave.adapters"},
 }

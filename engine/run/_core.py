@@ -38,7 +38,7 @@ from typing import Any
 
 import trio
 
-from dagwave._errors import TaskTimeoutError
+from dagwave._errors import TaskTimeoutError, describe_error
 from dagwave.graph._analysis import analyze_compiled
 from dagwave.graph._dag import CompiledGraph
 from dagwave.run._adapter import Adapter, Invocation, Runner
@@ -826,7 +826,7 @@ class RunCore:
             if status is COMPLETED:
                 task_results[task.task_id] = self._results[i]
             elif (error := self.error[i]) is not None and status in (FAILED, CANCELLED):
-                task_errors[task.task_id] = f"{type(error).__name__}: {error}"
+                task_errors[task.task_id] = describe_error(error)
         sequential = sum(self.busy)
         created_at = self._created_at
         waves = tuple(

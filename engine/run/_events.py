@@ -23,6 +23,8 @@ from typing import Any
 
 import structlog
 
+from dagwave._errors import describe_error
+
 __all__ = ["RunEvents", "configure_logging", "default_logger"]
 
 
@@ -51,7 +53,8 @@ def configure_logging(log_format: str, stream: Any, min_level: str = "info") -> 
 
 
 def _error_text(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
+    # Never fails: an error whose __str__ raises must not break the run.
+    return describe_error(error)
 
 
 class RunEvents:
