@@ -64,6 +64,26 @@ def test_bad_timeout_value_is_value_error(bad: float) -> None:
         DependencyAwareScheduler().add_task("a", noop, timeout_seconds=bad)
 
 
+def test_timeout_beyond_float_range_is_value_error() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^timeout_seconds of task 'a' is too large \(400 digits; use None for no limit\)$",
+    ):
+        DependencyAwareScheduler().add_task("a", noop, timeout_seconds=10**399)
+
+
+@pytest.mark.parametrize(
+    ("bad", "shown"), [(10**399, "an int of 400 digits"), (math.inf, "inf"), (-1, "-1")]
+)
+def test_estimated_duration_must_be_finite_and_not_negative(bad: float, shown: str) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^metadata\['estimated_duration'\] of task 'a' must be a finite number >= 0, "
+        f"got {shown}$",
+    ):
+        DependencyAwareScheduler().add_task("a", noop, metadata={"estimated_duration": bad})
+
+
 def test_bad_timeout_type_is_type_error() -> None:
     with pytest.raises(TypeError, match=r"timeout_seconds of task 'a' must be a number"):
         DependencyAwareScheduler().add_task("a", noop, timeout_seconds="5")  # type: ignore[arg-type]

@@ -333,7 +333,8 @@ class ScheduleGraph:
 
         Raises:
             ValueError: the text is not valid JSON (the message gives line and
-                column) or has the wrong shape (see :meth:`from_dict`).
+                column), is nested too deeply to parse, or has the wrong shape
+                (see :meth:`from_dict`).
         """
         try:
             data = json.loads(text)
@@ -341,6 +342,10 @@ class ScheduleGraph:
             raise ValueError(
                 f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from exc
+        except RecursionError:
+            raise ValueError("invalid JSON: arrays or objects nested too deeply") from None
+        except ValueError as exc:  # bytes that are not UTF-8, an int with too many digits
+            raise ValueError(f"invalid JSON: {exc}") from exc
         return cls.from_dict(data)
 
     @classmethod

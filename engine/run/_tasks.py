@@ -69,12 +69,19 @@ def check_timeout(task_id: str, timeout: object) -> float | None:
             f"timeout_seconds of task {task_id!r} must be a number or None, "
             f"not {type(timeout).__name__}"
         )
-    if math.isnan(timeout) or timeout <= 0:
+    try:
+        seconds = float(timeout)
+    except OverflowError:  # an int beyond float range
+        raise ValueError(
+            f"timeout_seconds of task {task_id!r} is too large ({len(str(abs(timeout)))} "
+            "digits; use None for no limit)"
+        ) from None
+    if math.isnan(seconds) or seconds <= 0:
         raise ValueError(
             f"timeout_seconds of task {task_id!r} must be > 0 (or None for no limit), "
             f"got {timeout!r}"
         )
-    return float(timeout)
+    return seconds
 
 
 def check_retry_count(task_id: str, retry_count: object) -> int:
@@ -96,12 +103,17 @@ def estimated_duration(task_id: str, metadata: Mapping[str, Any]) -> float:
             f"metadata['estimated_duration'] of task {task_id!r} must be a number, "
             f"not {type(value).__name__}"
         )
-    if not value >= 0 or math.isinf(value):
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int beyond float range
+        seconds = math.inf
+    if not seconds >= 0 or math.isinf(seconds):
+        shown = f"an int of {len(str(abs(value)))} digits" if seconds != value else repr(value)
         raise ValueError(
             f"metadata['estimated_duration'] of task {task_id!r} must be a finite "
-            f"number >= 0, got {value!r}"
+            f"number >= 0, got {shown}"
         )
-    return float(value)
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)

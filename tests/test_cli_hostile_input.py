@@ -1,0 +1,340 @@
+"""Hostile input to ``dagwave run``/``graph``/``analyze``: one line on stderr and exit 2.
+
+Also: outputs are checked before anything runs, and text that cannot be
+encoded (lone surrogates) or formatted (a broken ``__str__``) still reaches
+every output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from dagwave.cli._main import main
+from tests._helpers import dagwave_command
+
+STEPS = """
+import os
+
+class BadStr(Exception):
+    def __str__(self):
+        raise RuntimeError("no message for you")
+
+def ok(ctx):
+    return 1
+
+def bad_str(ctx):
+    raise BadStr()
+
+def undecodable(ctx):
+    raise OSError("cannot open " + os.fsdecode(b"data-\\xff.csv"))
+"""
+
+MADE = '\n[tasks.made]\ncmd = "touch made.txt"\n'
+DIGITS_400 = "9" * 400
+
+
+def write(tmp_path: Path, pipeline: str | bytes) -> Path:
+    (tmp_path / "steps.py").write_text(STEPS)
+    path = tmp_path / "pipeline.toml"
+    if isinstance(pipeline, bytes):
+        path.write_bytes(pipeline)
+    else:
+        path.write_text(pipeline)
+    return path
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err.rstrip("\n")
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "where", "message"),
+    [
+        (
+            '[run]\nmode = "bogus"\n' + MADE,
+            ":1",
+            "[run] mode must be 'waves' or 'eager', got 'bogus'",
+        ),
+        (
+            "# limits\n[run]\nmax_concurrent = 0\n" + MADE,
+            ":2",
+            "[run] max_concurrent must be between 1 and 10000, got 0",
+        ),
+        (
+            "[run]\nmax_concurrent = 99999999999999999999\n" + MADE,
+            ":1",
+            "[run] max_concurrent must be between 1 and 10000, got 99999999999999999999",
+        ),
+        (
+            "[run]\nresources = {db = 0}\n" + MADE,
+            ":1",
+            "[run] resources: the amount of db must be at least 1, got 0",
+        ),
+        (
+            '[run]\nresources = {db = "two"}\n' + MADE,
+            ":1",
+            "[run] resources: the amount of db must be int, got 'two'",
+        ),
+        (
+            '[tasks.a]\ncmd = ""\n' + MADE,
+            ":1",
+            "task 'a': cmd must not be empty (write the command to run)",
+        ),
+        (
+            '[tasks.a]\ncmd = "   "\n' + MADE,
+            ":1",
+            "task 'a': cmd must not be empty (write the command to run)",
+        ),
+        (
+            '[tasks.a]\ncmd = ["", "x"]\n' + MADE,
+            ":1",
+            "task 'a': cmd: the program (the list's first item) must not be empty",
+        ),
+        (
+            f'[tasks.a]\ncmd = "true"\ntimeout = {DIGITS_400}\n' + MADE,
+            ":1",
+            "task 'a': timeout is too large (400 digits; give it in seconds, at most 1e308)",
+        ),
+        (
+            f'[tasks.a]\ncmd = "true"\nmetadata = {{estimated_duration = {DIGITS_400}}}\n' + MADE,
+            ":1",
+            "metadata['estimated_duration'] of task 'a' must be a finite number >= 0, "
+            "got an int of 400 digits",
+        ),
+        (
+            '[tasks.a]\ncmd = "true"\nmetadata = {x = ' + "[" * 3000 + "]" * 3000 + "}\n" + MADE,
+            "",
+            "not valid TOML: arrays or tables nested too deeply",
+        ),
+        (
+            b'[tasks.a]\ncmd = "true"\n# caf\xe9\n' + MADE.encode(),
+            ":3",
+            "not UTF-8 text (byte 0xe9: invalid continuation byte); TOML files must be UTF-8",
+        ),
+        (
+            '[tasks."a\\nb"]\ncmd = "true"\n"x\\ny" = 1\n',
+            "",
+            "task 'a\\nb': unknown key(s) 'x\\ny' "
+            "(known: adapter, call, cmd, deps, metadata, resources, retries, timeout)",
+        ),
+    ],
+    ids=[
+        "mode",
+        "limit-0",
+        "limit-huge",
+        "resource-0",
+        "resource-str",
+        "cmd-empty",
+        "cmd-blank",
+        "cmd-empty-program",
+        "timeout-400-digits",
+        "estimate-400-digits",
+        "nested-3000",
+        "not-utf8",
+        "newline-in-keys",
+    ],
+)
+@pytest.mark.parametrize("command", [["run"], ["run", "--dry-run"], ["graph"]])
+def test_bad_pipeline_is_one_line_naming_file_and_line_exit_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    pipeline: str | bytes,
+    where: str,
+    message: str,
+) -> None:
+    path = write(tmp_path, pipeline)
+    assert main([*command, str(path)]) == 2
+    assert one_error_line(capsys) == f"dagwave {command[0]}: error: {path}{where}: {message}"
+    assert not (tmp_path / "made.txt").exists()
+
+
+def test_absurd_max_concurrent_option_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, MADE)
+    assert main(["run", str(path), "--max-concurrent", "99999999999999999999"]) == 2
+    assert one_error_line(capsys) == (
+        "dagwave run: error: argument --max-concurrent: must be at most 10000, "
+        "got 99999999999999999999 (see dagwave run --help)"
+    )
+    assert not (tmp_path / "made.txt").exists()
+
+
+def test_the_limit_itself_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "[run]\nmax_concurrent = 10000\n" + MADE)
+    assert main(["run", str(path), "--max-concurrent", "10000"]) == 0
+    assert (tmp_path / "made.txt").exists()
+
+
+# -- outputs are checked before anything runs -------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--trace", "--report"])
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("nonexistent/out.txt", "no such folder {tmp}/nonexistent (create it first)"),
+        ("steps.py/out.txt", "no such folder {tmp}/steps.py (create it first)"),
+        (".", "is a folder; give a file name"),
+    ],
+    ids=["missing-folder", "folder-is-a-file", "is-a-folder"],
+)
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+def test_unwritable_output_fails_before_running(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    target: str,
+    message: str,
+    dry_run: bool,
+) -> None:
+    path = write(tmp_path, MADE)
+    out = str(tmp_path / target) if target != "." else str(tmp_path)
+    args = ["run", str(path), option, out, *(["--dry-run"] if dry_run else [])]
+    assert main(args) == 2
+    expected = message.format(tmp=tmp_path)
+    assert one_error_line(capsys) == f"dagwave run: error: {option} {out}: {expected}"
+    assert not (tmp_path / "made.txt").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_output_in_a_read_only_folder_fails_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, MADE)
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        assert main(["run", str(path), "--report", str(folder / "r.html")]) == 2
+    finally:
+        folder.chmod(0o700)
+    assert "permission denied" in one_error_line(capsys)
+    assert not (tmp_path / "made.txt").exists()
+
+
+# -- hostile failure text reaches every output ------------------------------------
+
+
+def test_undecodable_failure_text_reaches_summary_report_trace_and_json_logs(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, '[tasks.bad]\ncall = "steps:undecodable"\n' + MADE)
+    report, trace = tmp_path / "run.html", tmp_path / "trace.json"
+    proc = dagwave_command(
+        "run", str(path), "--report", str(report), "--trace", str(trace), "--log-format", "json"
+    )
+    assert proc.returncode == 1, proc.stderr
+    shown = "OSError: cannot open data-\\udcff.csv"
+    assert f"  bad: {shown}" in proc.stdout
+    assert shown in report.read_text(encoding="utf-8")
+    errors = [e["args"].get("error") for e in json.loads(trace.read_text())["traceEvents"]]
+    assert shown in errors
+    events = [json.loads(line) for line in proc.stderr.splitlines()]
+    assert [e["error"] for e in events if e["event"] == "task.failed"] == [shown]
+
+
+def test_error_whose_str_raises_fails_only_its_task(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, '[tasks.bad]\ncall = "steps:bad_str"\n' + MADE)
+    assert main(["run", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "  bad: BadStr: BadStr()" in out
+    assert "1/2 completed, 1 failed, 0 skipped, 0 cancelled" in out
+    assert (tmp_path / "made.txt").exists()
+
+
+# -- dagwave analyze ----------------------------------------------------------------
+
+
+def analyze(tmp_path: Path, plan: str, *options: str) -> tuple[int, Path]:
+    path = tmp_path / "plan.json"
+    path.write_text(plan)
+    return main(["analyze", str(path), *options]), path
+
+
+def test_plan_nested_100000_deep_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, path = analyze(tmp_path, "[" * 100_000 + "]" * 100_000)
+    assert status == 2
+    assert one_error_line(capsys) == (
+        f"dagwave analyze: error: {path}: invalid JSON: arrays or objects nested too deeply"
+    )
+
+
+@pytest.mark.parametrize("options", [[], ["--json"]], ids=["text", "json"])
+def test_durations_adding_up_past_float_range_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str]
+) -> None:
+    plan = {
+        "units": [
+            {"id": "a", "duration": 1e308},
+            {"id": "b", "duration": 1e308, "depends_on": ["a"]},
+        ]
+    }
+    status, path = analyze(tmp_path, json.dumps(plan), *options)
+    assert status == 2
+    assert one_error_line(capsys) == (
+        f"dagwave analyze: error: {path}: the durations add up beyond 1.798e+308 "
+        "(makespan); give them in a larger time unit"
+    )
+    assert capsys.readouterr().out == ""
+
+
+def test_json_output_is_strict_json_at_the_edge_of_float_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = {"units": [{"id": "a", "duration": 1e308}, {"id": "b", "duration": 7e307}]}
+    status, _ = analyze(tmp_path, json.dumps(plan), "--json", "--workers", "1")
+    assert status == 0
+    data = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)
+    assert data["makespan"] == 1e308
+    assert data["estimate"] == 1.7e308
+
+
+def test_dangling_dependency_is_ignored_with_a_warning_naming_unit_and_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = {
+        "units": [
+            {"id": "build", "duration": 2},
+            {"id": "test", "duration": 3, "depends_on": ["build", "biuld"]},
+            {"id": "ship", "duration": 1, "depends_on": ["gone"]},
+        ]
+    }
+    status, path = analyze(tmp_path, json.dumps(plan))
+    assert status == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"dagwave analyze: {path}: warning: unit 'test' depends on unknown id 'biuld' "
+        "(ignored; did you mean 'build'?)",
+        f"dagwave analyze: {path}: warning: unit 'ship' depends on unknown id 'gone' (ignored)",
+    ]
+    assert "critical path: build (2) -> test (3)" in captured.out  # the crate's semantics
+
+
+def test_many_dangling_dependencies_give_ten_warnings_and_a_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = {"units": [{"id": "a", "depends_on": [f"x{n}" for n in range(25)]}]}
+    status, path = analyze(tmp_path, json.dumps(plan))
+    assert status == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 11
+    assert lines[-1] == f"dagwave analyze: {path}: warning: ... and 15 more unknown ids (ignored)"
+
+
+def test_plan_ids_with_surrogates_print(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _ = analyze(tmp_path, '{"units": [{"id": "a\\udcff"}]}')
+    assert status == 0
+    assert "1: a\\udcff" in capsys.readouterr().out
