@@ -4,7 +4,9 @@ Subcommands:
 
 * ``dagwave run PIPELINE.toml``: run a pipeline file (see :mod:`dagwave.cli._pipeline`);
   logs on stderr, the summary on stdout; exit 0 when every task completed, 1
-  otherwise, 2 for a bad file, 130 on Ctrl-C.
+  otherwise, 2 for a bad file, 130 on Ctrl-C (SIGINT), 143 on SIGTERM and 129
+  on SIGHUP: each cancels the run, ends the running commands' process groups
+  and prints what finished.
 * ``dagwave graph PIPELINE.toml --format mermaid|dot``: the DAG as a diagram.
 * ``dagwave analyze PLAN.json [--workers K] [--json]``: static analysis of a
   plan in the Rust crate's JSON form.
@@ -22,8 +24,10 @@ import contextlib
 import functools
 import json
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from dagwave import __version__
@@ -329,6 +333,47 @@ def _write_output(option: str, path: str, text: str) -> None:
         raise UserError(f"{option} {path}: cannot write ({exc.strerror})") from None
 
 
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[list[int]]:
+    """While inside, SIGTERM and SIGHUP stop the run as Ctrl-C does.
+
+    Yields the list of stop signals received (the first one sets the exit
+    status). The handler raises SIGINT, so trio delivers the
+    ``KeyboardInterrupt`` at a safe point and the run is cancelled the way
+    Ctrl-C cancels it: commands' process groups are ended, what finished is
+    kept. A repeated signal is ignored, so it cannot cut that cleanup short.
+    A signal that is ignored already (``nohup``) stays ignored.
+    """
+    received: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        if not received:
+            received.append(signum)
+            signal.raise_signal(signal.SIGINT)
+
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():  # signal.signal needs it
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, stop)
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted(scheduler: Any, received: list[int]) -> int:
+    """Print what finished and how the run was stopped; the exit status (128 + signal)."""
+    signum = received[0] if received else signal.SIGINT
+    # After SIGHUP the terminal may be gone: writing to it must not turn into a traceback.
+    with contextlib.suppress(OSError):
+        if scheduler.last_result is not None:
+            print(_summary(scheduler.last_result))
+        print(f"interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+    return 128 + signum
+
+
 def _run(args: argparse.Namespace) -> int:
     from dagwave.run._events import configure_logging
 
@@ -361,20 +406,19 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     import trio
 
-    try:
-        if live:
-            execute = functools.partial(scheduler.execute, progress=_live_progress(sys.stderr))
-            try:
-                result = trio.run(execute)
-            finally:
-                sys.stderr.write("\r\x1b[K")  # leave the terminal clean
-        else:
-            result = trio.run(scheduler.execute)
-    except KeyboardInterrupt:
-        if scheduler.last_result is not None:
-            print(_summary(scheduler.last_result))
-        print("interrupted", file=sys.stderr)
-        return 130
+    with _stop_signals_interrupt() as received:
+        try:
+            if live:
+                execute = functools.partial(scheduler.execute, progress=_live_progress(sys.stderr))
+                try:
+                    result = trio.run(execute)
+                finally:
+                    with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+                        sys.stderr.write("\r\x1b[K")  # leave the terminal clean
+            else:
+                result = trio.run(scheduler.execute)
+        except KeyboardInterrupt:
+            return _interrupted(scheduler, received)
     print(_summary(result))
     if args.trace:
         _write_output("--trace", args.trace, json.dumps(result.to_chrome_trace()))
