@@ -38,7 +38,7 @@ DIGITS_400 = "9" * 400
 
 
 def write(tmp_path: Path, pipeline: str | bytes) -> Path:
-    (tmp_path / "steps.py").write_text(STEPS)
+    (tmp_path / "hostile_steps.py").write_text(STEPS)
     path = tmp_path / "pipeline.toml"
     if isinstance(pipeline, bytes):
         path.write_bytes(pipeline)
@@ -182,7 +182,7 @@ def test_the_limit_itself_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixt
     ("target", "message"),
     [
         ("nonexistent/out.txt", "no such folder {tmp}/nonexistent (create it first)"),
-        ("steps.py/out.txt", "no such folder {tmp}/steps.py (create it first)"),
+        ("hostile_steps.py/out.txt", "no such folder {tmp}/hostile_steps.py (create it first)"),
         (".", "is a folder; give a file name"),
     ],
     ids=["missing-folder", "folder-is-a-file", "is-a-folder"],
@@ -227,7 +227,7 @@ def test_output_in_a_read_only_folder_fails_before_running(
 def test_undecodable_failure_text_reaches_summary_report_trace_and_json_logs(
     tmp_path: Path,
 ) -> None:
-    path = write(tmp_path, '[tasks.bad]\ncall = "steps:undecodable"\n' + MADE)
+    path = write(tmp_path, '[tasks.bad]\ncall = "hostile_steps:undecodable"\n' + MADE)
     report, trace = tmp_path / "run.html", tmp_path / "trace.json"
     proc = dagwave_command(
         "run", str(path), "--report", str(report), "--trace", str(trace), "--log-format", "json"
@@ -245,7 +245,7 @@ def test_undecodable_failure_text_reaches_summary_report_trace_and_json_logs(
 def test_error_whose_str_raises_fails_only_its_task(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = write(tmp_path, '[tasks.bad]\ncall = "steps:bad_str"\n' + MADE)
+    path = write(tmp_path, '[tasks.bad]\ncall = "hostile_steps:bad_str"\n' + MADE)
     assert main(["run", str(path)]) == 1
     out = capsys.readouterr().out
     assert "  bad: BadStr: BadStr()" in out
