@@ -100,13 +100,13 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
         (
             f'[tasks.a]\ncmd = "true"\ntimeout = {DIGITS_400}\n' + MADE,
             ":1",
-            "task 'a': timeout is too large (400 digits; give it in seconds, at most 1e308)",
+            "task 'a': timeout is too large (give it in seconds, at most 1e308)",
         ),
         (
             f'[tasks.a]\ncmd = "true"\nmetadata = {{estimated_duration = {DIGITS_400}}}\n' + MADE,
             ":1",
             "metadata['estimated_duration'] of task 'a' must be a finite number >= 0, "
-            "got an int of 400 digits",
+            "got an int beyond float range",
         ),
         (
             '[tasks.a]\ncmd = "true"\nmetadata = {x = ' + "[" * 3000 + "]" * 3000 + "}\n" + MADE,

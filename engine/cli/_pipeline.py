@@ -188,7 +188,7 @@ def _show(value: object) -> str:
     try:
         text = repr(value)
     except (RecursionError, ValueError):  # too deep; an int too long to print
-        return f"a {type(value).__name__}"
+        return f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -409,8 +409,7 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
         if isinstance(timeout, int) and timeout > _MAX_SECONDS:
             raise PipelineError(
                 file,
-                f"task {task_id!r}: timeout is too large ({len(str(timeout))} digits; "
-                "give it in seconds, at most 1e308)",
+                f"task {task_id!r}: timeout is too large (give it in seconds, at most 1e308)",
                 line=line,
                 task_id=task_id,
             )

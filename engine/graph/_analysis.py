@@ -94,7 +94,10 @@ def _show(value: object) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):
-        text = repr(value).replace("\n", " ")
+        try:
+            text = repr(value).replace("\n", " ")
+        except (ValueError, RecursionError):  # an int too long to print, or too deep
+            text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
