@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -205,6 +207,16 @@ def test_unwritable_output_fails_before_running(
     assert not (tmp_path / "made.txt").exists()
 
 
+@pytest.mark.parametrize("option", ["--trace", "--report"])
+def test_empty_output_name_fails_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    path = write(tmp_path, MADE)
+    assert main(["run", str(path), option, ""]) == 2
+    assert one_error_line(capsys) == f"dagwave run: error: {option}: give a file name"
+    assert not (tmp_path / "made.txt").exists()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
 def test_output_in_a_read_only_folder_fails_before_running(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -338,3 +350,23 @@ def test_plan_ids_with_surrogates_print(tmp_path: Path, capsys: pytest.CaptureFi
     status, _ = analyze(tmp_path, '{"units": [{"id": "a\\udcff"}]}')
     assert status == 0
     assert "1: a\\udcff" in capsys.readouterr().out
+
+
+def test_reader_going_away_ends_quietly(tmp_path: Path) -> None:
+    """``dagwave analyze big.json --json | head -1``: exit 1, no traceback."""
+    plan = {"units": [{"id": f"unit-{n}", "duration": n} for n in range(20_000)]}
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(plan))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dagwave", "analyze", str(path), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert proc.stdout.readline() == b"{\n"
+    proc.stdout.close()  # far more than a pipe holds is still to come
+    with proc.stderr:
+        err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1
+    assert err == b""

@@ -53,20 +53,27 @@ def gone(pid: int) -> bool:
     return state == "Z"
 
 
-def start(tmp_path: Path, ignore_sighup: bool = False) -> tuple[subprocess.Popen[str], list[int]]:
-    """Start ``dagwave run`` and wait until the hanging command and its child run."""
+def start(
+    tmp_path: Path, ignored: signal.Signals | None = None
+) -> tuple[subprocess.Popen[str], list[int]]:
+    """Start ``dagwave run`` and wait until the hanging command and its child run.
+
+    ``ignored``: a signal the child starts with ignored, as ``nohup`` does for
+    SIGHUP and a script's background job has it for SIGINT.
+    """
     path = tmp_path / "pipeline.toml"
     path.write_text(PIPELINE)
 
-    def keep_sighup_ignored() -> None:  # as nohup does
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    def ignore() -> None:
+        assert ignored is not None
+        signal.signal(ignored, signal.SIG_IGN)
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "dagwave", "run", str(path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=keep_sighup_ignored if ignore_sighup else None,
+        preexec_fn=None if ignored is None else ignore,
     )
     pid_files = [tmp_path / "shell.pid", tmp_path / "child.pid"]
     wait_for(lambda: all(f.exists() and f.read_text().endswith("\n") for f in pid_files), "pids")
@@ -107,10 +114,11 @@ def test_stop_signal_cancels_kills_commands_prints_what_finished(
 
 
 def test_sighup_ignored_by_nohup_stays_ignored(tmp_path: Path) -> None:
-    proc, pids = start(tmp_path, ignore_sighup=True)
+    proc, pids = start(tmp_path, ignored=signal.SIGHUP)
     try:
         proc.send_signal(signal.SIGHUP)
-        # The run goes on: stop it for good with SIGTERM, which it must report.
+        # The run goes on: stop it for good with SIGTERM, which it must report
+        # (pending together, SIGHUP is delivered first: it would set 129).
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=GIVE_UP_S)
         assert proc.returncode == 143, err
@@ -119,3 +127,18 @@ def test_sighup_ignored_by_nohup_stays_ignored(tmp_path: Path) -> None:
     finally:
         clean_up(proc, pids)
     assert err.splitlines()[-1] == "interrupted (SIGTERM)"
+
+
+def test_sigterm_stops_a_run_whose_sigint_is_ignored(tmp_path: Path) -> None:
+    """A script's background job starts with SIGINT ignored: SIGTERM must not depend on it."""
+    proc, pids = start(tmp_path, ignored=signal.SIGINT)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=GIVE_UP_S)
+        assert proc.returncode == 143, err
+        for pid in pids:
+            wait_for(lambda pid=pid: gone(pid), f"process {pid} to end")
+    finally:
+        clean_up(proc, pids)
+    assert err.splitlines()[-1] == "interrupted (SIGTERM)"
+    assert any(line.split()[:2] == ["hang", "CANCELLED"] for line in out.splitlines()), out

@@ -27,15 +27,20 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from dagwave import __version__
 from dagwave._errors import describe_error, writable_text
 from dagwave.graph._analysis import ScheduleAnalysis, ScheduleGraph, analyze_schedule
 from dagwave.graph._dag import suggest_id
 
+if TYPE_CHECKING:  # trio is imported only when a run starts
+    import trio
+
 __all__ = ["main"]
+
+_T = TypeVar("_T")
 
 EXIT_USAGE = 2
 
@@ -182,6 +187,7 @@ def _report(analysis: ScheduleAnalysis, graph: ScheduleGraph, workers: int) -> s
 
 
 _MAX_WARNINGS = 10
+_FLOAT_MAX = sys.float_info.max
 
 
 def _dangling(graph: ScheduleGraph) -> list[str]:
@@ -207,9 +213,6 @@ def _too_large(data: dict[str, Any]) -> str | None:
         if not -_FLOAT_MAX <= value <= _FLOAT_MAX:  # also catches inf
             return name
     return None
-
-
-_FLOAT_MAX = sys.float_info.max
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -314,6 +317,8 @@ def _live_progress(stream: Any) -> Any:
 
 def _check_output(option: str, path: str) -> None:
     """Fail now, before anything runs, when ``path`` cannot be written."""
+    if not path:
+        raise UserError(f"{option}: give a file name")
     where = f"{option} {path}"
     if os.path.isdir(path):
         raise UserError(f"{where}: is a folder; give a file name")
@@ -333,39 +338,64 @@ def _write_output(option: str, path: str, text: str) -> None:
         raise UserError(f"{option} {path}: cannot write ({exc.strerror})") from None
 
 
-@contextlib.contextmanager
-def _stop_signals_interrupt() -> Iterator[list[int]]:
-    """While inside, SIGTERM and SIGHUP stop the run as Ctrl-C does.
+class _StopSignals:
+    """SIGTERM and SIGHUP cancel the run, the way Ctrl-C does (see :func:`_stop_signals`).
 
-    Yields the list of stop signals received (the first one sets the exit
-    status). The handler raises SIGINT, so trio delivers the
-    ``KeyboardInterrupt`` at a safe point and the run is cancelled the way
-    Ctrl-C cancels it: commands' process groups are ended, what finished is
-    kept. A repeated signal is ignored, so it cannot cut that cleanup short.
+    The handler only asks trio, through ``TrioToken.run_sync_soon`` (safe from
+    a signal handler), to cancel the scope the run executes in: the run is
+    cancelled as a whole, commands' process groups are ended and what
+    finished is kept. This does not go through SIGINT, so it works where
+    SIGINT is ignored (a background job of a script).
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._scope: trio.CancelScope | None = None
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.received:  # a repeated signal must not cut the cleanup short
+            return
+        self.received.append(signum)
+        if self._token is not None and self._scope is not None:
+            import trio
+
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(self._scope.cancel)
+
+    async def run(self, execute: Callable[[], Awaitable[_T]]) -> _T | None:
+        """``await execute()``; None when a stop signal cancelled it."""
+        import trio
+
+        with trio.CancelScope() as scope:
+            self._token, self._scope = trio.lowlevel.current_trio_token(), scope
+            if self.received:  # it came before the scope was known
+                scope.cancel()
+            return await execute()
+        return None
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[_StopSignals]:
+    """While inside, SIGTERM and SIGHUP stop the run given to ``.run()``.
+
     A signal that is ignored already (``nohup``) stays ignored.
     """
-    received: list[int] = []
-
-    def stop(signum: int, frame: Any) -> None:
-        if not received:
-            received.append(signum)
-            signal.raise_signal(signal.SIGINT)
-
+    stop = _StopSignals()
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():  # signal.signal needs it
         for sig in (signal.SIGTERM, signal.SIGHUP):
             if signal.getsignal(sig) is not signal.SIG_IGN:
-                previous[sig] = signal.signal(sig, stop)
+                previous[sig] = signal.signal(sig, stop.handle)
     try:
-        yield received
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _interrupted(scheduler: Any, received: list[int]) -> int:
+def _interrupted(scheduler: Any, signum: int) -> int:
     """Print what finished and how the run was stopped; the exit status (128 + signal)."""
-    signum = received[0] if received else signal.SIGINT
     # After SIGHUP the terminal may be gone: writing to it must not turn into a traceback.
     with contextlib.suppress(OSError):
         if scheduler.last_result is not None:
@@ -406,19 +436,21 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     import trio
 
-    with _stop_signals_interrupt() as received:
+    execute = scheduler.execute
+    if live:
+        execute = functools.partial(execute, progress=_live_progress(sys.stderr))
+    with _stop_signals() as stop:
         try:
-            if live:
-                execute = functools.partial(scheduler.execute, progress=_live_progress(sys.stderr))
-                try:
-                    result = trio.run(execute)
-                finally:
+            try:
+                result = trio.run(stop.run, execute)
+            finally:
+                if live:
                     with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
                         sys.stderr.write("\r\x1b[K")  # leave the terminal clean
-            else:
-                result = trio.run(scheduler.execute)
-        except KeyboardInterrupt:
-            return _interrupted(scheduler, received)
+        except KeyboardInterrupt:  # Ctrl-C: trio raises it in the run
+            return _interrupted(scheduler, signal.SIGINT)
+    if result is None:  # SIGTERM or SIGHUP cancelled it
+        return _interrupted(scheduler, stop.received[0])
     print(_summary(result))
     if args.trace:
         _write_output("--trace", args.trace, json.dumps(result.to_chrome_trace()))
@@ -438,6 +470,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Args:
         argv: arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns:
+        0 on success; 1 when a task failed, a plan has a cycle, or the reader
+        of the output went away; 2 for bad input (one line on stderr); 128 +
+        the signal's number when SIGINT, SIGTERM or SIGHUP stopped a run.
     """
     try:
         args = _parser().parse_args(argv)
