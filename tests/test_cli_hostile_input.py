@@ -102,7 +102,7 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
         (
             f'[tasks.a]\ncmd = "true"\ntimeout = {DIGITS_400}\n' + MADE,
             ":1",
-            "task 'a': timeout is too large (give it in seconds, at most 1e308)",
+            "task 'a': timeout is beyond float range (give it in seconds, at most 1e308)",
         ),
         (
             f'[tasks.a]\ncmd = "true"\nmetadata = {{estimated_duration = {DIGITS_400}}}\n' + MADE,

@@ -67,16 +67,22 @@ def test_bad_timeout_value_is_value_error(bad: float) -> None:
 def test_timeout_beyond_float_range_is_value_error() -> None:
     with pytest.raises(
         ValueError,
-        match=r"^timeout_seconds of task 'a' is too large \(above 1.8e308 seconds; "
-        r"use None for no limit\)$",
+        match=r"^timeout_seconds of task 'a' is beyond float range \(must be > 0 and at most "
+        r"1.8e308 seconds; use None for no limit\)$",
     ):
         DependencyAwareScheduler().add_task("a", noop, timeout_seconds=10**5000)
 
 
 @pytest.mark.parametrize(
     ("bad", "shown"),
-    [(10**5000, "an int beyond float range"), (math.inf, "inf"), (-1, "-1")],
-    ids=["huge-int", "inf", "negative"],
+    [
+        (10**5000, "an int beyond float range"),
+        (-(10**400), "an int beyond float range"),
+        (math.inf, "inf"),
+        (math.nan, "nan"),
+        (-1, "-1"),
+    ],
+    ids=["huge-int", "huge-negative-int", "inf", "nan", "negative"],
 )
 def test_estimated_duration_must_be_finite_and_not_negative(bad: float, shown: str) -> None:
     with pytest.raises(

@@ -323,9 +323,11 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
     """Read and check a pipeline file.
 
     Raises:
-        PipelineError: the file is missing, not TOML, or wrong (unknown key,
-            bad type, a task with neither or both of ``cmd`` and ``call``, a
-            ``call`` that does not import).
+        PipelineError: the file is missing, not UTF-8, not TOML (or nested
+            too deeply to read), or wrong (unknown key, bad type or value, an
+            empty ``cmd``, a task with neither or both of ``cmd`` and
+            ``call``, a ``call`` that does not import, ``max_concurrent``
+            outside 1..:data:`MAX_CONCURRENT`).
     """
     file = Path(path)
     try:
@@ -406,10 +408,11 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
             line,
             task_id,
         )
-        if isinstance(timeout, int) and timeout > _MAX_SECONDS:
+        if isinstance(timeout, int) and abs(timeout) > _MAX_SECONDS:
             raise PipelineError(
                 file,
-                f"task {task_id!r}: timeout is too large (give it in seconds, at most 1e308)",
+                f"task {task_id!r}: timeout is beyond float range "
+                "(give it in seconds, at most 1e308)",
                 line=line,
                 task_id=task_id,
             )

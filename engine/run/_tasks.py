@@ -73,8 +73,8 @@ def check_timeout(task_id: str, timeout: object) -> float | None:
         seconds = float(timeout)
     except OverflowError:  # an int beyond float range
         raise ValueError(
-            f"timeout_seconds of task {task_id!r} is too large (above 1.8e308 seconds; "
-            "use None for no limit)"
+            f"timeout_seconds of task {task_id!r} is beyond float range (must be > 0 and "
+            "at most 1.8e308 seconds; use None for no limit)"
         ) from None
     if math.isnan(seconds) or seconds <= 0:
         raise ValueError(
@@ -105,10 +105,10 @@ def estimated_duration(task_id: str, metadata: Mapping[str, Any]) -> float:
         )
     try:
         seconds = float(value)
+        shown = repr(value)
     except OverflowError:  # an int beyond float range
-        seconds = math.inf
+        seconds, shown = math.inf, "an int beyond float range"
     if not seconds >= 0 or math.isinf(seconds):
-        shown = "an int beyond float range" if seconds != value else repr(value)
         raise ValueError(
             f"metadata['estimated_duration'] of task {task_id!r} must be a finite "
             f"number >= 0, got {shown}"
