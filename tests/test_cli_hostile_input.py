@@ -254,6 +254,16 @@ def test_undecodable_failure_text_reaches_summary_report_trace_and_json_logs(
     assert [e["error"] for e in events if e["event"] == "task.failed"] == [shown]
 
 
+def test_undecodable_failure_text_reaches_console_logs(tmp_path: Path) -> None:
+    path = write(tmp_path, '[tasks.bad]\ncall = "hostile_steps:undecodable"\n' + MADE)
+    proc = dagwave_command("run", str(path))
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    failed = [line for line in proc.stderr.splitlines() if "task.failed" in line]
+    assert len(failed) == 1
+    assert "data-\\\\udcff.csv" in failed[0]  # the escape, as the console renderer quotes it
+
+
 def test_error_whose_str_raises_fails_only_its_task(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
