@@ -97,6 +97,7 @@ class AsyncioAdapter(Adapter):
     """
 
     name = "asyncio"
+    accepts = "async"
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop

@@ -84,6 +84,7 @@ class DaskAdapter(Adapter):
     """
 
     name = "dask"
+    accepts = "sync"
 
     def __init__(self, address: str | None = None, **cluster_options: Any) -> None:
         self.address = address

@@ -25,6 +25,7 @@ class InlineAdapter(Adapter):
     """
 
     name = "inline"
+    accepts = "sync"
 
     async def run(self, invocation: Invocation) -> Any:
         """Call ``invocation.func(invocation.context)`` and return its result."""

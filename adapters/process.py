@@ -20,7 +20,7 @@ really stops.
 from __future__ import annotations
 
 import pickle
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,8 +28,9 @@ import trio
 import trio_parallel
 
 from dagwave import Adapter, Invocation
+from dagwave._checks import check_int
 
-__all__ = ["ProcessAdapter", "check_picklable"]
+__all__ = ["ProcessAdapter", "check_picklable", "plain_context"]
 
 
 def check_picklable(task_id: str, func: Callable[..., Any]) -> None:
@@ -73,14 +74,21 @@ class ProcessAdapter(Adapter):
     """
 
     name = "process"
+    accepts = "sync"
 
     def __init__(self, max_workers: int | None = None) -> None:
-        if max_workers is not None and max_workers < 1:
-            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
-        self.max_workers = max_workers
+        self.max_workers = (
+            None if max_workers is None else check_int("max_workers", max_workers, minimum=1)
+        )
 
     def check(self, task_id: str, func: Callable[..., Any]) -> None:
-        """Called by ``schedule()``: refuse executors that cannot be pickled."""
+        """Called by ``schedule()``: refuse async executors and ones that cannot be pickled.
+
+        Raises:
+            ValueError: an async executor.
+            TypeError: an executor plain pickle refuses.
+        """
+        super().check(task_id, func)
         check_picklable(task_id, func)
 
     @asynccontextmanager
@@ -100,8 +108,23 @@ class _ProcessRunner:
         self._limiter = limiter
 
     async def run(self, invocation: Invocation) -> Any:
-        context = invocation.context
-        plain: dict[str, Any] = dict(context.items())  # fixed keys and the state's keys
         return await trio_parallel.run_sync(
-            _call, invocation.func, plain, kill_on_cancel=True, limiter=self._limiter
+            _call,
+            invocation.func,
+            plain_context(invocation.context),
+            kill_on_cancel=True,
+            limiter=self._limiter,
         )
+
+
+def plain_context(context: Mapping[str, Any]) -> dict[str, Any]:
+    """What crosses to the worker process: the context's keys as plain dicts.
+
+    Plain pickle must accept it (trio-parallel uses cloudpickle only when it
+    happens to be installed): the metadata, a read-only mapping in the parent,
+    travels as a dict copy.
+    """
+    plain = dict(context.items())  # the fixed keys and the state's keys
+    plain["task_metadata"] = dict(plain["task_metadata"])
+    plain["dependency_results"] = dict(plain["dependency_results"])
+    return plain

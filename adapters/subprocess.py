@@ -30,6 +30,7 @@ from typing import Any
 import trio
 
 from dagwave import SchedulerError
+from dagwave._checks import check_int, check_number
 
 __all__ = ["Command", "CommandError", "CommandResult"]
 
@@ -153,10 +154,8 @@ class Command:
             raise TypeError(
                 f"Command args must be a string or a non-empty list of str, got {args!r}"
             )
-        if self.max_output < 1:
-            raise ValueError(f"max_output must be at least 1, got {self.max_output}")
-        if not self.kill_grace >= 0:
-            raise ValueError(f"kill_grace must be >= 0, got {self.kill_grace}")
+        check_int("max_output", self.max_output, minimum=1, owner="Command")
+        check_number("kill_grace", self.kill_grace, minimum=0, owner="Command")
         object.__setattr__(self, "_argv", argv)
 
     def __str__(self) -> str:

@@ -44,6 +44,7 @@ import outcome
 import trio
 
 from dagwave import Adapter, Invocation
+from dagwave._checks import check_int
 
 __all__ = ["ThreadAdapter"]
 
@@ -200,11 +201,15 @@ class ThreadAdapter(Adapter):
     """
 
     name = "thread"
+    accepts = "sync"
 
     def __init__(self, max_workers: int | None = None) -> None:
-        if max_workers is not None and max_workers < 1:
-            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
-        self.max_workers = max_workers
+        self.max_workers = (
+            None if max_workers is None else check_int("max_workers", max_workers, minimum=1)
+        )
+        # Uncapped, the run core runs the calls in its own worker threads, which
+        # continue into ready dependents; a cap needs this adapter's own queue.
+        self.runs_in_worker_threads = max_workers is None
 
     @asynccontextmanager
     async def open(self, *, max_workers: int) -> AsyncIterator[_Pool]:

@@ -19,6 +19,7 @@ from dagwave._errors import (
     CircularDependencyError,
     InvalidTaskError,
     SchedulerError,
+    SchedulingTimeoutError,
     StateError,
     StateKeyError,
     StateRollbackError,
@@ -27,21 +28,29 @@ from dagwave._errors import (
     TaskTimeoutError,
     WaveExecutionError,
 )
-from dagwave.graph._analysis import ScheduleAnalysis, ScheduleGraph, ScheduleUnit, analyze_schedule
+from dagwave.graph._analysis import ScheduleAnalysis, analyze_schedule
 from dagwave.graph._dag import DependencyGraph
+from dagwave.graph._plan import ScheduleGraph, ScheduleUnit
 from dagwave.run._adapter import Adapter, Invocation, Runner
 from dagwave.run._records import (
     AttemptRecord,
     ExecutionResult,
+    RecordedError,
     RetryPolicy,
     RunStatistics,
     TaskRecord,
     TaskStatus,
     Wave,
 )
-from dagwave.run._scheduler import DependencyAwareScheduler
+from dagwave.run._scheduler import DependencyAwareScheduler, TaskView
 from dagwave.run._tasks import Task, TaskContext
-from dagwave.state._store import SharedState, StateChange, StateView
+from dagwave.state._store import (
+    SharedState,
+    StateChange,
+    StateChangeRecord,
+    StateStore,
+    StateView,
+)
 
 __version__ = "0.1.0"
 
@@ -64,6 +73,7 @@ __all__ = [
     "Invocation",
     "ModelExecutionResult",
     "ModelWave",
+    "RecordedError",
     "RetryPolicy",
     "RunStatistics",
     "Runner",
@@ -71,11 +81,14 @@ __all__ = [
     "ScheduleGraph",
     "ScheduleUnit",
     "SchedulerError",
+    "SchedulingTimeoutError",
     "SharedState",
     "StateChange",
+    "StateChangeRecord",
     "StateError",
     "StateKeyError",
     "StateRollbackError",
+    "StateStore",
     "StateVersionError",
     "StateView",
     "Task",
@@ -84,6 +97,7 @@ __all__ = [
     "TaskRecord",
     "TaskStatus",
     "TaskTimeoutError",
+    "TaskView",
     "ThreadSafeState",
     "Wave",
     "WaveExecutionError",

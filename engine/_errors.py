@@ -17,6 +17,7 @@ __all__ = [
     "CircularDependencyError",
     "InvalidTaskError",
     "SchedulerError",
+    "SchedulingTimeoutError",
     "StateError",
     "StateKeyError",
     "StateRollbackError",
@@ -159,6 +160,14 @@ class TaskTimeoutError(SchedulerError, TimeoutError):
         )
 
 
+class SchedulingTimeoutError(SchedulerError, TimeoutError):
+    """The seed's error for a schedule that took too long to build.
+
+    Exported so that code catching it keeps importing; dagwave builds its plan
+    in linear time with no time limit, so it never raises it.
+    """
+
+
 class WaveExecutionError(SchedulerError):
     """Raised by ``ExecutionResult.raise_for_failures()`` when any task failed.
 
@@ -186,15 +195,20 @@ class StateError(SchedulerError):
 
 
 class StateKeyError(StateError, KeyError):
-    """``SharedState.get_required`` found no such key.
+    """``SharedState.get_required`` (or ``modify`` without a default) found no such key.
 
     Attributes:
         key: the missing key.
+        available_keys: the keys that were set, in insertion order.
     """
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, available_keys: Sequence[str] = ()) -> None:
         self.key = key
-        super().__init__(f"Required state key {key!r} is not set")
+        self.available_keys: list[str] = list(available_keys)
+        known = ", ".join(repr(k) for k in self.available_keys[:10])
+        if len(self.available_keys) > 10:
+            known += f", ... ({len(self.available_keys)} in all)"
+        super().__init__(f"Required state key {key!r} is not set (set keys: {known or 'none'})")
 
     def __str__(self) -> str:
         # KeyError.__str__ would repr() the message and add quotes.
@@ -233,3 +247,8 @@ class StateRollbackError(StateError, RuntimeError):
             f"Cannot roll back to version {target_version}: history only reaches back "
             f"to version {oldest_reachable} (raise max_history_size to keep more)"
         )
+
+    @property
+    def oldest_version(self) -> int:
+        """The seed's name for :attr:`oldest_reachable`."""
+        return self.oldest_reachable

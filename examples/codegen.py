@@ -77,13 +77,13 @@ def summary(result: ExecutionResult) -> str:
     lines = [f"{'wave':>4}  {'tasks':>5}  {'status':<10} {'ms':>8}"]
     for wave in result.wave_summary:
         lines.append(
-            f"{wave['wave_number']:>4}  {wave['task_count']:>5}  {wave['status']:<10} "
+            f"{wave['wave_number']:>4}  {wave['task_count']:>5}  {wave['status'].upper():<10} "
             f"{wave['duration_ms'] or 0:>8.1f}"
         )
     lines.append("")
     for tid, rec in result.tasks.items():
         lines.append(
-            f"{tid:<16} {rec.status.value:<10} attempts={rec.attempts} {rec.duration_ms:7.1f} ms"
+            f"{tid:<16} {rec.status.name:<10} attempts={rec.attempts} {rec.duration_ms:7.1f} ms"
         )
     lines += [
         "",

@@ -344,11 +344,10 @@ def test_long_values_are_shortened_in_messages() -> None:
 
 
 def test_bad_json_text_gives_line_and_column() -> None:
-    expected = (
-        "invalid JSON at line 2, column 14: Expecting property name enclosed in double quotes"
-    )
+    # json's wording for a missing value is the same on every supported CPython.
+    expected = "invalid JSON at line 2, column 10: Expecting value"
     with pytest.raises(ValueError, match="^" + re.escape(expected) + "$"):
-        ScheduleGraph.from_json('{"units": [\n  {"id": "a",}]}')
+        ScheduleGraph.from_json('{"units": [\n  {"id": }]}')
 
 
 def test_nan_in_json_text_is_rejected() -> None:
@@ -511,17 +510,22 @@ def test_estimate_with_float_durations() -> None:
 
 
 @pytest.mark.parametrize(
-    ("workers", "error"), [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)]
+    ("workers", "error", "message"),
+    [
+        (0, ValueError, "'workers' must be >= 1 (got 0)"),
+        (-1, ValueError, "'workers' must be >= 1 (got -1)"),
+        (1.5, TypeError, "'workers' must be an int (got 1.5, a float)"),
+        (True, TypeError, "'workers' must be an int (got True, a bool)"),
+    ],
 )
-def test_bad_worker_count_is_rejected(workers: object, error: type[Exception]) -> None:
+@pytest.mark.parametrize("method", ["estimate_makespan", "lower_bound", "to_dict"])
+def test_bad_worker_count_is_rejected(
+    method: str, workers: object, error: type[Exception], message: str
+) -> None:
     r = analyze_schedule(DIAMOND)
-    with pytest.raises(error, match="workers must be"):
-        r.estimate_makespan(workers)  # type: ignore[arg-type]
-
-
-def test_bad_worker_count_is_rejected_by_lower_bound() -> None:
-    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
-        analyze_schedule(DIAMOND).lower_bound(0)
+    with pytest.raises(error) as info:
+        getattr(r, method)(workers)
+    assert str(info.value) == message
 
 
 def test_hand_made_analysis_cannot_estimate() -> None:

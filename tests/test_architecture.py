@@ -74,6 +74,8 @@ def test_contract_names_are_exported() -> None:
         "StateKeyError",
         "StateVersionError",
         "StateRollbackError",
+        "SchedulingTimeoutError",
+        "StateChangeRecord",
         "ModelWave",
         "ModelExecutionResult",
         "EnumTaskStatus",
@@ -104,14 +106,15 @@ def test_modules_behind_the_door_are_private() -> None:
 # What each layer may import from dagwave itself, and which third-party
 # runtimes it may touch at all.
 ALLOWED_INTERNAL = {
-    "top": {"dagwave", "dagwave._errors", "dagwave.graph", "dagwave.state", "dagwave.run",
-            "dagwave.report", "dagwave.cli"},
-    "graph": {"dagwave._errors", "dagwave.graph"},
-    "state": {"dagwave._errors", "dagwave.state"},
-    "run": {"dagwave._errors", "dagwave.graph", "dagwave.state", "dagwave.run", "dagwave.report"},
+    "top": {"dagwave", "dagwave._errors", "dagwave._checks", "dagwave.graph", "dagwave.state",
+            "dagwave.run", "dagwave.report", "dagwave.cli"},
+    "graph": {"dagwave._errors", "dagwave._checks", "dagwave.graph"},
+    "state": {"dagwave._errors", "dagwave._checks", "dagwave.state"},
+    "run": {"dagwave._errors", "dagwave._checks", "dagwave.graph", "dagwave.state", "dagwave.run",
+            "dagwave.report"},
     "report": {"dagwave._errors", "dagwave.run"},
-    "cli": {"dagwave", "dagwave._errors", "dagwave.graph", "dagwave.run", "dagwave.cli",
-            "dagwave.adapters"},
+    "cli": {"dagwave", "dagwave._errors", "dagwave._checks", "dagwave.graph", "dagwave.run",
+            "dagwave.cli", "dagwave.adapters"},
 }
 FORBIDDEN_EXTERNAL = {
     "graph": {"trio", "structlog", "outcome", "sniffio"},
@@ -158,14 +161,18 @@ def test_only_the_command_line_imports_adapters() -> None:
         assert "import_module(\"dagwave.adapters" not in path.read_text(), path
 
 
-def test_adapters_use_only_the_public_api() -> None:
+def test_adapters_use_only_the_public_api_and_the_argument_checks() -> None:
     for path in modules(ADAPTERS):
         private = {
             n
             for n in imports_of(path)
             if n.startswith("dagwave.") and not n.startswith("dagwave.adapters")
-        }
+        } - {"dagwave._checks"}
         assert not private, f"{path.name} imports {private}"
+
+
+def test_the_argument_checks_are_pure() -> None:
+    assert imports_of(ENGINE / "_checks.py") <= {"__future__", "math", "typing"}
 
 
 def test_adapters_package_exports_nothing_by_itself() -> None:

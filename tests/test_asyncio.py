@@ -222,8 +222,3 @@ async def test_asyncio_adapter_under_trio_timeout_cancels_the_task() -> None:
     result = await s.execute()
     assert isinstance(result.tasks["slow"].error, TaskTimeoutError)
     assert slow.cancelled
-
-
-def test_asyncio_adapter_refuses_blocking_executors() -> None:
-    with pytest.raises(ValueError, match="adapter 'asyncio' runs async def executors only"):
-        DependencyAwareScheduler().add_task("a", lambda ctx: None, adapter="asyncio")

@@ -62,53 +62,68 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
         (
             '[run]\nmode = "bogus"\n' + MADE,
             ":1",
-            "[run] mode must be 'waves' or 'eager', got 'bogus'",
+            "[run]: 'mode' must be 'waves' or 'eager' (got 'bogus')",
         ),
         (
             "# limits\n[run]\nmax_concurrent = 0\n" + MADE,
             ":2",
-            "[run] max_concurrent must be between 1 and 10000, got 0",
+            "[run]: 'max_concurrent' must be between 1 and 10000 (got 0)",
         ),
         (
             "[run]\nmax_concurrent = 99999999999999999999\n" + MADE,
             ":1",
-            "[run] max_concurrent must be between 1 and 10000, got 99999999999999999999",
+            "[run]: 'max_concurrent' must be between 1 and 10000 (got 99999999999999999999)",
         ),
         (
             "[run]\nresources = {db = 0}\n" + MADE,
             ":1",
-            "[run] resources: the amount of db must be at least 1, got 0",
+            "[run]: 'resources['db']' must be >= 1 (got 0)",
         ),
         (
             '[run]\nresources = {db = "two"}\n' + MADE,
             ":1",
-            "[run] resources: the amount of db must be int, got 'two'",
+            "[run]: 'resources['db']' must be an integer (got 'two', a str)",
         ),
         (
             '[tasks.a]\ncmd = ""\n' + MADE,
             ":1",
-            "task 'a': cmd must not be empty (write the command to run)",
+            "task 'a': 'cmd' must be a non-empty command (got '')",
         ),
         (
             '[tasks.a]\ncmd = "   "\n' + MADE,
             ":1",
-            "task 'a': cmd must not be empty (write the command to run)",
+            "task 'a': 'cmd' must be a non-empty command (got '   ')",
         ),
         (
             '[tasks.a]\ncmd = ["", "x"]\n' + MADE,
             ":1",
-            "task 'a': cmd: the program (the list's first item) must not be empty",
+            "task 'a': 'cmd' must be a list starting with a program name (got ['', 'x'])",
         ),
         (
             f'[tasks.a]\ncmd = "true"\ntimeout = {DIGITS_400}\n' + MADE,
             ":1",
-            "task 'a': timeout is beyond float range (give it in seconds, at most 1e308)",
+            "task 'a': 'timeout' must be <= 1.79769e+308 (got an int beyond float range)",
+        ),
+        (
+            "[tasks.a]\ncmd = 3\n" + MADE,
+            ":1",
+            "task 'a': 'cmd' must be a string or a list of strings (got 3, an int)",
+        ),
+        (
+            '[tasks.a]\ncmd = "true"\ntimeout = nan\n' + MADE,
+            ":1",
+            "task 'a': 'timeout' must be a number, not NaN (got nan)",
+        ),
+        (
+            '[tasks.a]\ncmd = "true"\ntimeout = -1\n' + MADE,
+            ":1",
+            "task 'a': 'timeout' must be > 0 (got -1)",
         ),
         (
             f'[tasks.a]\ncmd = "true"\nmetadata = {{estimated_duration = {DIGITS_400}}}\n' + MADE,
             ":1",
-            "metadata['estimated_duration'] of task 'a' must be a finite number >= 0, "
-            "got an int beyond float range",
+            "task 'a': 'metadata['estimated_duration']' must be <= 1.79769e+308 "
+            "(got an int beyond float range)",
         ),
         (
             '[tasks.a]\ncmd = "true"\nmetadata = {x = ' + "[" * 3000 + "]" * 3000 + "}\n" + MADE,
@@ -126,6 +141,11 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
             "task 'a\\nb': unknown key(s) 'x\\ny' "
             "(known: adapter, call, cmd, deps, metadata, resources, retries, timeout)",
         ),
+        (
+            '[tasks]\n"a\\nb" = 1\n',
+            "",
+            "'tasks.'a\\nb'' must be a table (got 1, an int)",
+        ),
     ],
     ids=[
         "mode",
@@ -137,10 +157,14 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
         "cmd-blank",
         "cmd-empty-program",
         "timeout-400-digits",
+        "cmd-int",
+        "timeout-nan",
+        "timeout-negative",
         "estimate-400-digits",
         "nested-3000",
         "not-utf8",
         "newline-in-keys",
+        "newline-in-task-id",
     ],
 )
 @pytest.mark.parametrize("command", [["run"], ["run", "--dry-run"], ["graph"]])

@@ -90,7 +90,10 @@ def test_failure_exits_1_and_names_the_cause(tmp_path: Path) -> None:
             '[tasks.a]\ncall = "steps:fetch"\ncolour = "red"\n',
             "pipeline.toml:1: task 'a': unknown key(s) colour",
         ),
-        ('[tasks.a]\ncall = "steps:fetch"\nretries = "two"\n', "task 'a': retries must be int"),
+        (
+            '[tasks.a]\ncall = "steps:fetch"\nretries = "two"\n',
+            "task 'a': 'retries' must be an integer (got 'two', a str)",
+        ),
         ('[tasks.a]\ncall = "steps:fetch"\ncmd = "true"\n', "needs exactly one of 'cmd'"),
         (
             '[tasks.a]\ncall = "steps:fetch"\n\n[tasks.b]\ncall = "steps:fetch"\ndeps = ["aa"]\n',

@@ -74,11 +74,3 @@ async def test_retries_resubmit() -> None:
     result = await run(s)
     assert result.task_results == {"flaky": "ok"}
     assert result.tasks["flaky"].attempts == 2
-
-
-def test_dask_adapter_by_name_refuses_async_executors() -> None:
-    async def coro(context: Any) -> None:
-        return None
-
-    with pytest.raises(ValueError, match="cannot await"):
-        DependencyAwareScheduler().add_task("a", coro, adapter="dask")

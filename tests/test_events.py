@@ -123,7 +123,7 @@ async def test_run_and_wave_events(autojump_clock: MockClock) -> None:
         ("run.completed", None),
     ]
     wave1 = next(e for e in logs if e["event"] == "wave.completed")
-    assert (wave1["task_count"], wave1["duration_ms"], wave1["status"]) == (2, 1000.0, "COMPLETED")
+    assert (wave1["task_count"], wave1["duration_ms"], wave1["status"]) == (2, 1000.0, "completed")
     done = logs[-1]
     assert (done["status"], done["successful_tasks"], done["total_tasks"]) == ("completed", 3, 3)
 
@@ -173,3 +173,72 @@ async def test_a_logger_can_be_passed_in(autojump_clock: MockClock) -> None:
     s.add_task("a", quick)
     logs = await run_with_capture(s)
     assert {e.get("app") for e in logs} == {"mine"}
+
+
+# -- where events go: quiet by default as a library -----------------------------
+
+
+async def ok(context: Any) -> str:
+    return "ok"
+
+
+def two_tasks(logger: Any = None) -> DependencyAwareScheduler:
+    s = DependencyAwareScheduler(logger=logger)
+    s.add_task("good", ok)
+    s.add_task("bad", broken, retry_count=0)
+    s.schedule()
+    return s
+
+
+async def test_unconfigured_structlog_prints_nothing_on_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert not structlog.is_configured()
+    await two_tasks().execute()
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "task.failed" in err
+    assert "bad" in err
+    # info events (starts, completions, the run's summary) are dropped
+    assert not {"run.started", "task.started", "task.completed", "run.completed"} & set(
+        err.split()
+    )
+
+
+async def test_configured_structlog_decides_where_events_go(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    s = two_tasks()  # configuring after the scheduler was made still counts
+    structlog.configure(
+        processors=[structlog.processors.JSONRenderer()],
+        logger_factory=structlog.PrintLoggerFactory(),
+    )
+    await s.execute()
+    out, err = capsys.readouterr()
+    assert err == ""
+    events = Counter(line.split('"event": "')[1].split('"')[0] for line in out.splitlines())
+    assert events["task.started"] == 2
+    assert events["task.failed"] == 1
+    assert events["run.completed"] == 1
+
+
+async def test_a_logger_passed_by_the_user_gets_every_event(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sink = structlog.testing.CapturingLogger()
+    logger = structlog.wrap_logger(sink, processors=[])
+    await two_tasks(logger).execute()
+    assert capsys.readouterr() == ("", "")
+    names = Counter(call.kwargs["event"] for call in sink.calls)
+    assert names["task.started"] == 2
+    assert names["run.completed"] == 1
+
+
+async def test_capture_logs_sees_every_event_of_the_default_logger() -> None:
+    s = two_tasks()
+    with capture_logs() as logs:
+        await s.execute()
+    names = Counter(entry["event"] for entry in logs)
+    assert names["task.started"] == 2
+    assert names["task.completed"] == 1
+    assert names["task.failed"] == 1

@@ -1,14 +1,44 @@
-"""adapter='process': real worker processes through trio-parallel."""
+"""adapter='process': real worker processes through trio-parallel, with plain pickle.
+
+The ``process`` extra brings trio-parallel alone, which pickles with plain
+pickle unless cloudpickle happens to be installed (the test extra brings it,
+through dask). Every test here runs with plain pickle, as a user of that extra
+alone does.
+"""
 
 from __future__ import annotations
 
 import os
+import pickle
+from types import MappingProxyType
 from typing import Any
 
 import pytest
+import trio_parallel._proc
 
-from dagwave import DependencyAwareScheduler, SharedState, TaskStatus, TaskTimeoutError
+from dagwave import DependencyAwareScheduler, SharedState, TaskContext, TaskStatus, TaskTimeoutError
+from dagwave.adapters.process import plain_context
 from tests import _process_work as work
+
+
+@pytest.fixture(autouse=True)
+def plain_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the parent sends to its workers goes through plain pickle only."""
+    monkeypatch.setattr(trio_parallel._proc, "dumps", pickle.dumps)
+    monkeypatch.setattr(trio_parallel._proc, "loads", pickle.loads)
+
+
+def test_the_context_sent_to_a_worker_is_plain_picklable() -> None:
+    context = TaskContext("a", MappingProxyType({"n": 3}), {"dep": 1}, 1, SharedState({"k": "v"}))
+    plain = plain_context(context)
+    assert pickle.loads(pickle.dumps(plain)) == {
+        "task_id": "a",
+        "task_metadata": {"n": 3},
+        "dependency_results": {"dep": 1},
+        "attempt": 1,
+        "k": "v",
+    }
+    assert type(plain["task_metadata"]) is dict
 
 
 async def run(s: DependencyAwareScheduler) -> Any:
@@ -59,11 +89,3 @@ async def test_unpicklable_result_fails_the_task_clearly() -> None:
     result = await run(s)
     assert result.tasks["lock"].status is TaskStatus.FAILED
     assert "cannot be sent back from its worker process" in result.task_errors["lock"]
-
-
-def test_async_executor_refused_for_process() -> None:
-    async def coro(context: Any) -> None:
-        return None
-
-    with pytest.raises(ValueError, match="cannot await"):
-        DependencyAwareScheduler().add_task("a", coro, adapter="process")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,30 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert test in ci
 
 
+def test_ci_runs_the_python_versions_the_readme_names() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "for version in 3.11 3.12 3.13; do" in ci
+    assert "among 3.11-3.13" in README
+    classifiers = (ROOT / "pyproject.toml").read_text()
+    for version in ("3.11", "3.12", "3.13"):
+        assert f'"Programming Language :: Python :: {version}"' in classifiers
+
+
+def test_ci_runs_the_suite_against_the_lowest_declared_versions() -> None:
+    """Every runtime dependency has a ``>=`` floor, and CI runs the suite with each at it."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    floors = {}
+    for spec in deps:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9][0-9A-Za-z.]*)", spec)
+        assert match, f"{spec!r} is not of the form name>=floor, which CI pins"
+        floors[match[1]] = match[2]
+    # A seed project pins structlog ^23.2: dagwave must install next to it.
+    assert floors == {"trio": "0.27", "outcome": "1.3", "structlog": "23.2", "sniffio": "1.3"}
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "-c .venv-floors/floors.txt" in ci
+    assert ".venv-floors/bin/python -m pytest" in ci
+
+
 def run_example(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, timeout=120, check=False
@@ -52,3 +77,13 @@ def test_python_api_example_runs_and_reports() -> None:
     assert "tasks: 13/13 completed, 0 failed, 0 skipped" in proc.stdout
     assert "critical path: " in proc.stdout
     assert "run.completed" in proc.stderr
+
+
+def test_the_process_adapter_example_runs_as_a_script(tmp_path: Path) -> None:
+    """The README's process example, run as the script it says it is (with its main guard)."""
+    (block,) = [b for b in code_blocks("python") if 'adapter="process"' in b]
+    script = tmp_path / "primes.py"
+    script.write_text(block)
+    proc = run_example(str(script))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "{'primes<10000': 1229, 'primes<20000': 2262}\n"

@@ -122,13 +122,30 @@ def test_request_above_capacity_is_refused_before_the_run() -> None:
 @pytest.mark.parametrize(
     ("resources", "error", "message"),
     [
-        ({"db": 0}, ValueError, "must be at least 1"),
-        ({"db": 1.5}, TypeError, "must be an int"),
-        (["db"], TypeError, "must be a mapping"),
+        ({"db": 0}, ValueError, "'resources['db']' must be >= 1 (got 0)"),
+        ({"db": 1.5}, TypeError, "'resources['db']' must be an int (got 1.5, a float)"),
+        ({"db": True}, TypeError, "'resources['db']' must be an int (got True, a bool)"),
+        (
+            ["db"],
+            TypeError,
+            "'resources' must be a mapping of name -> amount (got ['db'], a list)",
+        ),
+        ({"": 1}, ValueError, "'resources' must be keyed by non-empty names (got '')"),
+        ({1: 1}, TypeError, "'resources' must be keyed by names (got 1, an int)"),
     ],
 )
 def test_bad_resource_amounts(resources: Any, error: type[Exception], message: str) -> None:
-    with pytest.raises(error, match=message):
+    with pytest.raises(error) as info:
         DependencyAwareScheduler(resources=resources)
-    with pytest.raises(error, match=message):
+    assert str(info.value) == f"the scheduler: {message}"
+    with pytest.raises(error) as info:
         DependencyAwareScheduler(resources={"db": 1}).add_task("a", print, resources=resources)
+    assert str(info.value) == f"task 'a': {message}"
+
+
+def test_a_task_keeps_its_resources_sorted_by_name() -> None:
+    s = DependencyAwareScheduler(resources={"db": 2, "gpu": 1})
+    s.add_task("a", print, resources={"gpu": 1, "db": 2})
+    s.add_task("b", print)
+    assert s.get_task("a").resources == (("db", 2), ("gpu", 1))
+    assert s.get_task("b").resources == ()

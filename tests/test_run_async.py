@@ -395,7 +395,13 @@ async def test_failure_skips_downstream_and_independent_tasks_go_on(
     assert result.tasks["c"].skipped_because == "a"
     assert result.tasks["b"].attempts == 0
     assert (result.failed_tasks, result.skipped_tasks, result.successful_tasks) == (1, 2, 2)
-    assert result.task_errors == {"a": "RuntimeError: a broke"}
+    # Every task that did not complete has an entry, as seed code iterating both expects.
+    assert result.task_errors == {
+        "a": "RuntimeError: a broke",
+        "b": "skipped: dependency 'a' failed",
+        "c": "skipped: dependency 'a' failed",
+    }
+    assert set(result.task_results) | set(result.task_errors) == set(result.tasks)
 
 
 async def test_raise_for_failures_carries_every_failure(autojump_clock: MockClock) -> None:
@@ -441,6 +447,13 @@ async def test_fail_fast_cancels_the_rest_and_returns(autojump_clock: MockClock)
         "after_bad": TaskStatus.SKIPPED,
     }
     assert result.total_duration_ms == pytest.approx(1000.0)
+    cancelled = "cancelled: the run was cancelled before it finished"
+    assert result.task_errors == {
+        "bad": "RuntimeError: boom",
+        "long": cancelled,
+        "after_long": cancelled,
+        "after_bad": "skipped: dependency 'bad' failed",
+    }
 
 
 async def test_outside_cancellation_cancels_tasks_and_propagates(autojump_clock: MockClock) -> None:

@@ -176,6 +176,7 @@ async def test_limit_holds_with_abandoned_threads(autojump_clock: Any) -> None:
     running = 0
     peak = 0
     release = threading.Event()
+    stuck_entered = threading.Event()
 
     def tracked(context: Any) -> None:
         nonlocal running, peak
@@ -184,7 +185,10 @@ async def test_limit_holds_with_abandoned_threads(autojump_clock: Any) -> None:
             peak = max(peak, running)
         try:
             if context["task_id"].startswith("stuck"):
+                stuck_entered.set()
                 release.wait(WAIT)
+            else:
+                stuck_entered.wait(WAIT)  # so that the limit is really reached
         finally:
             with lock:
                 running -= 1

@@ -5,12 +5,24 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from dagwave._errors import StateKeyError, StateRollbackError, StateVersionError
 from dagwave.state._store import SharedState, StateChange, StateView
+
+# ---------------------------------------------------------------- generic
+
+
+def test_subscripted_store_works_at_run_time() -> None:
+    """The seed's users write ``ThreadSafeState[int]()``: a generic alias that builds a store."""
+    ints = SharedState[int]()
+    ints.set("n", 1)
+    dicts = SharedState[dict[str, Any]](initial_state={"cfg": {"a": 1}})
+    assert (ints.get("n"), dicts.get("cfg")) == (1, {"a": 1})
+    assert type(ints) is SharedState
 
 # --------------------------------------------------------------- construction
 
@@ -77,9 +89,21 @@ def test_mutating_get_required_result_does_not_change_store() -> None:
 # -------------------------------------------------------------- None vs missing
 
 
-def test_get_returns_stored_none_instead_of_default() -> None:
+def test_get_returns_default_for_stored_none() -> None:
+    """The seed's meaning: a stored None counts as no value."""
     state = SharedState({"k": None})
-    assert state.get("k", "default") is None
+    assert state.get("k", "default") == "default"
+    assert state.get("k") is None
+
+
+def test_get_returns_stored_falsy_values_not_default() -> None:
+    state = SharedState({"zero": 0, "empty": "", "no": False, "nothing": []})
+    assert [state.get(k, "default") for k in ("zero", "empty", "no", "nothing")] == [
+        0,
+        "",
+        False,
+        [],
+    ]
 
 
 def test_get_returns_default_for_missing_key() -> None:
@@ -109,7 +133,21 @@ def test_get_required_missing_key_raises_state_key_error() -> None:
     with pytest.raises(StateKeyError) as info:
         state.get_required("absent")
     assert info.value.key == "absent"
-    assert "absent" in str(info.value)
+    assert info.value.available_keys == []
+    assert str(info.value) == "Required state key 'absent' is not set (set keys: none)"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [lambda s: s.get_required("absent"), lambda s: s.modify("absent", lambda v: v)],
+    ids=["get_required", "modify"],
+)
+def test_state_key_error_lists_available_keys(call: Any) -> None:
+    state = SharedState({"b": 1, "a": None})
+    with pytest.raises(StateKeyError) as info:
+        call(state)
+    assert info.value.available_keys == ["b", "a"]
+    assert "(set keys: 'b', 'a')" in str(info.value)
 
 
 def test_state_key_error_is_a_key_error() -> None:
@@ -163,6 +201,12 @@ def test_update_of_several_keys_is_one_version_step() -> None:
     state.update({"a": 1, "b": 2, "c": 3})
     assert state.get_version() == 1
     assert state.snapshot() == {"a": 1, "b": 2, "c": 3}
+
+
+def test_update_takes_the_seeds_keyword_names() -> None:
+    state = SharedState()
+    state.update(updates={"a": 1}, changed_by="agent-2")
+    assert state.get_history()[0].changed_by == "agent-2"
 
 
 def test_empty_update_does_not_step_version() -> None:
@@ -338,6 +382,18 @@ def test_history_records_set_details() -> None:
         change.changed_by,
         change.version,
     ) == ("a", "set", 1, 2, True, "task-x", 1)
+
+
+def test_history_timestamps_are_aware_utc_datetimes() -> None:
+    """The seed's StateChangeRecord has a datetime ``timestamp``."""
+    before = datetime.now(UTC)
+    state = SharedState()
+    state.set("a", 1)
+    state.clear()
+    after = datetime.now(UTC)
+    for change in state.get_history():
+        assert isinstance(change.timestamp, datetime)
+        assert before <= change.timestamp <= after
 
 
 def test_history_tells_stored_none_from_missing_old_value() -> None:
@@ -539,7 +595,7 @@ def test_rollback_restores_stored_none() -> None:
     state.set("a", 1)
     state.rollback(0)
     assert state.has("a")
-    assert state.get("a", "default") is None
+    assert state.get_required("a") is None
 
 
 def test_rollback_to_current_version_is_a_no_op() -> None:
@@ -576,6 +632,7 @@ def test_rollback_beyond_trimmed_history_raises_state_rollback_error() -> None:
     with pytest.raises(StateRollbackError) as info:
         state.rollback(1)
     assert (info.value.target_version, info.value.oldest_reachable) == (1, 3)
+    assert info.value.oldest_version == 3  # the seed's name
     assert "version 3" in str(info.value)
     assert state.get_version() == 5
 
@@ -744,7 +801,14 @@ def test_view_repr() -> None:
 def test_repr_shows_version_and_key_count() -> None:
     state = SharedState({"a": 1, "b": 2})
     state.set("c", 3)
-    assert repr(state) == "SharedState(version=1, keys=3)"
+    assert repr(state) == "ThreadSafeState(version=1, keys=3, history_size=1)"
+
+
+def test_repr_of_a_subclass_names_the_subclass() -> None:
+    class Mine(SharedState[int]):
+        pass
+
+    assert repr(Mine()) == "Mine(version=0, keys=0, history_size=0)"
 
 
 def test_len_counts_keys() -> None:
@@ -815,3 +879,40 @@ def test_view_at_beyond_history_is_rollback_error() -> None:
     s.set("a", 3)
     with pytest.raises(StateRollbackError):
         s.view_at(0)
+
+
+# ------------------------------------------------------------------ typing
+
+_TYPED_USE = """
+from typing import Any
+from dagwave import SharedState, ThreadSafeState
+
+ints = ThreadSafeState[int]()
+ints.set("n", 1)
+ints.update({"m": 2})
+maybe: int | None = ints.get("n")
+sure: int = ints.get("n", 0)
+required: int = ints.get_required("n")
+whole: dict[str, int] = ints.snapshot()
+cfg = ThreadSafeState[dict[str, Any]](initial_state={"db": {"host": "x"}})
+host: dict[str, Any] | None = cfg.get("db")
+untyped = SharedState()
+untyped.set("anything", object())
+ints.set("n", "not an int")
+"""
+
+
+def test_subscripted_store_type_checks_under_mypy(tmp_path: Any) -> None:
+    """``ThreadSafeState[int]()`` is typed: right uses pass mypy --strict, a wrong value fails."""
+    mypy_api = pytest.importorskip("mypy.api")
+    source = tmp_path / "typed_use.py"
+    source.write_text(_TYPED_USE)
+    out, err, status = mypy_api.run(
+        ["--strict", "--no-error-summary", "--hide-error-context", str(source)]
+    )
+    assert status == 1, out + err
+    (error,) = out.splitlines()
+    assert error.endswith(
+        ':16: error: Argument 2 to "set" of "SharedState" has incompatible type "str"; '
+        'expected "int"  [arg-type]'
+    )

@@ -9,7 +9,7 @@ Subcommands:
   and prints what finished.
 * ``dagwave graph PIPELINE.toml --format mermaid|dot``: the DAG as a diagram.
 * ``dagwave analyze PLAN.json [--workers K] [--json]``: static analysis of a
-  plan in the Rust crate's JSON form.
+  plan in its JSON form (see :class:`dagwave.ScheduleGraph`).
 
 A user error (missing file, bad JSON, wrong shape, a bad argument, an output
 file that cannot be written) prints one line on stderr and exits with status
@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from dagwave import __version__
 from dagwave._errors import describe_error, writable_text
-from dagwave.graph._analysis import ScheduleAnalysis, ScheduleGraph, analyze_schedule
+from dagwave.graph._analysis import ScheduleAnalysis, analyze_schedule
 from dagwave.graph._dag import suggest_id
+from dagwave.graph._plan import ScheduleGraph
 
 if TYPE_CHECKING:  # trio is imported only when a run starts
     import trio
@@ -265,21 +266,21 @@ def _summary(result: Any) -> str:
     lines = ["", "wave  tasks  status       ms"]
     for wave in result.waves:
         lines.append(
-            f"{wave.wave_number:>4}  {wave.task_count:>5}  {wave.status.value:<11} "
+            f"{wave.wave_number:>4}  {wave.task_count:>5}  {wave.status.name:<11} "
             f"{(wave.duration_ms or 0.0):>8.1f}"
         )
     lines += ["", f"{'task':<24} {'status':<11} {'attempts':>8} {'ms':>9}"]
     for task_id, record in result.tasks.items():
         lines.append(
-            f"{task_id:<24} {record.status.value:<11} {record.attempts:>8} "
+            f"{task_id:<24} {record.status.name:<11} {record.attempts:>8} "
             f"{record.duration_ms:>9.1f}"
         )
-    failures = [(tid, rec) for tid, rec in result.tasks.items() if rec.status.value in ("FAILED",)]
+    failures = [(tid, rec) for tid, rec in result.tasks.items() if rec.status.name == "FAILED"]
     if failures:
         lines += ["", "failures:"]
         for tid, rec in failures:
             lines.append(f"  {tid}: {describe_error(rec.error)}")
-    skipped = [(tid, rec) for tid, rec in result.tasks.items() if rec.status.value == "SKIPPED"]
+    skipped = [(tid, rec) for tid, rec in result.tasks.items() if rec.status.name == "SKIPPED"]
     if skipped:
         lines.append(
             "skipped: " + ", ".join(f"{t} (after {r.skipped_because})" for t, r in skipped)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dagwave._checks import check_number, check_type, must_be
 from dagwave._errors import (
     CircularDependencyError,
     SchedulerError,
@@ -52,7 +53,6 @@ MAX_CONCURRENT = 10_000
 _RUN_KEYS = {"max_concurrent", "mode", "fail_fast", "resources"}
 _MODES = ("waves", "eager")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_MAX_SECONDS = sys.float_info.max
 _TASK_KEYS = {"cmd", "call", "deps", "timeout", "retries", "resources", "adapter", "metadata"}
 
 
@@ -120,9 +120,9 @@ class Pipeline:
                 scheduler finds.
         """
         limit = max_concurrent if max_concurrent is not None else self.max_concurrent
-        problem = _limit_problem(limit)
+        problem = _limit_problem(limit, None)
         if problem is not None:
-            raise PipelineError(self.path, f"max_concurrent {problem}", line=self.run_line)
+            raise PipelineError(self.path, problem, line=self.run_line)
         try:
             s = DependencyAwareScheduler(
                 max_concurrent=limit,
@@ -183,45 +183,40 @@ def _header_lines(text: str) -> dict[str | None, int]:
     return found
 
 
-def _show(value: object) -> str:
-    """``repr(value)`` cut to one short line (values may be huge or deeply nested)."""
-    try:
-        text = repr(value)
-    except (RecursionError, ValueError):  # too deep; an int too long to print
-        return f"<{type(value).__name__}>"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _key(name: str) -> str:
     """A TOML key as written: bare when it can be, else quoted (never a raw newline)."""
     return name if _BARE_KEY.fullmatch(name) else repr(name)
 
 
-def _limit_problem(value: int) -> str | None:
+def _limit_problem(value: int, owner: str | None) -> str | None:
     """Why ``value`` is no good as ``max_concurrent``, or None."""
     if not 1 <= value <= MAX_CONCURRENT:
-        return f"must be between 1 and {MAX_CONCURRENT}, got {_show(value)}"
+        return must_be("max_concurrent", f"between 1 and {MAX_CONCURRENT}", value, owner=owner)
     return None
 
 
 def _check_run(path: Path, run: dict[str, Any], line: int | None) -> dict[str, Any]:
-    """The ``[run]`` table's values, checked, with defaults filled in."""
-    limit = _expect(path, run.get("max_concurrent", 10), int, "[run] max_concurrent", line, None)
-    problem = _limit_problem(limit)
+    """The ``[run]`` table's values, checked, with defaults filled in.
+
+    Checked here, not left to the scheduler, so that ``--dry-run`` and
+    ``dagwave graph`` refuse what a real run would refuse.
+    """
+    limit = _expect(path, run.get("max_concurrent", 10), int, "max_concurrent", "[run]", line, None)
+    problem = _limit_problem(limit, "[run]")
     if problem is not None:
-        raise PipelineError(path, f"[run] max_concurrent {problem}", line=line)
-    mode = _expect(path, run.get("mode", "waves"), str, "[run] mode", line, None)
+        raise PipelineError(path, problem, line=line)
+    mode = _expect(path, run.get("mode", "waves"), str, "mode", "[run]", line, None)
     if mode not in _MODES:
         raise PipelineError(
-            path, f"[run] mode must be 'waves' or 'eager', got {_show(mode)}", line=line
+            path, must_be("mode", "'waves' or 'eager'", mode, owner="[run]"), line=line
         )
-    fail_fast = _expect(path, run.get("fail_fast", False), bool, "[run] fail_fast", line, None)
-    resources = _expect(path, run.get("resources", {}), dict, "[run] resources", line, None)
+    fail_fast = _expect(path, run.get("fail_fast", False), bool, "fail_fast", "[run]", line, None)
+    resources = _expect(path, run.get("resources", {}), dict, "resources", "[run]", line, None)
     for name, amount in resources.items():
-        what = f"[run] resources: the amount of {_key(name)}"
-        _expect(path, amount, int, what, line, None)
+        what = f"resources[{name!r}]"
+        _expect(path, amount, int, what, "[run]", line, None)
         if amount < 1:
-            raise PipelineError(path, f"{what} must be at least 1, got {_show(amount)}", line=line)
+            raise PipelineError(path, must_be(what, ">= 1", amount, owner="[run]"), line=line)
     return {
         "max_concurrent": limit,
         "mode": mode,
@@ -230,30 +225,32 @@ def _check_run(path: Path, run: dict[str, Any], line: int | None) -> dict[str, A
     }
 
 
+def _check_timeout(path: Path, timeout: object, task_id: str, line: int | None) -> float:
+    """A task's ``timeout`` (seconds), checked here so the message names the file's key."""
+    owner = f"task {task_id!r}"
+    _expect(path, timeout, (int, float), "timeout", owner, line, task_id)
+    try:
+        # Also refuses an int beyond float range (float() of it would overflow).
+        return check_number("timeout", timeout, above=0, owner=owner)
+    except ValueError as exc:
+        raise PipelineError(path, str(exc), line=line, task_id=task_id) from None
+
+
 def _command(path: Path, cmd: object, task_id: str, line: int | None) -> Command:
     """The ``cmd`` of a task as a :class:`Command` run in the file's folder."""
-    where = f"task {task_id!r}: cmd"
+    wrong_type = False
     if isinstance(cmd, str):
-        if not cmd.strip():
-            raise PipelineError(
-                path,
-                f"{where} must not be empty (write the command to run)",
-                line=line,
-                task_id=task_id,
-            )
+        if cmd.strip():
+            return Command(cmd, cwd=path.parent)
+        rule = "a non-empty command"
     elif isinstance(cmd, list) and cmd and all(isinstance(a, str) for a in cmd):
-        if not cmd[0].strip():
-            raise PipelineError(
-                path,
-                f"{where}: the program (the list's first item) must not be empty",
-                line=line,
-                task_id=task_id,
-            )
+        if cmd[0].strip():
+            return Command(cmd, cwd=path.parent)
+        rule = "a list starting with a program name"
     else:
-        raise PipelineError(
-            path, f"{where} must be a string or a list of strings", line=line, task_id=task_id
-        )
-    return Command(cmd, cwd=path.parent)
+        rule, wrong_type = "a string or a list of strings", True
+    message = must_be("cmd", rule, cmd, owner=f"task {task_id!r}", show_type=wrong_type)
+    raise PipelineError(path, message, line=line, task_id=task_id)
 
 
 def _import_call(path: Path, spec: str, task_id: str, line: int | None) -> Callable[..., Any]:
@@ -295,28 +292,31 @@ def _import_call(path: Path, spec: str, task_id: str, line: int | None) -> Calla
     return target
 
 
+# How TOML's types read in messages.
+_TOML_KINDS: dict[Any, str] = {
+    dict: "a table",
+    list: "an array",
+    str: "a string",
+    int: "an integer",
+    (int, float): "a number",
+    bool: "true or false",
+}
+
+
 def _expect(
     path: Path,
     value: Any,
     kind: type | tuple[type, ...],
-    what: str,
+    name: str,
+    owner: str | None,
     line: int | None,
     task_id: str | None,
 ) -> Any:
-    if (
-        isinstance(value, bool)
-        and kind is not bool
-        and bool not in (kind if isinstance(kind, tuple) else (kind,))
-    ):
-        raise PipelineError(
-            path, f"{what} must not be a boolean, got {_show(value)}", line=line, task_id=task_id
-        )
-    if not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise PipelineError(
-            path, f"{what} must be {names}, got {_show(value)}", line=line, task_id=task_id
-        )
-    return value
+    """``value`` if it has the TOML type ``kind``, else a PipelineError in the checks' shape."""
+    try:
+        return check_type(name, value, kind, owner=owner, expected=_TOML_KINDS.get(kind))
+    except TypeError as exc:
+        raise PipelineError(path, str(exc), line=line, task_id=task_id) from None
 
 
 def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
@@ -359,7 +359,7 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
         )
     lines = _header_lines(text)
     run_line = lines.get(None)
-    run = _expect(file, data.get("run", {}), dict, "[run]", run_line, None)
+    run = _expect(file, data.get("run", {}), dict, "[run]", None, run_line, None)
     bad = sorted(set(run) - _RUN_KEYS)
     if bad:
         raise PipelineError(
@@ -369,13 +369,13 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
             line=run_line,
         )
     settings = _check_run(file, run, run_line)
-    tables = _expect(file, data.get("tasks", {}), dict, "[tasks]", None, None)
+    tables = _expect(file, data.get("tasks", {}), dict, "[tasks]", None, None, None)
     if not tables:
         raise PipelineError(file, "no tasks: add at least one [tasks.<id>] table")
     tasks = []
     for task_id, table in tables.items():
         line = lines.get(task_id)
-        table = _expect(file, table, dict, f"task {task_id!r}", line, task_id)
+        table = _expect(file, table, dict, f"tasks.{_key(task_id)}", None, line, task_id)
         bad = sorted(set(table) - _TASK_KEYS)
         if bad:
             raise PipelineError(
@@ -397,25 +397,12 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
         if has_cmd:
             executor: Callable[..., Any] = _command(file, table["cmd"], task_id, line)
         else:
-            call = _expect(file, table["call"], str, f"task {task_id!r}: call", line, task_id)
+            call = _expect(file, table["call"], str, "call", f"task {task_id!r}", line, task_id)
             executor = _import_call(file, call, task_id, line)
-        deps = _expect(file, table.get("deps", []), list, f"task {task_id!r}: deps", line, task_id)
-        timeout = _expect(
-            file,
-            table.get("timeout", 300.0),
-            (int, float),
-            f"task {task_id!r}: timeout",
-            line,
-            task_id,
+        deps = _expect(
+            file, table.get("deps", []), list, "deps", f"task {task_id!r}", line, task_id
         )
-        if isinstance(timeout, int) and abs(timeout) > _MAX_SECONDS:
-            raise PipelineError(
-                file,
-                f"task {task_id!r}: timeout is beyond float range "
-                "(give it in seconds, at most 1e308)",
-                line=line,
-                task_id=task_id,
-            )
+        timeout = _check_timeout(file, table.get("timeout", 300.0), task_id, line)
         tasks.append(
             PipelineTask(
                 task_id=task_id,
@@ -423,13 +410,20 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
                 deps=tuple(deps),
                 timeout=timeout,
                 retries=_expect(
-                    file, table.get("retries", 0), int, f"task {task_id!r}: retries", line, task_id
+                    file,
+                    table.get("retries", 0),
+                    int,
+                    "retries",
+                    f"task {task_id!r}",
+                    line,
+                    task_id,
                 ),
                 resources=_expect(
                     file,
                     table.get("resources", {}),
                     dict,
-                    f"task {task_id!r}: resources",
+                    "resources",
+                    f"task {task_id!r}",
                     line,
                     task_id,
                 ),
@@ -438,7 +432,8 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
                     file,
                     table.get("metadata", {}),
                     dict,
-                    f"task {task_id!r}: metadata",
+                    "metadata",
+                    f"task {task_id!r}",
                     line,
                     task_id,
                 ),

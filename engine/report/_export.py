@@ -272,13 +272,13 @@ def html_report(
 ) -> str:
     """One self-contained HTML page (no network): summary, Gantt timeline, DAG, tables."""
     rows_w = "".join(
-        f"<tr><td>{w.wave_number}</td><td>{w.task_count}</td><td>{_esc(w.status.value)}</td>"
+        f"<tr><td>{w.wave_number}</td><td>{w.task_count}</td><td>{_esc(w.status.name)}</td>"
         f"<td>{(w.duration_ms or 0.0):.1f}</td></tr>"
         for w in result.waves
     )
     rows_t = "".join(
         f'<tr data-task="{_esc(tid)}"><td>{_esc(tid)}</td>'
-        f'<td style="color:{_STATUS_COLOURS[r.status.value]}">{_esc(r.status.value)}</td>'
+        f'<td style="color:{_STATUS_COLOURS[r.status.name]}">{_esc(r.status.name)}</td>'
         f"<td>{r.attempts}</td><td>{r.duration_ms:.1f}</td>"
         f"<td>{_esc('' if r.error is None else describe_error(r.error))}</td>"
         f"<td>{_esc(r.skipped_because or '')}</td></tr>"

@@ -2,9 +2,13 @@
 
 An :class:`Adapter` turns "call this executor with this context" into a result,
 somewhere: a worker thread, a process, another event loop, a cluster. The core
-knows adapters only through this interface and finds the built-in ones by name
-in the ``adapters`` package, imported lazily, so the engine never imports
-``adapters`` at module level (imports point one way: adapters build on engine).
+knows adapters only through this interface. This module holds the one registry
+of built-in adapters by name (:data:`BUILTIN_ADAPTERS`, imported lazily from
+``dagwave.adapters``, so the engine never imports ``adapters`` at module level:
+imports point one way, adapters build on the engine) and the names used when a
+task names none. Each adapter owns its rules: it declares which executors it
+can call (:attr:`Adapter.accepts`) and :meth:`Adapter.check` refuses the rest,
+whether the adapter was named or passed as an instance.
 
 For every run the core calls ``adapter.open(max_workers=...)`` once and uses
 what it yields for all of that run's calls, then closes it: per-run resources
@@ -16,12 +20,23 @@ from __future__ import annotations
 import importlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+from dagwave._checks import check_type
+from dagwave.run._tasks import is_async_callable
 
 if TYPE_CHECKING:
     from dagwave.run._tasks import TaskContext
 
-__all__ = ["BUILTIN_ADAPTERS", "Adapter", "Invocation", "Runner", "resolve_adapter"]
+__all__ = [
+    "ASYNCIO_ADAPTER",
+    "BLOCKING_ADAPTER",
+    "BUILTIN_ADAPTERS",
+    "Adapter",
+    "Invocation",
+    "Runner",
+    "resolve_adapter",
+]
 
 # name -> "module:class" in the adapters package; imported on first use.
 BUILTIN_ADAPTERS: dict[str, str] = {
@@ -31,6 +46,11 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "process": "dagwave.adapters.process:ProcessAdapter",
     "dask": "dagwave.adapters.dask:DaskAdapter",
 }
+#: runs a blocking executor whose task names no adapter.
+BLOCKING_ADAPTER = "thread"
+#: runs an async executor whose task names no adapter when the scheduler is
+#: awaited from asyncio (under trio such executors are awaited in trio itself).
+ASYNCIO_ADAPTER = "asyncio"
 
 
 class Invocation:
@@ -108,6 +128,17 @@ class Adapter:
 
     #: the name used in events and ``add_task(adapter=...)``.
     name: str = "custom"
+    #: which executors :meth:`run` can call: ``"sync"`` (it calls the executor
+    #: and hands back what it returns, so an ``async def`` would give an
+    #: un-awaited coroutine), ``"async"`` (it awaits what the executor returns)
+    #: or ``"any"``. :meth:`check` refuses the others.
+    accepts: ClassVar[Literal["sync", "async", "any"]] = "any"
+
+    #: True when the run core may call ``func(context)`` itself in its own
+    #: worker threads (the thread adapter does): a blocking task then continues
+    #: into its ready dependents in the same thread, without a round trip
+    #: through trio. :meth:`run` is then used only outside a run.
+    runs_in_worker_threads: bool = False
 
     @asynccontextmanager
     async def open(self, *, max_workers: int) -> AsyncIterator[Runner]:
@@ -126,9 +157,32 @@ class Adapter:
     def check(self, task_id: str, func: Callable[..., Any]) -> None:
         """Called by ``schedule()`` for each task using this adapter, before anything runs.
 
-        Raise ``TypeError``/``ValueError`` naming the task when the adapter
-        cannot run ``func`` (the default accepts everything).
+        The base class refuses executors of the kind :attr:`accepts` excludes.
+        An adapter with rules of its own overrides this, calls
+        ``super().check(task_id, func)`` and raises ``TypeError`` or
+        ``ValueError`` naming the task when it cannot run ``func``.
+
+        Args:
+            task_id: the task, for the message.
+            func: its executor.
+
+        Raises:
+            ValueError: an async executor for a ``"sync"`` adapter, or a
+                blocking one for an ``"async"`` adapter.
         """
+        accepts = self.accepts
+        if accepts == "any":
+            return
+        if accepts == "sync" and is_async_callable(func):
+            raise ValueError(
+                f"Task {task_id!r} has an async executor, which adapter {self.name!r} "
+                "cannot await; drop the adapter option to run it in trio"
+            )
+        if accepts == "async" and not is_async_callable(func):
+            raise ValueError(
+                f"Task {task_id!r} has a blocking executor; adapter {self.name!r} runs "
+                "async def executors only (drop the option to run it in a thread)"
+            )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -143,11 +197,9 @@ def resolve_adapter(spec: str | Adapter, task_id: str) -> Adapter:
     """
     if isinstance(spec, Adapter):
         return spec
-    if not isinstance(spec, str):
-        raise TypeError(
-            f"adapter of task {task_id!r} must be a name or an dagwave.Adapter, "
-            f"not {type(spec).__name__}"
-        )
+    check_type(
+        "adapter", spec, str, owner=f"task {task_id!r}", expected="a name or a dagwave.Adapter"
+    )
     try:
         target = BUILTIN_ADAPTERS[spec]
     except KeyError:
@@ -159,5 +211,5 @@ def resolve_adapter(spec: str | Adapter, task_id: str) -> Adapter:
     factory = getattr(importlib.import_module(module_name), attr)
     adapter = factory()
     if not isinstance(adapter, Adapter):  # pragma: no cover - guards the registry
-        raise TypeError(f"{target} did not produce an dagwave.Adapter")
+        raise TypeError(f"{target} did not produce a dagwave.Adapter")
     return adapter

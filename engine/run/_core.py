@@ -1,35 +1,40 @@
-"""The run core: the one place that opens nurseries.
+"""The run core: runs one validated plan on trio. The only module that opens nurseries.
 
-A run executes one validated plan. Its shape:
+A run is four parts, each with one job:
 
-* ``W = min(max_concurrent, tasks)`` long-lived *worker* trio tasks pull ready
-  tasks from a priority heap and run their attempts. Spawning one trio task per
-  DAG task would cost a spawn per task; workers cost a heap pop.
-* A *slot* counter (a heap of free slot numbers, so traces can show one track
-  per slot) is what enforces ``max_concurrent``: a worker takes a slot only for
-  a task that is ready, so waiting on dependencies never holds one. An attempt
-  whose work cannot be stopped (a thread past its timeout) keeps its slot after
-  the attempt is over, until the work really ends (:meth:`Invocation.detach`).
-* ``mode="waves"`` releases wave k+1 into the heap when every task of wave k has
-  finished; ``mode="eager"`` releases a task the moment its own dependencies
-  have completed, ordered by longest remaining path (``estimated_duration``
-  metadata, default 1) so the critical path is never starved.
-* A failed task's downstream tasks are SKIPPED at once (never run); everything
-  independent goes on. ``fail_fast`` cancels the run's own scope instead.
-* All bookkeeping runs on the trio thread (adapters hand results back to it),
-  so none of it needs a lock, and events never cross threads.
+* :class:`~dagwave.run._dispatch.Dispatch` decides who runs next (ready
+  tasks, slots, resources, dependency counts, the wave barrier) under one
+  ``threading.Lock``;
+* :class:`~dagwave.run._ledger.Ledger` records what happened to every task
+  and wave and builds the records;
+* :class:`~dagwave.run._deadlines.Deadlines` enforces per-attempt timeouts
+  with one watchdog;
+* :class:`~dagwave.run._thread_side.ThreadSide` runs blocking tasks in worker
+  threads, which continue into their ready dependents without trio;
+* and :class:`RunCore` here, the trio side: it runs async tasks and tasks of
+  other adapters, drains what the worker threads report, and owns retries,
+  failures, cancellation and events.
 
-Time is ``trio.current_time()``, the run's clock, so ``MockClock`` tests of
-async tasks are exact.
+Async tasks run in long-lived trio *workers* (at most one per slot), which
+take what :meth:`Dispatch.take` handed to trio from a queue, so a run does
+not pay a task spawn per DAG task, and a worker that finishes one task of a
+chain starts the next itself. A worker runs its attempts inside one cancel
+scope of its own, which the watchdog cancels when the attempt in its slot
+passes its deadline (a cancelled scope cannot be reused, so a fresh one is
+opened after it): no cancel scope per attempt.
+
+A failed task's downstream tasks are SKIPPED at once (never run);
+everything independent goes on. ``fail_fast`` cancels the run's own scope
+instead. Time is the run's clock (``trio.current_time()``; worker threads
+read the same clock), so ``MockClock`` tests of async tasks are exact.
 """
 
 from __future__ import annotations
 
-import functools
-import heapq
-import math
 import random
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -39,26 +44,24 @@ from typing import Any
 import trio
 
 from dagwave._errors import TaskTimeoutError, describe_error
-from dagwave.graph._analysis import analyze_compiled
 from dagwave.graph._dag import CompiledGraph
 from dagwave.run._adapter import Adapter, Invocation, Runner
+from dagwave.run._deadlines import Deadlines
+from dagwave.run._dispatch import Dispatch
 from dagwave.run._events import RunEvents
+from dagwave.run._ledger import AttemptEntry, Ledger
 from dagwave.run._records import (
     AttemptOutcome,
-    AttemptRecord,
     ExecutionResult,
     RetryPolicy,
     RunStatistics,
-    TaskRecord,
     TaskStatus,
-    Wave,
 )
 from dagwave.run._tasks import Task, TaskContext
+from dagwave.run._thread_side import ThreadSide
 from dagwave.state._store import SharedState
 
 __all__ = ["RunCore", "RunPlan"]
-
-AttemptEntry = tuple[int, int, AttemptOutcome, float, float, int, BaseException | None]
 
 PENDING = TaskStatus.PENDING
 IN_PROGRESS = TaskStatus.IN_PROGRESS
@@ -84,9 +87,12 @@ class RunPlan:
         deps: per task, indices of its dependencies.
         dependents: per task, indices of the tasks that depend on it.
         wave_of: per task, its 0-based wave.
-        waves: per wave, its task indices in insertion order.
+        waves: per 0-based wave, its task indices in insertion order.
         adapters: per task, the resolved adapter (None: awaited in trio).
         compiled: the graph in index form (same task order), for the analysis.
+        resources: per task, what it needs as sorted ``(name, amount)`` pairs
+            (empty when no task needs any).
+        capacities: resource name -> capacity.
     """
 
     tasks: Sequence[Task]
@@ -101,7 +107,7 @@ class RunPlan:
 
 
 class _Lease:
-    """A taken slot (and resources); released after the attempt unless an adapter detached it."""
+    """The slot of an adapter's attempt: released after it, unless the adapter detached it."""
 
     __slots__ = ("core", "detached", "i", "slot")
 
@@ -116,11 +122,15 @@ class _Lease:
         return self.release
 
     def release(self) -> None:
-        self.core._release(self.i, self.slot)
+        core = self.core
+        with core.dispatch.lock:
+            core.dispatch.release(self.i, self.slot)
+            starts = core.dispatch.take()
+        core.launch(starts)
 
 
 class RunCore:
-    """Runs one plan once. Create a new one per run; see the module docstring."""
+    """Runs one plan once (the trio side; see the module docstring). One per run."""
 
     def __init__(
         self,
@@ -138,9 +148,6 @@ class RunCore:
         progress_interval: float = 0.1,
     ) -> None:
         self.plan = plan
-        self._progress = progress
-        self._progress_interval = progress_interval
-        self._progress_scope: trio.CancelScope | None = None
         self.mode = mode
         self.max_concurrent = max_concurrent
         self.fail_fast = fail_fast
@@ -149,156 +156,86 @@ class RunCore:
         self.rng = rng if rng is not None else random.Random()
         self.execution_id = uuid.uuid4()
         self.events = RunEvents(logger, str(self.execution_id))
-
-        n = len(plan.tasks)
-        # Per-task bookkeeping as parallel lists (trio thread only): one list
-        # per field instead of one object per task keeps a run of 100k tasks
-        # from feeding the cyclic GC hundreds of thousands of objects.
-        self.status: list[TaskStatus] = [PENDING] * n
-        self.attempts = [0] * n
-        self.start: list[float | None] = [None] * n
-        self.end: list[float | None] = [None] * n
-        self.busy = [0.0] * n  # seconds spent running, over all attempts
-        self.error: list[BaseException | None] = [None] * n
-        self.skipped_because: list[str | None] = [None] * n
-        # (task, attempt, outcome, start, end, slot, error) in run-clock seconds;
-        # AttemptRecords are built only when someone reads ExecutionResult.tasks.
-        self.attempt_log: list[AttemptEntry] = []
-        self._pending_deps = [len(d) for d in plan.deps]
-        self._remaining = n
-        self._wave_left = [len(w) for w in plan.waves]
-        self._wave_start: list[float | None] = [None] * len(plan.waves)
-        self._wave_end: list[float | None] = [None] * len(plan.waves)
-        self._wave_done = [False] * len(plan.waves)
-        self._wave_final: list[TaskStatus | None] = [None] * len(plan.waves)
-        self._created_at = datetime.now()
-        self._next_wave = 0
-        self._ready: list[tuple[float, int]] = []
-        self._free: list[int] = list(range(max_concurrent))
-        self._parked: list[trio.lowlevel.Task] = []
-        # Per-resource limits: what each task needs, what is free, who waits.
-        self._needs = plan.resources
-        self._available = dict(plan.capacities)
-        self._blocked: list[int] = []
-        self._awake = 0  # workers not parked and not in an attempt
-        self._results: list[Any] = [None] * n
-        self._runners: list[Runner | None] = [None] * n
+        self._progress = progress
+        self._progress_interval = progress_interval
+        self.ledger = Ledger(plan)
+        self.dispatch = Dispatch(
+            plan,
+            eager=mode == "eager",
+            priority=_priorities(plan, mode, wave_optimization),
+            max_concurrent=max_concurrent,
+            status=self.ledger.status,
+        )
+        self.deadlines = Deadlines(max_concurrent, self.dispatch.lock)
+        self.in_thread = [
+            adapter is not None and adapter.runs_in_worker_threads for adapter in plan.adapters
+        ]
         self._adapter_names = ["trio" if a is None else a.name for a in plan.adapters]
-        self._priority = self._priorities(mode, wave_optimization)
-        self._t0 = 0.0
+        self._runners: list[Runner | None] = [None] * len(plan.tasks)
+        self._threads: ThreadSide | None = None
+        # The trio side's workers: what Dispatch handed to trio waits in _queue.
+        self._queue: deque[tuple[int, int]] = deque()
+        self._parked: list[trio.lowlevel.Task] = []
+        self._awake = 0  # workers neither parked nor in an attempt
+        workers = min(max_concurrent, len(plan.tasks))
+        self._worker_ids = list(range(workers - 1, -1, -1))
+        self._worker_scopes = [trio.CancelScope() for _ in range(workers)]
+        self._timed_out = [False] * workers
+        self._slot_worker = [-1] * max_concurrent  # the worker timing the slot's attempt
+        self._slot_token = [0] * max_concurrent  # that attempt's deadline token
+        self._finished = trio.Event()
         self._scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
+        self._side_scope: trio.CancelScope | None = None
         self._failed = False
+        self._interrupt: BaseException | None = None
+        self._created_at = datetime.now()
+        self._t0 = 0.0
         self._position: dict[str, int] | None = None
         self.last_result: ExecutionResult | None = None
-        # Workers are started on demand, at most one per slot; ``w`` ids are reused.
-        workers = min(max_concurrent, n)
-        self._worker_ids = list(range(workers - 1, -1, -1))
-        # Timeouts: one heap of (deadline, token, worker) and one watchdog task.
-        self._worker_scopes: list[trio.CancelScope] = [trio.CancelScope() for _ in range(workers)]
-        self._armed = [0] * workers  # token of the attempt on the clock, 0 for none
-        self._timed_out = [False] * workers
-        self._clock_start = [0.0] * workers  # when the running attempt's clock started
-        self._deadlines: list[tuple[float, int, int]] = []
-        self._token = 0
-        self._watchdog_deadline = math.inf
-        self._watchdog_scope: trio.CancelScope | None = None
 
-    # -- planning ---------------------------------------------------------
+    # -- starting work (trio thread) ---------------------------------------------------
 
-    def _priorities(self, mode: str, wave_optimization: bool) -> list[float]:
-        """Heap keys (smaller runs first); ties fall back to insertion order."""
-        tasks = self.plan.tasks
-        if mode == "eager":
-            # Longest remaining path including the task itself, computed in
-            # reverse topological order (waves reversed), iteratively.
-            remaining = [t.estimated_duration for t in tasks]
-            dependents = self.plan.dependents
-            for wave in reversed(self.plan.waves):
-                for i in wave:
-                    if dependents[i]:
-                        remaining[i] += max(remaining[j] for j in dependents[i])
-            return [-r for r in remaining]
-        if wave_optimization:
-            return [-t.estimated_duration for t in tasks]
-        return [0.0] * len(tasks)
-
-    # -- time ---------------------------------------------------------------
-
-    def _ms(self, t: float) -> float:
-        return (t - self._t0) * 1000.0
-
-    # -- scheduling (trio thread only) -----------------------------------------
-
-    def _push(self, i: int) -> None:
-        heapq.heappush(self._ready, (self._priority[i], i))
+    def launch(self, starts: list[tuple[int, int]]) -> None:
+        """Start what :meth:`Dispatch.take` handed out: blocking tasks in threads, others here."""
+        if not starts:
+            return
+        threads, in_thread, queue = self._threads, self.in_thread, self._queue
+        for i, slot in starts:
+            if in_thread[i]:
+                assert threads is not None
+                threads.submit(i, slot)
+            else:
+                queue.append((i, slot))
         self._wake()
-
-    def _free_slot(self, slot: int) -> None:
-        heapq.heappush(self._free, slot)
-        self._wake()
-
-    def _release(self, i: int, slot: int) -> None:
-        """Give back task ``i``'s slot and resources."""
-        if self._needs and self._needs[i]:
-            available = self._available
-            for name, amount in self._needs[i]:
-                available[name] += amount
-            if self._blocked:
-                for j in self._blocked:
-                    heapq.heappush(self._ready, (self._priority[j], j))
-                self._blocked.clear()
-        self._free_slot(slot)
-
-    def _acquire(self, needs: tuple[tuple[str, int], ...]) -> bool:
-        """Take all of ``needs`` or nothing.
-
-        All acquisition and release happen on the trio thread (adapters hand
-        releases back to it), so checking and taking is one atomic step
-        without a lock, and a task never holds part of what it needs while
-        waiting for the rest: no deadlock whatever the mix of requests.
-        """
-        available = self._available
-        for name, amount in needs:  # sorted by name: one global order
-            if available[name] < amount:
-                return False
-        for name, amount in needs:
-            available[name] -= amount
-        return True
 
     def _wake(self) -> None:
-        """Wake (or start) as many workers as there is startable work for.
+        """Wake (or start) as many workers as there is work queued for them.
 
         Workers that are awake (just finished an attempt, or already woken)
-        look for work before parking again, so they are not woken twice: in a
-        chain of tasks the worker that finishes one starts the next itself.
-        Parked workers are woken first; new ones are started only past them.
+        look for work before parking again, so in a chain the worker that
+        finishes one task starts the next itself. Parked workers are woken
+        first; new ones are started only past them.
         """
-        need = min(len(self._ready), len(self._free)) - self._awake
+        need = len(self._queue) - self._awake
         parked = self._parked
         while need > 0 and parked:
             trio.lowlevel.reschedule(parked.pop())
             self._awake += 1
             need -= 1
         nursery = self._nursery
-        if nursery is None or (self._scope is not None and self._scope.cancel_called):
+        if nursery is None:
             return
         while need > 0 and self._worker_ids:
             w = self._worker_ids.pop()
             try:
                 nursery.start_soon(self._worker, w)
             except RuntimeError:
-                # The nursery is closing (a slot freed by an abandoned thread
-                # at the very end of the run): nothing more will start.
+                # The nursery is closing: nothing more will start.
                 self._worker_ids.append(w)
                 return
             self._awake += 1
             need -= 1
-
-    def _wake_all(self) -> None:
-        while self._parked:
-            trio.lowlevel.reschedule(self._parked.pop())
-            self._awake += 1
 
     async def _park(self) -> None:
         task = trio.lowlevel.current_task()
@@ -312,59 +249,26 @@ class RunCore:
 
         await trio.lowlevel.wait_task_rescheduled(abort)
 
-    def _release_waves(self) -> None:
-        """Waves mode: release the next wave(s) once the previous one is done."""
-        waves = self.plan.waves
-        while self._next_wave < len(waves):
-            w = self._next_wave
-            if w > 0 and not self._wave_done[w - 1]:
-                return
-            self._next_wave += 1
-            for i in waves[w]:
-                if self.status[i] is PENDING:
-                    self._push(i)
-            if self._wave_left[w] == 0:
-                self._complete_wave(w)
-            else:
-                return
-
-    def _release_initial(self) -> None:
-        if self.mode == "waves":
-            self._release_waves()
-        else:
-            for i, count in enumerate(self._pending_deps):
-                if count == 0:
-                    self._push(i)
-
     async def _worker(self, w: int) -> None:
-        """Run attempts until no work is left. ``w`` numbers the worker.
-
-        Each worker runs its attempts inside one cancel scope of its own, which
-        the watchdog cancels when the running attempt's deadline passes; a
-        cancelled scope cannot be reused, so a fresh one is opened after it.
-        """
+        """Run attempts handed to trio until none are left. ``w`` numbers the worker."""
         try:
             while True:
                 with trio.CancelScope() as scope:
                     self._worker_scopes[w] = scope
-                    await self._work(w, scope)
+                    await self._work(w)
                 if not scope.cancel_called:
                     return
+                # The watchdog cancelled this scope for a timed-out attempt: go on in a new one.
         finally:
             self._awake -= 1
             self._worker_ids.append(w)
 
-    async def _work(self, w: int, scope: trio.CancelScope) -> None:
+    async def _work(self, w: int) -> None:
+        queue = self._queue
         since_yield = 0
-        while not scope.cancel_called:
-            # A cancelled run (fail_fast, or from outside) starts nothing new.
-            await trio.lowlevel.checkpoint_if_cancelled()
-            if self._ready and self._free:
-                i = heapq.heappop(self._ready)[1]
-                if self._needs and self._needs[i] and not self._acquire(self._needs[i]):
-                    self._blocked.append(i)  # back in the heap when resources free up
-                    continue
-                slot = heapq.heappop(self._free)
+        while True:
+            if queue:
+                i, slot = queue.popleft()
                 self._awake -= 1
                 try:
                     await self._attempt(i, slot, w)
@@ -375,92 +279,32 @@ class RunCore:
                     since_yield = 0
                     await trio.lowlevel.checkpoint()
                 continue
-            if self._remaining == 0 or len(self._parked) >= _MAX_PARKED:
-                # Nothing to do: a few workers wait for work, the rest end (and
-                # are started again on demand). A parked worker also keeps the
-                # nursery open while an abandoned thread still holds a slot.
+            # Out of work: an idle run must not sleep towards a deadline nobody needs.
+            self.deadlines.retarget()
+            if self.dispatch.remaining == 0 or len(self._parked) >= _MAX_PARKED:
                 return
             since_yield = 0
-            self._retarget_watchdog()
             await self._park()
 
-    # -- timeouts -------------------------------------------------------------------
-
-    def _arm(self, w: int, timeout: float, now: float) -> None:
-        """Start the clock on worker ``w``'s attempt (one heap push; no cancel scope)."""
-        self._token += 1
-        self._armed[w] = self._token
-        self._clock_start[w] = now
-        deadline = now + timeout
-        heapq.heappush(self._deadlines, (deadline, self._token, w))
-        if deadline < self._watchdog_deadline:
-            self._aim_watchdog(deadline)
-
-    def _clock(self, w: int, timeout: float, running: bool) -> None:
-        """An adapter queued (``running=False``) or really started the call: stop or restart."""
-        if running:
-            self._arm(w, timeout, trio.current_time())  # any old entry goes stale
-        else:
-            self._armed[w] = 0
-
-    def _disarm(self, w: int) -> None:
-        # The heap entry stays behind: the watchdog drops it when it wakes, or
-        # _retarget_watchdog does before a worker parks. Re-aiming the watchdog
-        # here would cost a trio deadline update on every attempt.
-        self._armed[w] = 0
-
-    def _retarget_watchdog(self) -> None:
-        """Drop finished attempts from the heap's head and aim at the next live deadline.
-
-        Called before a worker parks, so an idle run never sleeps towards a
-        deadline nobody needs (under MockClock's autojump that would make time
-        jump for nothing).
-        """
-        heap, armed = self._deadlines, self._armed
-        if heap and armed[heap[0][2]] != heap[0][1]:
-            while heap and armed[heap[0][2]] != heap[0][1]:
-                heapq.heappop(heap)
-            self._aim_watchdog(heap[0][0] if heap else math.inf)
-
-    def _aim_watchdog(self, deadline: float) -> None:
-        self._watchdog_deadline = deadline
-        if self._watchdog_scope is not None:
-            self._watchdog_scope.deadline = deadline
-
-    async def _watchdog(self) -> None:
-        """Cancel the worker whose attempt has passed its deadline."""
-        while self._remaining:
-            with trio.CancelScope(deadline=self._watchdog_deadline) as scope:
-                self._watchdog_scope = scope
-                await trio.sleep_forever()
-            self._watchdog_scope = None
-            now = trio.current_time()
-            heap, armed = self._deadlines, self._armed
-            while heap and heap[0][0] <= now:
-                _, token, w = heapq.heappop(heap)
-                if armed[w] == token:
-                    armed[w] = 0
-                    self._timed_out[w] = True
-                    self._worker_scopes[w].cancel()
-            self._watchdog_deadline = heap[0][0] if heap else math.inf
-
-    # -- one attempt --------------------------------------------------------------
+    # -- one attempt on the trio side -----------------------------------------------
 
     async def _attempt(self, i: int, slot: int, w: int) -> None:
-        # The hot path of every run: keep lookups local and allocations few.
-        plan = self.plan
+        # The hot path of async runs: keep lookups local and allocations few.
+        plan, ledger, dispatch = self.plan, self.ledger, self.dispatch
+        if dispatch.stopping:  # a cancelled run starts nothing new
+            with dispatch.lock:
+                dispatch.release(i, slot)
+            return
         task = plan.tasks[i]
-        wave = plan.wave_of[i]
-        attempt = self.attempts[i] = self.attempts[i] + 1
         start = trio.current_time()
-        if self.start[i] is None:
-            self.start[i] = start
-            self.status[i] = IN_PROGRESS
-            if self._wave_start[wave] is None:
-                self._wave_start[wave] = start
-                self.events.wave_started(wave_number=wave + 1, task_count=len(plan.waves[wave]))
-        self.events.task_started(task.task_id, wave + 1, attempt, self._adapter_names[i])
-        results = self._results
+        attempt, wave_started = ledger.begin(i, start)
+        events = self.events
+        if events.info:
+            wave = plan.wave_of[i]
+            if wave_started:
+                events.wave_started(wave, len(plan.waves[wave]), start)
+            events.task_started(task.task_id, wave, attempt, self._adapter_names[i], start)
+        results = ledger.results
         tasks = plan.tasks
         context = TaskContext(
             task.task_id,
@@ -471,11 +315,14 @@ class RunCore:
         )
         timeout = task.timeout_seconds
         if timeout is not None:
-            self._arm(w, timeout, start)
+            self._slot_worker[slot] = w
+            self._arm(slot, timeout, start)
         runner = self._runners[i]
-        lease = None
+        lease: _Lease | None = None
         error: BaseException | None = None
+        outcome: AttemptOutcome = "completed"
         value: Any = None
+        passed_on: BaseException | None = None
         try:
             if runner is None:
                 value = await task.executor(context)
@@ -487,273 +334,336 @@ class RunCore:
                     context,
                     attempt,
                     lease.detach,
-                    None if timeout is None else functools.partial(self._clock, w, timeout),
+                    None if timeout is None else (lambda on: self._clock(slot, timeout, on)),
                 )
                 value = await runner.run(invocation)
         except Exception as exc:  # the task's failure; anything else is not ours to catch
-            error = exc
+            error, outcome = exc, "failed"
         except BaseException as exc:
             # Cancellation, KeyboardInterrupt, SystemExit: never captured, never retried.
-            passed_on = self._attempt_interrupted(i, slot, w, attempt, start, context, lease, exc)
-            if passed_on is exc:
-                raise
-            raise passed_on from None
+            context.cancelled = True
+            outcome, error, passed_on = _classify(exc)
+        end = trio.current_time()
+        timed_out = self._timed_out[w]
+        self._timed_out[w] = False
         if timeout is not None:
-            self._armed[w] = 0  # disarm; the heap entry is dropped lazily
-        end = trio.current_time()
-        # This worker looks for work again right after this bookkeeping: count
-        # it as awake, so that work it frees up does not wake another one.
-        self._awake += 1
-        if lease is None or not lease.detached:
-            self._release(i, slot)
-        self.busy[i] += end - start
-        self.end[i] = end
-        if self._timed_out[w] or (timeout is not None and end - self._clock_start[w] > timeout):
-            # The deadline passed but the attempt returned before the
-            # cancellation reached it (it did not checkpoint, e.g. an inline
-            # call or an async def that blocks): still a timeout.
-            self._timed_out[w] = False
-            assert timeout is not None
-            timeout_error = TaskTimeoutError(task.task_id, timeout, attempt)
-            self.attempt_log.append((i, attempt, "timed_out", start, end, slot, timeout_error))
-            self._after_failure(i, attempt, timeout_error, start, end, timed_out=True)
-        elif error is None:
-            self.attempt_log.append((i, attempt, "completed", start, end, slot, None))
-            self.status[i] = COMPLETED
-            results[i] = value
-            self.events.task_completed(task.task_id, wave + 1, attempt, (end - start) * 1000.0)
-            self._finished(i, end)
-        else:
-            self.attempt_log.append((i, attempt, "failed", start, end, slot, error))
-            self._after_failure(i, attempt, error, start, end, timed_out=False)
-        self._awake -= 1
+            token = self._slot_token[slot]
+            self._slot_token[slot] = 0
+            self._slot_worker[slot] = -1
+            # Only the trio thread touches a slot that a trio attempt holds.
+            late = token != 0 and self.deadlines.disarm(slot, token) and (
+                end > self.deadlines.deadline[slot]
+            )
+            # Past the deadline, by the watchdog's Cancelled or by returning
+            # before it could arrive (an inline call, an async def that
+            # blocks without a checkpoint): a timeout either way.
+            if (timed_out or late) and (outcome != "failed" or isinstance(error, Exception)):
+                cause = error if outcome == "failed" else None
+                error = TaskTimeoutError(task.task_id, timeout, attempt)
+                error.__cause__ = cause
+                outcome = "timed_out"
+        release = lease is None or not lease.detached
+        entry = AttemptEntry(i, attempt, outcome, start, end, slot, error, None)
+        self.settle(entry, value, release)
+        if passed_on is not None:
+            # A Cancelled from the watchdog ends at this worker's scope; any other at its owner's.
+            raise passed_on
 
-    def _attempt_interrupted(
-        self,
-        i: int,
-        slot: int,
-        w: int,
-        attempt: int,
-        start: float,
-        context: TaskContext,
-        lease: _Lease | None,
-        exc: BaseException,
-    ) -> BaseException:
-        """Book an attempt that ended in an exception outside ``Exception``.
+    def _arm(self, slot: int, timeout: float, now: float) -> None:
+        with self.dispatch.lock:
+            self._slot_token[slot] = self.deadlines.arm(slot, now + timeout)
+        if self.deadlines.stale:
+            self.deadlines.aim()
 
-        A ``Cancelled`` from this worker's own scope after the watchdog fired
-        is a timeout: recorded as such, retried or failed, and the scope then
-        absorbs the ``Cancelled``. Any other ``Cancelled`` cancels the task; a
-        ``KeyboardInterrupt``/``SystemExit`` from the executor fails it.
+    def _clock(self, slot: int, timeout: float, running: bool) -> None:
+        """An adapter queued (``running=False``) or really started the call: stop or restart."""
+        if running:
+            self._arm(slot, timeout, trio.current_time())
+            return
+        self.deadlines.disarm(slot, self._slot_token[slot])
+        self._slot_token[slot] = 0
 
-        An executor with a nursery of its own may raise a group that mixes
-        ``Cancelled`` with its own errors (cleanup failed while cancelled): the
-        errors are the attempt's failure, and only the ``Cancelled`` part is
-        passed on, so the cancellation ends where it belongs and the run goes on.
+    def _expired(self, slot: int, token: int) -> None:
+        """The watchdog: the attempt in ``slot`` with ``token`` passed its deadline."""
+        threads = self._threads
+        entry: AttemptEntry | None = None
+        with self.dispatch.lock:
+            job = None if threads is None else threads.running[slot]
+            if job is not None and job.token == token and not job.abandoned:
+                # A worker thread cannot be interrupted: abandon its attempt. The
+                # slot stays taken until the thread returns (the worker frees it).
+                job.abandon()
+                task = self.plan.tasks[job.task]
+                assert task.timeout_seconds is not None
+                error = TaskTimeoutError(task.task_id, task.timeout_seconds, job.attempt)
+                entry = AttemptEntry(
+                    job.task, job.attempt, "timed_out", job.start, trio.current_time(), slot,
+                    error, None,
+                )
+                self.ledger.ended(entry)
+        if entry is not None:
+            self._after_failure(entry)
+            return
+        if self._slot_token[slot] == token:
+            w = self._slot_worker[slot]
+            self._timed_out[w] = True
+            self._worker_scopes[w].cancel()
 
-        Returns:
-            The exception the caller must raise.
+    # -- ending attempts and tasks (trio thread) -----------------------------------
+
+    def settle(self, entry: AttemptEntry, value: Any, release: bool) -> None:
+        """Book an attempt that ended on the trio side and move the run on.
+
+        The one end-of-attempt path for trio attempts: book it, give back its
+        slot (unless an adapter kept it for work still running), then complete
+        the task, retry or fail it, or mark it cancelled.
         """
-        task = self.plan.tasks[i]
-        wave_number = self.plan.wave_of[i] + 1
-        self._disarm(w)
-        end = trio.current_time()
-        context.cancelled = True
-        if lease is None or not lease.detached:
-            self._release(i, slot)
-        self.busy[i] += end - start
-        self.end[i] = end
-        timed_out, self._timed_out[w] = self._timed_out[w], False
-        # An executor that opens a nursery of its own reports cancellation as
-        # a group of Cancelled: the same thing as a bare Cancelled here.
-        cancelled = _only_cancelled(exc)
-        passed_on = exc
-        failure: BaseException | None = None
-        if not cancelled and isinstance(exc, BaseExceptionGroup):
-            cancelled_part, rest = exc.split(trio.Cancelled)
-            if (
-                cancelled_part is not None
-                and rest is not None
-                and all(isinstance(e, Exception) for e in _leaves(rest))
-            ):
-                cancelled, passed_on, failure = True, cancelled_part, rest
-        if timed_out and cancelled:
-            assert task.timeout_seconds is not None
-            error = TaskTimeoutError(task.task_id, task.timeout_seconds, attempt)
-            if failure is not None:
-                error.__cause__ = failure
-            self.attempt_log.append((i, attempt, "timed_out", start, end, slot, error))
-            self._after_failure(i, attempt, error, start, end, timed_out=True)
-            return passed_on
-        if failure is not None:  # failed while the run was being cancelled
-            self.attempt_log.append((i, attempt, "failed", start, end, slot, failure))
-            self._after_failure(i, attempt, failure, start, end, timed_out=False)
-            return passed_on
-        self.attempt_log.append((i, attempt, "cancelled", start, end, slot, exc))
-        duration_ms = (end - start) * 1000.0
-        if cancelled:
-            self.status[i] = CANCELLED
-            self.events.task_cancelled(task.task_id, wave_number, attempt, duration_ms)
-        else:  # KeyboardInterrupt / SystemExit from the executor
-            self.status[i] = FAILED
-            self.error[i] = exc
-            self.events.task_failed(task.task_id, wave_number, attempt, duration_ms, exc)
-        return passed_on
+        i = entry.task
+        dispatch, ledger = self.dispatch, self.ledger
+        closed: list[tuple[int, TaskStatus]] = []
+        with dispatch.lock:
+            ledger.ended(entry)
+            if release:
+                dispatch.release(i, entry.slot)
+            if entry.outcome == "completed":
+                ledger.status[i] = COMPLETED
+                ledger.results[i] = value
+                closed = self.close_waves(dispatch.done(i))
+            elif entry.outcome == "cancelled":
+                ledger.status[i] = CANCELLED
+            starts = dispatch.take()
+        if entry.outcome == "completed":
+            if self.events.info:
+                task_id = self.plan.tasks[i].task_id
+                wave = self.plan.wave_of[i]
+                self.events.task_completed(task_id, wave, entry.attempt, entry.start, entry.end)
+            self._report_waves(closed)
+            if dispatch.remaining == 0:
+                self._finished.set()
+        elif entry.outcome == "cancelled":
+            task_id = self.plan.tasks[i].task_id
+            wave = self.plan.wave_of[i]
+            self.events.task_cancelled(task_id, wave, entry.attempt, entry.start, entry.end)
+        else:
+            self._after_failure(entry)
+        self.launch(starts)
 
-    def _after_failure(
-        self,
-        i: int,
-        attempt: int,
-        error: BaseException,
-        start: float,
-        end: float,
-        *,
-        timed_out: bool,
-    ) -> None:
-        """Retry the task if it has attempts left, else fail it."""
+    def _after_failure(self, entry: AttemptEntry) -> None:
+        """An attempt failed or timed out (already booked): retry the task, or fail it."""
+        i, attempt, error = entry.task, entry.attempt, entry.error
+        assert error is not None
         task = self.plan.tasks[i]
-        wave_number = self.plan.wave_of[i] + 1
-        duration_ms = (end - start) * 1000.0
-        if attempt <= task.retry_count:
+        wave = self.plan.wave_of[i]
+        events = self.events
+        if isinstance(error, Exception) and attempt <= task.retry_count:
             policy = task.retry_policy or self.retry_policy
             delay = policy.delay(attempt, self.rng.random())
-            self.events.task_retrying(task.task_id, wave_number, attempt, duration_ms, error, delay)
+            events.task_retrying(task.task_id, wave, attempt, entry.start, entry.end, error, delay)
             if delay <= 0:
-                self._push(i)
+                self._retry(i)
             else:
                 assert self._nursery is not None
                 self._nursery.start_soon(self._retry_later, i, delay)
             return
-        if timed_out:
-            self.events.task_timed_out(task.task_id, wave_number, attempt, duration_ms, error)
+        if entry.outcome == "timed_out":
+            events.task_timed_out(task.task_id, wave, attempt, entry.start, entry.end, error)
         else:
-            self.events.task_failed(task.task_id, wave_number, attempt, duration_ms, error)
-        self._fail(i, error, end)
+            events.task_failed(task.task_id, wave, attempt, entry.start, entry.end, error)
+        if not isinstance(error, Exception) and self._interrupt is None:
+            # KeyboardInterrupt / SystemExit from an executor: the task fails and the run ends.
+            self._interrupt = error
+        self._fail(i, error, entry.end)
+
+    def _retry(self, i: int) -> None:
+        with self.dispatch.lock:
+            self.dispatch.push(i)
+            starts = self.dispatch.take()
+        self.launch(starts)
 
     async def _retry_later(self, i: int, delay: float) -> None:
         await trio.sleep(delay)
-        self._push(i)
-
-    # -- finishing tasks ------------------------------------------------------------
+        self._retry(i)
 
     def _fail(self, i: int, error: BaseException, end: float) -> None:
-        self.status[i] = FAILED
-        self.error[i] = error
+        """Task ``i`` failed for good: skip everything downstream (none of it can run)."""
+        plan, ledger, dispatch = self.plan, self.ledger, self.dispatch
+        cause = plan.tasks[i].task_id
+        status = ledger.status
+        with dispatch.lock:
+            status[i] = FAILED
+            ledger.error[i] = error
+            skipped: list[int] = []
+            stack = list(plan.dependents[i])
+            while stack:
+                j = stack.pop()
+                if status[j] is not PENDING:
+                    continue
+                status[j] = SKIPPED
+                ledger.skipped_because[j] = cause
+                skipped.append(j)
+                stack.extend(plan.dependents[j])
+            skipped.sort()
+            waves = dispatch.done(i)
+            for j in skipped:
+                waves += dispatch.done(j)
+            closed = self.close_waves(waves)
+            if self.fail_fast or self._interrupt is not None:
+                dispatch.stopping = True
+            starts = dispatch.take()
         self._failed = True
-        cause = self.plan.tasks[i].task_id
-        # Everything downstream is skipped now: none of it can run any more.
-        skipped: list[int] = []
-        stack = list(self.plan.dependents[i])
-        while stack:
-            j = stack.pop()
-            if self.status[j] is not PENDING:
-                continue
-            self.status[j] = SKIPPED
-            self.skipped_because[j] = cause
-            skipped.append(j)
-            stack.extend(self.plan.dependents[j])
-        skipped.sort()
         for j in skipped:
-            self.events.task_skipped(self.plan.tasks[j].task_id, self.plan.wave_of[j] + 1, cause)
-        self._finished(i, end)
-        for j in skipped:
-            self._finished(j, end)
-        if self.fail_fast and self._scope is not None:
+            self.events.task_skipped(plan.tasks[j].task_id, plan.wave_of[j], cause, end)
+        self._report_waves(closed)
+        if dispatch.remaining == 0:
+            self._finished.set()
+        if dispatch.stopping and self._scope is not None:
             self._scope.cancel()
+        self.launch(starts)
 
-    def _finished(self, i: int, end: float) -> None:
-        self._remaining -= 1
-        w = self.plan.wave_of[i]
-        if self.status[i] is not SKIPPED:
-            last = self._wave_end[w]
-            if last is None or end > last:
-                self._wave_end[w] = end
-        self._wave_left[w] -= 1
-        if self.mode == "eager":
-            pending = self._pending_deps
-            for j in self.plan.dependents[i]:
-                pending[j] -= 1
-                if pending[j] == 0 and self.status[j] is PENDING:
-                    self._push(j)
-            if self._wave_left[w] == 0:
-                self._complete_wave(w)
-        elif self._wave_left[w] == 0 and w < self._next_wave:
-            self._complete_wave(w)
-            self._release_waves()
-        if self._remaining == 0:
-            self._wake_all()
-            if self._watchdog_scope is not None:
-                self._watchdog_scope.cancel()
-            if self._progress_scope is not None:
-                self._progress_scope.cancel()
+    def close_waves(self, waves: list[int]) -> list[tuple[int, TaskStatus]]:
+        """Close finished waves: their status and, in waves mode, their results. Lock held.
 
-    def _wave_status(self, w: int) -> TaskStatus:
-        statuses = {self.status[i] for i in self.plan.waves[w]}
-        if statuses <= {COMPLETED}:
-            return COMPLETED if statuses else PENDING
-        for worst in (CANCELLED, FAILED, SKIPPED, IN_PROGRESS, PENDING):
-            if worst in statuses:
-                return worst
-        return COMPLETED  # pragma: no cover - every status is listed above
-
-    def _complete_wave(self, w: int) -> None:
-        if self._wave_done[w]:
-            return
-        self._wave_done[w] = True
-        self._flush_results(self.plan.waves[w])
-        start, end = self._wave_start[w], self._wave_end[w]
-        count = len(self.plan.waves[w])
-        if start is None:  # nothing of it ran (all skipped): still one start and one end
-            self.events.wave_started(wave_number=w + 1, task_count=count)
-        duration = 0.0 if start is None or end is None else (end - start) * 1000.0
-        status = self._wave_final[w] = self._wave_status(w)
-        self.events.wave_completed(
-            wave_number=w + 1,
-            task_count=count,
-            duration_ms=duration,
-            status=status.value,
-        )
-
-    def _flush_results(self, indices: Sequence[int]) -> None:
-        """Store completed results as ``task_result_<id>``: one state version per wave.
-
-        Writing per wave rather than per task keeps the state's version still
-        while a wave's tasks start, so they share one read-only view of it.
+        In waves mode results go into the state per wave, in one version
+        step, so that the next wave's tasks (which start only after this) see
+        them. In eager mode nothing waits for a wave, so the results go in
+        once, when the run ends (a task reads its inputs from
+        ``dependency_results``). Either way the state adopts them without
+        copying, since their tasks no longer run.
         """
+        closed: list[tuple[int, TaskStatus]] = []
+        store = not self.dispatch.eager
+        for w in waves:
+            status = self.ledger.close_wave(w)
+            if status is not None:
+                if store:
+                    self._store_results(self.plan.waves[w])
+                closed.append((w, status))
+        return closed
+
+    def _store_results(self, indices: Sequence[int]) -> None:
+        tasks, status, results = self.plan.tasks, self.ledger.status, self.ledger.results
         updates = {
-            f"task_result_{self.plan.tasks[i].task_id}": self._results[i]
-            for i in indices
-            if self.status[i] is COMPLETED
+            f"task_result_{tasks[i].task_id}": results[i] for i in indices if status[i] is COMPLETED
         }
         if not updates:
             return
+        adopt = getattr(self.state, "_adopt", None)
         try:
-            self.state.update(updates, changed_by="dagwave")
-        except Exception:
-            # Some result cannot be deep-copied: store what can be, one by one.
-            for key, value in updates.items():
-                try:
-                    self.state.set(key, value, changed_by="dagwave")
-                except Exception:  # the result stays in ExecutionResult either way
-                    continue
+            if adopt is not None:
+                adopt(updates, "dagwave")
+            else:
+                self.state.update(updates, changed_by="dagwave")
+        except Exception:  # the results stay in the ExecutionResult either way
+            return
 
-    # -- the run --------------------------------------------------------------------
+    def _report_waves(self, closed: list[tuple[int, TaskStatus]]) -> None:
+        if not closed or not self.events.info:
+            return
+        ledger, waves = self.ledger, self.plan.waves
+        for w, status in closed:
+            start, end = ledger.wave_start[w], ledger.wave_end[w]
+            if start is None:  # nothing of it ran (all skipped): still one start and one end
+                self.events.wave_started(w, len(waves[w]), trio.current_time())
+            self.events.wave_completed(w, len(waves[w]), start, end, status.value)
+
+    # -- what the worker threads report (trio thread) -------------------------------
+
+    def drain(self) -> None:
+        """Act on the worker threads' reports, in the order they were made.
+
+        Runs as a ``run_sync_soon`` callback, where an exception would crash
+        trio itself: one is kept instead and ends the run.
+        """
+        threads = self._threads
+        assert threads is not None
+        with self.dispatch.lock:
+            reports = threads.take_reports()
+        try:
+            self._act_on(reports)
+        except BaseException as exc:  # pragma: no cover - a bug in the core or in a logger
+            if self._interrupt is None:
+                self._interrupt = exc
+            self.dispatch.stopping = True
+            if self._scope is not None:
+                self._scope.cancel()
+
+    def _act_on(self, reports: list[tuple[Any, ...]]) -> None:
+        plan, events = self.plan, self.events
+        queued = False
+        for report in reports:
+            kind = report[0]
+            if kind == "started":
+                _, i, attempt, start, wave_started = report
+                if events.info:
+                    wave = plan.wave_of[i]
+                    if wave_started:
+                        events.wave_started(wave, len(plan.waves[wave]), start)
+                    events.task_started(plan.tasks[i].task_id, wave, attempt, "thread", start)
+            elif kind == "completed":
+                _, i, attempt, start, end = report
+                events.task_completed(plan.tasks[i].task_id, plan.wave_of[i], attempt, start, end)
+            elif kind == "waves":
+                self._report_waves(report[1])
+            elif kind == "failed":
+                self._after_failure(report[1])
+            elif kind == "start":
+                self._queue.append((report[1], report[2]))
+                queued = True
+        if queued:
+            self._wake()
+        if self.deadlines.stale:
+            self.deadlines.aim()
+        if self.dispatch.remaining == 0:
+            self._finished.set()
+
+    def _stop_threads(self) -> None:
+        """The run is ending early: start nothing more; abandon what worker threads still run."""
+        dispatch, threads = self.dispatch, self._threads
+        cancelled: list[AttemptEntry] = []
+        with dispatch.lock:
+            dispatch.stopping = True
+            if threads is not None:
+                now = trio.current_time()
+                for slot, job in enumerate(threads.running):
+                    if job is None or job.abandoned:
+                        continue
+                    job.abandon()
+                    entry = AttemptEntry(
+                        job.task, job.attempt, "cancelled", job.start, now, slot, None, None
+                    )
+                    self.ledger.ended(entry)
+                    self.ledger.status[job.task] = CANCELLED
+                    cancelled.append(entry)
+                reports = threads.take_reports()
+            else:
+                reports = []
+        # Failures that were reported but not yet acted on still count as failures.
+        self._act_on([r for r in reports if r[0] in ("failed", "completed", "waves")])
+        for entry in cancelled:
+            task_id = self.plan.tasks[entry.task].task_id
+            wave = self.plan.wave_of[entry.task]
+            self.events.task_cancelled(task_id, wave, entry.attempt, entry.start, entry.end)
+
+    # -- the run ---------------------------------------------------------------------
 
     async def execute(self) -> ExecutionResult:
         """Run the plan to the end; see the module docstring."""
         plan = self.plan
-        self._t0 = trio.current_time()
+        self._t0 = self.events.t0 = trio.current_time()
+        cpu_start = time.process_time()
         self.events.run_started(
             total_tasks=len(plan.tasks),
             total_waves=len(plan.waves),
             mode=self.mode,
             max_concurrent=self.max_concurrent,
         )
+        if any(self.in_thread):
+            self._threads = ThreadSide(self, self.max_concurrent)
         try:
             async with AsyncExitStack() as stack:
                 opened: dict[int, Runner] = {}
                 for i, adapter in enumerate(plan.adapters):
-                    if adapter is None:
+                    if adapter is None or self.in_thread[i]:
                         continue
                     runner = opened.get(id(adapter))
                     if runner is None:
@@ -767,45 +677,74 @@ class RunCore:
                     try:
                         async with trio.open_nursery() as nursery:
                             self._nursery = nursery
-                            if any(t.timeout_seconds is not None for t in plan.tasks):
-                                nursery.start_soon(self._watchdog)
-                            if self._progress is not None and plan.tasks:
-                                nursery.start_soon(self._report_progress)
-                            self._release_initial()  # starts the workers it needs
+                            await self._run(nursery)
                     finally:
-                        # A slot released later (an abandoned thread ending) must
+                        # A slot released later (an abandoned call ending) must
                         # not try to start a worker in the closed nursery.
                         self._nursery = None
         except BaseException as exc:
-            self.last_result = self._finish("cancelled" if _only_cancelled(exc) else "error")
+            self.last_result = self._finish(
+                "cancelled" if _only_cancelled(exc) else "error", cpu_start
+            )
             unwrapped = _unwrap(exc)
             if unwrapped is exc:
                 raise
             raise unwrapped from None
-        self.last_result = self._finish("failed" if self._failed else "completed")
+        if self._interrupt is not None:
+            self.last_result = self._finish("error", cpu_start)
+            raise self._interrupt
+        self.last_result = self._finish("failed" if self._failed else "completed", cpu_start)
         return self.last_result
 
-    def _finish(self, status: str) -> ExecutionResult:
+    async def _run(self, nursery: trio.Nursery) -> None:
+        dispatch = self.dispatch
+        if any(t.timeout_seconds is not None for t in self.plan.tasks):
+            nursery.start_soon(self.deadlines.watch, self._expired, lambda: dispatch.remaining > 0)
+        if self._progress is not None and self.plan.tasks:
+            nursery.start_soon(self._report_progress)
+        with dispatch.lock:
+            closed = self.close_waves(dispatch.release_initial())
+            starts = dispatch.take()
+        self._report_waves(closed)
+        self.launch(starts)
+        try:
+            if dispatch.remaining:
+                await self._finished.wait()
+        finally:
+            self._stop_threads()
+            nursery.cancel_scope.cancel()  # the watchdog, progress and parked workers
+
+    def _finish(self, status: str, cpu_start: float) -> ExecutionResult:
         end = trio.current_time()
-        for i, task_status in enumerate(self.status):
-            if not task_status.is_finished:
-                # Never started, or waiting to retry: no attempt is running
-                # any more (those ended with their own events), so attempt 0.
-                self.status[i] = CANCELLED
-                self.events.task_cancelled(
-                    self.plan.tasks[i].task_id,
-                    self.plan.wave_of[i] + 1,
-                    0,
-                    None,
-                )
-        for w in range(len(self.plan.waves)):
-            if not self._wave_done[w]:
-                self._wave_done[w] = True
-                self._flush_results(self.plan.waves[w])
-        result = self._result(end)
+        ledger, plan = self.ledger, self.plan
+        with self.dispatch.lock:
+            self.dispatch.stopping = True
+            never: list[int] = []
+            for i, task_status in enumerate(ledger.status):
+                if not task_status.is_finished:
+                    # Never started, or waiting to retry: no attempt is running
+                    # any more (those ended with their own events), so attempt 0.
+                    ledger.status[i] = CANCELLED
+                    never.append(i)
+            self.close_waves([w for w, done in enumerate(ledger.wave_done) if not done])
+            if self.dispatch.eager:
+                self._store_results(range(len(plan.tasks)))
+        for i in never:
+            self.events.task_cancelled(plan.tasks[i].task_id, plan.wave_of[i], 0, None, end)
+        result = ledger.result(
+            execution_id=self.execution_id,
+            t0=self._t0,
+            end=end,
+            cpu_s=time.process_time() - cpu_start,
+            mode=self.mode,
+            max_concurrent=self.max_concurrent,
+            state=self.state,
+            created_at=self._created_at,
+            error_text=_error_text,
+        )
         self.events.run_completed(
             status=status,
-            duration_ms=result.total_duration_ms,
+            end=end,
             counts={
                 "total_tasks": result.total_tasks,
                 "successful_tasks": result.successful_tasks,
@@ -816,126 +755,70 @@ class RunCore:
         )
         return result
 
-    def _result(self, end: float) -> ExecutionResult:
-        plan, t0 = self.plan, self._t0
-        counts = dict.fromkeys(TaskStatus, 0)
-        task_results: dict[str, Any] = {}
-        task_errors: dict[str, str] = {}
-        for i, (task, status) in enumerate(zip(plan.tasks, self.status, strict=True)):
-            counts[status] += 1
-            if status is COMPLETED:
-                task_results[task.task_id] = self._results[i]
-            elif (error := self.error[i]) is not None and status in (FAILED, CANCELLED):
-                task_errors[task.task_id] = describe_error(error)
-        sequential = sum(self.busy)
-        created_at = self._created_at
-        waves = tuple(
-            Wave(
-                wave_number=w + 1,
-                task_ids=tuple(plan.tasks[i].task_id for i in wave),
-                status=self._wave_final[w] or self._wave_status(w),
-                created_at=created_at,
-                duration_ms=_span_ms(self._wave_start[w], self._wave_end[w]),
-                start_ms=_offset_ms(self._wave_start[w], t0),
-                end_ms=_offset_ms(self._wave_end[w], t0),
-            )
-            for w, wave in enumerate(plan.waves)
-        )
-        wall_ms = (end - t0) * 1000.0
-        sequential_ms = sequential * 1000.0
-        return ExecutionResult(
-            execution_id=self.execution_id,
-            total_tasks=len(plan.tasks),
-            successful_tasks=counts[COMPLETED],
-            failed_tasks=counts[FAILED],
-            skipped_tasks=counts[SKIPPED],
-            cancelled_tasks=counts[CANCELLED],
-            total_waves=len(plan.waves),
-            total_duration_ms=wall_ms,
-            sequential_duration_ms=sequential_ms,
-            speedup_ratio=sequential_ms / wall_ms if wall_ms > 0 and sequential_ms > 0 else 1.0,
-            task_results=task_results,
-            task_errors=task_errors,
-            waves=waves,
-            mode=self.mode,
-            max_concurrent=self.max_concurrent,
-            state=self.state,
-            task_records_source=functools.partial(self._task_records, t0),
-            critical_path_source=functools.partial(
-                _critical_path, plan, [b * 1000.0 for b in self.busy]
-            ),
-        )
-
     async def _report_progress(self) -> None:
         """Call the progress callback every ``progress_interval`` seconds while tasks remain."""
         assert self._progress is not None
-        with trio.CancelScope() as scope:
-            self._progress_scope = scope
-            while self._remaining:
-                self._progress(self.statistics())
-                await trio.sleep(self._progress_interval)
+        while self.dispatch.remaining:
+            self._progress(self.statistics())
+            await trio.sleep(self._progress_interval)
 
     def statistics(self) -> RunStatistics:
         """Counts of the run so far (O(tasks); meant for progress displays)."""
-        counts = dict.fromkeys(TaskStatus, 0)
-        for status in self.status:
-            counts[status] += 1
-        return RunStatistics(
-            total=len(self.status),
-            pending=counts[PENDING],
-            running=counts[IN_PROGRESS],
-            completed=counts[COMPLETED],
-            failed=counts[FAILED],
-            skipped=counts[SKIPPED],
-            cancelled=counts[CANCELLED],
-            waves_done=sum(self._wave_done),
-            total_waves=len(self.plan.waves),
-            elapsed_s=trio.current_time() - self._t0,
-        )
+        return self.ledger.statistics(trio.current_time() - self._t0)
 
     def status_of(self, task_id: str) -> TaskStatus | None:
         """Live status of a task of this run, None if the run has no such task."""
         if self._position is None:
             self._position = {task.task_id: i for i, task in enumerate(self.plan.tasks)}
         i = self._position.get(task_id)
-        return None if i is None else self.status[i]
-
-    def _task_records(self, t0: float) -> dict[str, TaskRecord]:
-        """The per-task records of a finished run (built when first asked for)."""
-        logs: list[list[AttemptRecord]] = [[] for _ in self.plan.tasks]
-        for i, n, kind, a, b, slot, error in self.attempt_log:
-            logs[i].append(
-                AttemptRecord(n, kind, (a - t0) * 1000.0, (b - t0) * 1000.0, slot, error)
-            )
-        return {
-            task.task_id: TaskRecord(
-                task_id=task.task_id,
-                status=self.status[i],
-                wave_number=self.plan.wave_of[i] + 1,
-                attempts=self.attempts[i],
-                start_ms=_offset_ms(self.start[i], t0),
-                end_ms=_offset_ms(self.end[i], t0),
-                duration_ms=self.busy[i] * 1000.0,
-                result=self._results[i] if self.status[i] is COMPLETED else None,
-                error=self.error[i],
-                skipped_because=self.skipped_because[i],
-                attempt_log=tuple(logs[i]),
-            )
-            for i, task in enumerate(self.plan.tasks)
-        }
+        return None if i is None else self.ledger.status[i]
 
 
-def _offset_ms(t: float | None, t0: float) -> float | None:
-    return None if t is None else (t - t0) * 1000.0
+def _priorities(plan: RunPlan, mode: str, wave_optimization: bool) -> list[float]:
+    """Ready-heap keys (smaller runs first); ties fall back to insertion order."""
+    tasks = plan.tasks
+    if mode == "eager":
+        # Longest remaining path including the task itself, computed in
+        # reverse topological order (waves reversed), iteratively.
+        remaining = [t.estimated_duration for t in tasks]
+        dependents = plan.dependents
+        for wave in reversed(plan.waves):
+            for i in wave:
+                if dependents[i]:
+                    remaining[i] += max(remaining[j] for j in dependents[i])
+        return [-r for r in remaining]
+    if wave_optimization:
+        return [-t.estimated_duration for t in tasks]
+    return [0.0] * len(tasks)
 
 
-def _span_ms(start: float | None, end: float | None) -> float | None:
-    return None if start is None or end is None else (end - start) * 1000.0
+def _error_text(error: BaseException) -> str:
+    # Never fails: an error whose __str__ raises must not break the run.
+    return describe_error(error)
 
 
-def _critical_path(plan: RunPlan, durations_ms: list[float]) -> list[str]:
-    """The run's critical path by measured durations (the plan analysis, reused)."""
-    return list(analyze_compiled(plan.compiled, durations_ms).critical_path)
+def _classify(exc: BaseException) -> tuple[AttemptOutcome, BaseException, BaseException | None]:
+    """How an attempt that raised outside ``Exception`` ended: (outcome, error, what to re-raise).
+
+    A ``Cancelled`` (or a group of only ``Cancelled``: an executor with a
+    nursery of its own) cancels the attempt, and is passed on. A group mixing
+    ``Cancelled`` with the executor's own errors (cleanup failed while
+    cancelled) is the attempt's failure, and only its ``Cancelled`` part is
+    passed on, so the cancellation ends where it belongs and the run goes on.
+    ``KeyboardInterrupt`` and ``SystemExit`` fail the task and end the run
+    (the core re-raises them once the run is wound down).
+    """
+    if _only_cancelled(exc):
+        return "cancelled", exc, exc
+    if isinstance(exc, BaseExceptionGroup):
+        cancelled_part, rest = exc.split(trio.Cancelled)
+        if (
+            cancelled_part is not None
+            and rest is not None
+            and all(isinstance(e, Exception) for e in _leaves(rest))
+        ):
+            return "failed", rest, cancelled_part
+    return "failed", exc, None
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

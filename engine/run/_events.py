@@ -6,7 +6,14 @@ emitted from the trio thread (worker threads report back to it first), so no
 context leaks between threads, and none is emitted after ``execute()`` returns.
 Task and wave events are ``info``; failures, retries and time-outs ``warning``.
 
-To get JSON lines::
+As a library dagwave is quiet by default: until the application configures
+structlog (``structlog.is_configured()``), the default logger drops events
+below ``warning`` and writes the rest to stderr, never stdout. Once structlog
+is configured (the command line does, and so does
+``structlog.testing.capture_logs``), that configuration decides, and a logger
+passed as ``logger=`` is used as it is.
+
+To get every event as JSON lines::
 
     import structlog
     structlog.configure(processors=[
@@ -19,6 +26,7 @@ To get JSON lines::
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import structlog
@@ -28,9 +36,46 @@ from dagwave._errors import describe_error
 __all__ = ["RunEvents", "configure_logging", "default_logger"]
 
 
+class _DefaultLogger:
+    """``structlog.get_logger("dagwave")``, or the quiet logger while structlog is unconfigured.
+
+    The choice is made when a run binds it (once per run, like structlog's lazy
+    proxy), so configuring structlog after creating a scheduler still counts.
+    """
+
+    __slots__ = ()
+
+    def bind(self, **values: Any) -> Any:
+        return _current().bind(**values)
+
+    def __getattr__(self, name: str) -> Any:  # info(), warning(), ... called directly
+        return getattr(_current(), name)
+
+    def __repr__(self) -> str:
+        return "<dagwave default logger>"
+
+
+def _current() -> Any:
+    if structlog.is_configured():
+        return structlog.get_logger("dagwave")
+    # structlog's default processors and look, filtered, on the stderr of now
+    # (a test's capsys replaces sys.stderr).
+    return structlog.wrap_logger(
+        structlog.PrintLogger(sys.stderr),
+        processors=list(structlog.get_config()["processors"]),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        cache_logger_on_first_use=False,
+    )
+
+
 def default_logger() -> Any:
-    """The logger used when none is given: ``structlog.get_logger("dagwave")``."""
-    return structlog.get_logger("dagwave")
+    """The logger used when none is given (see the module docstring).
+
+    Returns:
+        A logger that is ``structlog.get_logger("dagwave")`` once structlog is
+        configured and, until then, writes only warnings and errors, to stderr.
+    """
+    return _DefaultLogger()
 
 
 def configure_logging(log_format: str, stream: Any, min_level: str = "info") -> None:
@@ -58,13 +103,31 @@ def _error_text(error: BaseException) -> str:
 
 
 class RunEvents:
-    """Emits one run's events through a structlog logger bound to its ``run_id``."""
+    """Emits one run's events through a structlog logger bound to its ``run_id``.
 
-    __slots__ = ("_log",)
+    The run core speaks in its own units: 0-based wave indices and run-clock
+    seconds. This is the edge where they become what events show: 1-based
+    ``wave_number``, ``duration_ms``, and ``at_ms``, the time (ms from the
+    run's start) at which the thing happened, which for work done in worker
+    threads is earlier than the moment the event is emitted.
+
+    Attributes:
+        info: whether info events get through the logger's filter; the core
+            skips building filtered-out events altogether.
+        t0: the run's start on the run clock.
+    """
+
+    __slots__ = ("_log", "info", "t0")
 
     def __init__(self, logger: Any, run_id: str) -> None:
         # bind() once: a bound logger is cheap to call, a lazy proxy re-binds per call.
         self._log = logger.bind(run_id=run_id)
+        enabled = getattr(self._log, "is_enabled_for", None)
+        self.info = True if enabled is None else bool(enabled(logging.INFO))
+        self.t0 = 0.0
+
+    def _ms(self, t: float) -> float:
+        return (t - self.t0) * 1000.0
 
     def run_started(
         self, *, total_tasks: int, total_waves: int, mode: str, max_concurrent: int
@@ -77,101 +140,112 @@ class RunEvents:
             max_concurrent=max_concurrent,
         )
 
-    def run_completed(self, *, status: str, duration_ms: float, counts: dict[str, int]) -> None:
-        self._log.info("run.completed", status=status, duration_ms=duration_ms, **counts)
+    def run_completed(self, *, status: str, end: float, counts: dict[str, int]) -> None:
+        self._log.info("run.completed", status=status, duration_ms=self._ms(end), **counts)
 
-    def wave_started(self, *, wave_number: int, task_count: int) -> None:
-        self._log.info("wave.started", wave_number=wave_number, task_count=task_count)
+    def wave_started(self, wave: int, task_count: int, at: float) -> None:
+        self._log.info(
+            "wave.started", wave_number=wave + 1, task_count=task_count, at_ms=self._ms(at)
+        )
 
     def wave_completed(
-        self, *, wave_number: int, task_count: int, duration_ms: float, status: str
+        self, wave: int, task_count: int, start: float | None, end: float | None, status: str
     ) -> None:
         self._log.info(
             "wave.completed",
-            wave_number=wave_number,
+            wave_number=wave + 1,
             task_count=task_count,
-            duration_ms=duration_ms,
+            duration_ms=0.0 if start is None or end is None else (end - start) * 1000.0,
             status=status,
+            at_ms=None if end is None else self._ms(end),
         )
 
-    def task_started(self, task_id: str, wave_number: int, attempt: int, adapter: str) -> None:
+    def task_started(self, task_id: str, wave: int, attempt: int, adapter: str, at: float) -> None:
         self._log.info(
             "task.started",
             task_id=task_id,
-            wave_number=wave_number,
+            wave_number=wave + 1,
             attempt=attempt,
             adapter=adapter,
+            at_ms=self._ms(at),
         )
 
     def task_completed(
-        self, task_id: str, wave_number: int, attempt: int, duration_ms: float
+        self, task_id: str, wave: int, attempt: int, start: float, end: float
     ) -> None:
         self._log.info(
             "task.completed",
             task_id=task_id,
-            wave_number=wave_number,
+            wave_number=wave + 1,
             attempt=attempt,
-            duration_ms=duration_ms,
+            duration_ms=(end - start) * 1000.0,
+            at_ms=self._ms(end),
         )
 
     def task_failed(
-        self, task_id: str, wave_number: int, attempt: int, duration_ms: float, error: BaseException
+        self, task_id: str, wave: int, attempt: int, start: float, end: float, error: BaseException
     ) -> None:
         self._log.warning(
             "task.failed",
             task_id=task_id,
-            wave_number=wave_number,
+            wave_number=wave + 1,
             attempt=attempt,
-            duration_ms=duration_ms,
+            duration_ms=(end - start) * 1000.0,
             error=_error_text(error),
+            at_ms=self._ms(end),
         )
 
     def task_timed_out(
-        self, task_id: str, wave_number: int, attempt: int, duration_ms: float, error: BaseException
+        self, task_id: str, wave: int, attempt: int, start: float, end: float, error: BaseException
     ) -> None:
         self._log.warning(
             "task.timed_out",
             task_id=task_id,
-            wave_number=wave_number,
+            wave_number=wave + 1,
             attempt=attempt,
-            duration_ms=duration_ms,
+            duration_ms=(end - start) * 1000.0,
             error=_error_text(error),
+            at_ms=self._ms(end),
         )
 
     def task_retrying(
         self,
         task_id: str,
-        wave_number: int,
+        wave: int,
         attempt: int,
-        duration_ms: float,
+        start: float,
+        end: float,
         error: BaseException,
         delay_s: float,
     ) -> None:
         self._log.warning(
             "task.retrying",
             task_id=task_id,
-            wave_number=wave_number,
+            wave_number=wave + 1,
             attempt=attempt,
-            duration_ms=duration_ms,
+            duration_ms=(end - start) * 1000.0,
             error=_error_text(error),
             delay_s=delay_s,
+            at_ms=self._ms(end),
         )
 
     def task_cancelled(
-        self, task_id: str, wave_number: int, attempt: int, duration_ms: float | None
+        self, task_id: str, wave: int, attempt: int, start: float | None, end: float
     ) -> None:
         self._log.warning(
             "task.cancelled",
             task_id=task_id,
-            wave_number=wave_number,
+            wave_number=wave + 1,
             attempt=attempt,
-            duration_ms=duration_ms,
+            duration_ms=None if start is None else (end - start) * 1000.0,
+            at_ms=self._ms(end),
         )
 
-    def task_skipped(self, task_id: str, wave_number: int, skipped_because: str) -> None:
+    def task_skipped(self, task_id: str, wave: int, skipped_because: str, at: float) -> None:
         self._log.info(
             "task.skipped",
             task_id=task_id,
-            wave_number=wave_number,
+            wave_number=wave + 1,
             skipped_because=skipped_because,
+            at_ms=self._ms(at),
         )

@@ -3,27 +3,39 @@
 Records are plain data: the run core fills them in, users read them. Field names
 follow the seed scheduler (``ModelWave``, ``ModelExecutionResult``) so code
 written against it keeps working; everything beyond the seed is additive.
+
+Serialisation without pydantic: every record has ``to_dict()`` / ``to_json()``
+and the seed's pydantic names for them, ``model_dump()`` / ``model_dump_json()``.
+``to_dict()`` is pydantic's "python" mode (nested records become dicts, other
+values stay as they are); ``to_dict(mode="json")`` and ``to_json()`` turn
+exceptions into ``"Type: message"``, datetimes into ISO 8601, UUIDs and enums
+into strings, tuples into lists, and anything else JSON cannot hold into its
+``repr``. :meth:`ExecutionResult.from_json` reads ``to_json()`` back.
 """
 
 from __future__ import annotations
 
 import enum
 import functools
+import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from dagwave._errors import WaveExecutionError
+from dagwave._checks import check_number
+from dagwave._errors import WaveExecutionError, describe_error
 
 if TYPE_CHECKING:
     from dagwave.state._store import SharedState
 
 __all__ = [
     "AttemptRecord",
+    "Dumpable",
     "ExecutionResult",
+    "RecordedError",
     "RunStatistics",
     "RetryPolicy",
     "TaskRecord",
@@ -32,19 +44,141 @@ __all__ = [
 ]
 
 
+DumpMode = Literal["python", "json"]
+
+
+class RecordedError(Exception):
+    """An error read back from JSON (:meth:`ExecutionResult.from_json`): only its text survives.
+
+    ``str()`` of it is the recorded ``"Type: message"`` text, and it is written
+    out again as exactly that text, so a result read back and written again is
+    unchanged.
+
+    Attributes:
+        text: the recorded ``"Type: message"``.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    @property
+    def type_name(self) -> str:
+        """The recorded exception's type name (the text before the first colon)."""
+        return self.text.partition(":")[0]
+
+
+def error_text(error: BaseException) -> str:
+    """``"Type: message"`` for an exception (a :class:`RecordedError`'s own text); never raises."""
+    if isinstance(error, RecordedError):
+        return error.text
+    return describe_error(error)
+
+
+def _jsonable(value: Any) -> Any:
+    """*value* in a form ``json.dumps`` writes as is (see the module docstring)."""
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, enum.Enum):
+        return _jsonable(value.value)
+    if isinstance(value, Dumpable):
+        return value.to_dict(mode="json")
+    if isinstance(value, BaseException):
+        return error_text(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bool | int | float | str):  # subclasses: their plain value
+        return json.loads(json.dumps(value))
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return repr(value)
+
+
+def _python(value: Any) -> Any:
+    """*value* with nested records turned into dicts (pydantic's "python" mode)."""
+    if isinstance(value, Dumpable):
+        return value.to_dict()
+    if isinstance(value, list | tuple) and any(isinstance(v, Dumpable) for v in value):
+        return [_python(v) for v in value]
+    if isinstance(value, Mapping) and any(isinstance(v, Dumpable) for v in value.values()):
+        return {k: _python(v) for k, v in value.items()}
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+class Dumpable:
+    """Mixin: ``to_dict``/``to_json`` and the seed's ``model_dump``/``model_dump_json``.
+
+    A record lists the fields it writes in ``_dump_fields`` (or overrides
+    :meth:`_dump_items`).
+    """
+
+    __slots__ = ()
+    _dump_fields: ClassVar[tuple[str, ...]] = ()
+
+    def _dump_items(self) -> Iterable[tuple[str, Any]]:
+        return ((name, getattr(self, name)) for name in self._dump_fields)
+
+    def to_dict(self, mode: DumpMode = "python") -> dict[str, Any]:
+        """The record as a dict.
+
+        Args:
+            mode: ``"python"`` keeps values as they are (nested records become
+                dicts); ``"json"`` gives what :meth:`to_json` writes.
+
+        Returns:
+            A new dict, one key per field.
+
+        Raises:
+            ValueError: an unknown *mode*.
+        """
+        if mode == "python":
+            return {name: _python(value) for name, value in self._dump_items()}
+        if mode == "json":
+            return {name: _jsonable(value) for name, value in self._dump_items()}
+        raise ValueError(f"mode must be 'python' or 'json', got {mode!r}")
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The record as a JSON string (see the module docstring for the conversions).
+
+        Args:
+            indent: passed to :func:`json.dumps`.
+        """
+        return json.dumps(self.to_dict(mode="json"), indent=indent)
+
+    def model_dump(self, mode: DumpMode = "python") -> dict[str, Any]:
+        """The seed's (pydantic's) name for :meth:`to_dict`."""
+        return self.to_dict(mode=mode)
+
+    def model_dump_json(self, indent: int | None = None) -> str:
+        """The seed's (pydantic's) name for :meth:`to_json`."""
+        return self.to_json(indent=indent)
+
+
 class TaskStatus(enum.StrEnum):
     """Where a task (or a wave) stands.
 
     A task moves PENDING -> IN_PROGRESS -> one of COMPLETED, FAILED or CANCELLED,
     or PENDING -> SKIPPED when a task it depends on failed (it never runs).
+
+    The values are the seed's ``EnumTaskStatus`` values (lowercase), so
+    ``status == "completed"`` and ``status.value`` read as they did there;
+    SKIPPED (``"skipped"``) is dagwave's own. A ``StrEnum``: ``str(status)`` and
+    f-strings give the value; the command line and the HTML report print
+    ``status.name`` (capitals) for people.
     """
 
-    PENDING = "PENDING"
-    IN_PROGRESS = "IN_PROGRESS"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    SKIPPED = "SKIPPED"
-    CANCELLED = "CANCELLED"
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
 
     @property
     def is_finished(self) -> bool:
@@ -56,7 +190,7 @@ AttemptOutcome = Literal["completed", "failed", "timed_out", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class RetryPolicy(Dumpable):
     """How long to wait between attempts of a failing task.
 
     The delay before attempt ``n + 1`` is ``min(max_delay, initial_delay *
@@ -76,17 +210,14 @@ class RetryPolicy:
     max_delay: float = 30.0
     jitter: float = 0.1
 
+    _dump_fields: ClassVar[tuple[str, ...]] = ("initial_delay", "multiplier", "max_delay", "jitter")
+
     def __post_init__(self) -> None:
-        for name in ("initial_delay", "multiplier", "max_delay", "jitter"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError(f"RetryPolicy.{name} must be a number, not {value!r}")
-            if not value >= 0:  # also rejects NaN
-                raise ValueError(f"RetryPolicy.{name} must be >= 0, got {value!r}")
-        if self.multiplier < 1:
-            raise ValueError(f"RetryPolicy.multiplier must be >= 1, got {self.multiplier!r}")
-        if self.jitter > 1:
-            raise ValueError(f"RetryPolicy.jitter must be at most 1, got {self.jitter!r}")
+        owner = "RetryPolicy"
+        check_number("initial_delay", self.initial_delay, minimum=0, owner=owner)
+        check_number("multiplier", self.multiplier, minimum=1, owner=owner)
+        check_number("max_delay", self.max_delay, minimum=0, owner=owner)
+        check_number("jitter", self.jitter, minimum=0, maximum=1, owner=owner)
 
     def delay(self, failed_attempt: int, random_fraction: float) -> float:
         """Seconds to wait after attempt ``failed_attempt`` (1-based) failed.
@@ -100,7 +231,7 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class AttemptRecord:
+class AttemptRecord(Dumpable):
     """One attempt at running a task.
 
     Attributes:
@@ -110,6 +241,8 @@ class AttemptRecord:
         end_ms: end, in ms from the run's start.
         slot: which concurrency slot (0 .. max_concurrent-1) it ran in.
         error: the exception it ended with, if any.
+        cpu_ms: CPU time of the worker thread that ran it (``time.thread_time``);
+            None for attempts that ran elsewhere (in trio, a process, a cluster).
     """
 
     attempt: int
@@ -118,6 +251,16 @@ class AttemptRecord:
     end_ms: float
     slot: int
     error: BaseException | None = None
+    cpu_ms: float | None = None
+
+    _dump_fields: ClassVar[tuple[str, ...]] = (
+        "attempt",
+        "outcome",
+        "start_ms",
+        "end_ms",
+        "slot",
+        "error",
+    )
 
     @property
     def duration_ms(self) -> float:
@@ -126,7 +269,7 @@ class AttemptRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class TaskRecord:
+class TaskRecord(Dumpable):
     """What happened to one task in a run.
 
     Attributes:
@@ -156,10 +299,27 @@ class TaskRecord:
     skipped_because: str | None = None
     attempt_log: tuple[AttemptRecord, ...] = ()
 
+    _dump_fields: ClassVar[tuple[str, ...]] = (
+        "task_id",
+        "status",
+        "wave_number",
+        "attempts",
+        "start_ms",
+        "end_ms",
+        "duration_ms",
+        "result",
+        "error",
+        "skipped_because",
+        "attempt_log",
+    )
+
 
 @dataclass(frozen=True, slots=True)
-class Wave:
+class Wave(Dumpable):
     """A topological wave: tasks whose dependencies all sit in earlier waves.
+
+    Immutable except that ``task_ids`` is a list, as the seed's
+    ``ModelWave.task_ids`` is (``waves[0].task_ids == ["a"]``); do not mutate it.
 
     Attributes:
         wave_number: 1-based position.
@@ -174,12 +334,22 @@ class Wave:
     """
 
     wave_number: int
-    task_ids: tuple[str, ...]
+    task_ids: list[str]
     status: TaskStatus = TaskStatus.PENDING
     duration_ms: float | None = None
     created_at: datetime = field(default_factory=datetime.now)
     start_ms: float | None = None
     end_ms: float | None = None
+
+    _dump_fields: ClassVar[tuple[str, ...]] = (
+        "wave_number",
+        "task_ids",
+        "status",
+        "duration_ms",
+        "created_at",
+        "start_ms",
+        "end_ms",
+    )
 
     @property
     def task_count(self) -> int:
@@ -187,13 +357,23 @@ class Wave:
         return len(self.task_ids)
 
     def summary(self) -> dict[str, Any]:
-        """The seed's wave-summary dict: wave_number, task_ids, task_count, status, duration_ms."""
+        """The seed's wave-summary dict (the keys of both of the seed's summaries).
+
+        Returns:
+            ``wave_number`` (int), ``task_ids`` (a new list of str),
+            ``task_count`` (int), ``status`` (the status value, a str such as
+            ``"completed"``) and ``duration_ms``: a float once the wave has
+            been run (0.0 if none of its tasks ran), None before.
+        """
+        duration = self.duration_ms
+        if duration is None and self.status is not TaskStatus.PENDING:
+            duration = 0.0
         return {
             "wave_number": self.wave_number,
             "task_ids": list(self.task_ids),
             "task_count": self.task_count,
             "status": self.status.value,
-            "duration_ms": self.duration_ms,
+            "duration_ms": duration,
         }
 
 
@@ -222,7 +402,7 @@ class RunStatistics:
 
 
 @dataclass(frozen=True)
-class ExecutionResult:
+class ExecutionResult(Dumpable):
     """Everything a run produced. Returned whether tasks failed or not.
 
     Speedup is ``sequential_duration_ms / total_duration_ms``: the time the
@@ -240,7 +420,9 @@ class ExecutionResult:
         sequential_duration_ms: attempt run times, added up.
         speedup_ratio: sequential over wall time (1.0 when no attempt took any time).
         task_results: task id -> result, for COMPLETED tasks.
-        task_errors: task id -> "ExcType: message", for FAILED and CANCELLED tasks.
+        task_errors: an entry for every task that did not complete: its
+            error as "ExcType: message" when FAILED, ``"skipped: dependency
+            'x' failed"`` when SKIPPED, the cancellation when CANCELLED.
         wave_summary: per wave, the dicts of :meth:`Wave.summary` (built on
             first access).
         tasks: task id -> :class:`TaskRecord`, in the order tasks were added
@@ -250,6 +432,12 @@ class ExecutionResult:
             duration (computed on first access).
         mode: "waves" or "eager".
         max_concurrent: the run's concurrency limit.
+        cpu_ms: CPU time the whole process used during the run (all threads).
+            Beside ``speedup_ratio`` it tells whether parallel blocking tasks
+            really ran in parallel: GIL-bound threads add up to about the wall
+            time, whatever the speedup says.
+        thread_cpu_ms: CPU time of the attempts that ran in worker threads,
+            added up.
         state: the run's shared state (results are also stored there).
     """
 
@@ -268,6 +456,8 @@ class ExecutionResult:
     waves: tuple[Wave, ...]
     mode: str
     max_concurrent: int
+    cpu_ms: float = 0.0
+    thread_cpu_ms: float = 0.0
     state: SharedState | None = field(default=None, repr=False, compare=False)
     # Build ``tasks`` and ``critical_path`` on first access: a run of many
     # small tasks should not pay for records nobody reads.
@@ -277,6 +467,71 @@ class ExecutionResult:
     critical_path_source: Callable[[], list[str]] | None = field(
         default=None, repr=False, compare=False
     )
+
+    # ``state`` is left out: it is live, and the results are in task_results.
+    _dump_fields: ClassVar[tuple[str, ...]] = (
+        "execution_id",
+        "total_tasks",
+        "successful_tasks",
+        "failed_tasks",
+        "skipped_tasks",
+        "cancelled_tasks",
+        "total_waves",
+        "total_duration_ms",
+        "sequential_duration_ms",
+        "speedup_ratio",
+        "task_results",
+        "task_errors",
+        "wave_summary",
+        "waves",
+        "tasks",
+        "critical_path",
+        "mode",
+        "max_concurrent",
+    )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ExecutionResult:
+        """Read back what :meth:`to_json` wrote.
+
+        What JSON holds comes back as it was written: results that JSON could
+        not hold come back as their ``repr`` strings, tuples as lists, and
+        exceptions as :class:`RecordedError` carrying their ``"Type: message"``
+        text. ``state`` is None. Writing the result again gives the same JSON.
+
+        Args:
+            text: a JSON document written by :meth:`to_json`.
+
+        Raises:
+            ValueError: *text* is not JSON, or not a result (a field is missing
+                or of the wrong kind).
+        """
+        try:
+            data = json.loads(text)
+            waves = tuple(_wave_from(w) for w in data["waves"])
+            records = {tid: _task_record_from(r) for tid, r in data["tasks"].items()}
+            critical = [str(t) for t in data["critical_path"]]
+            return cls(
+                execution_id=uuid.UUID(data["execution_id"]),
+                total_tasks=data["total_tasks"],
+                successful_tasks=data["successful_tasks"],
+                failed_tasks=data["failed_tasks"],
+                skipped_tasks=data["skipped_tasks"],
+                cancelled_tasks=data["cancelled_tasks"],
+                total_waves=data["total_waves"],
+                total_duration_ms=data["total_duration_ms"],
+                sequential_duration_ms=data["sequential_duration_ms"],
+                speedup_ratio=data["speedup_ratio"],
+                task_results=dict(data["task_results"]),
+                task_errors=dict(data["task_errors"]),
+                waves=waves,
+                mode=data["mode"],
+                max_concurrent=data["max_concurrent"],
+                task_records_source=lambda: dict(records),
+                critical_path_source=lambda: list(critical),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not an ExecutionResult written by to_json(): {exc!r}") from None
 
     @functools.cached_property
     def wave_summary(self) -> list[dict[str, Any]]:
@@ -335,3 +590,45 @@ class ExecutionResult:
                 if rec.status is TaskStatus.SKIPPED and rec.skipped_because is not None
             }
             raise WaveExecutionError(failures, skipped)
+
+
+def _error_from(text: str | None) -> RecordedError | None:
+    return None if text is None else RecordedError(text)
+
+
+def _wave_from(data: dict[str, Any]) -> Wave:
+    return Wave(
+        wave_number=data["wave_number"],
+        task_ids=list(data["task_ids"]),
+        status=TaskStatus(data["status"]),
+        duration_ms=data["duration_ms"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        start_ms=data["start_ms"],
+        end_ms=data["end_ms"],
+    )
+
+
+def _task_record_from(data: dict[str, Any]) -> TaskRecord:
+    return TaskRecord(
+        task_id=data["task_id"],
+        status=TaskStatus(data["status"]),
+        wave_number=data["wave_number"],
+        attempts=data["attempts"],
+        start_ms=data["start_ms"],
+        end_ms=data["end_ms"],
+        duration_ms=data["duration_ms"],
+        result=data["result"],
+        error=_error_from(data["error"]),
+        skipped_because=data["skipped_because"],
+        attempt_log=tuple(
+            AttemptRecord(
+                attempt=a["attempt"],
+                outcome=a["outcome"],
+                start_ms=a["start_ms"],
+                end_ms=a["end_ms"],
+                slot=a["slot"],
+                error=_error_from(a["error"]),
+            )
+            for a in data["attempt_log"]
+        ),
+    )

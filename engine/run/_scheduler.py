@@ -1,11 +1,10 @@
-"""``DependencyAwareScheduler``: the seed scheduler's API over dagwave's run core.
+"""``DependencyAwareScheduler``: the seed-compatible facade over dagwave's run core.
 
 Code written for the seed's ``DependencyAwareScheduler`` runs unchanged: the
 same constructor, ``add_task``, ``schedule``, ``execute`` and inspection
-methods. What differs is what was wrong there: a failed task's dependents are
-skipped instead of run, timeouts carry a message, retries start afresh on every
-run, ``enable_wave_optimization`` does something, and the shared state has an
-atomic read-modify-write.
+methods. The facade checks every argument when it is given, builds the run
+plan in :meth:`~DependencyAwareScheduler.schedule` (waves, adapters, resources)
+and hands it to a :class:`~dagwave.run._core.RunCore` per run.
 """
 
 from __future__ import annotations
@@ -13,63 +12,164 @@ from __future__ import annotations
 import dataclasses
 import functools
 import random
+import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
 
 import trio
 
+from dagwave._checks import check_int, check_type, must_be
 from dagwave._errors import TaskNotFoundError
 from dagwave.graph._analysis import analyze_compiled
 from dagwave.graph._dag import DependencyGraph, check_dependencies, check_task_id, suggest_id
 from dagwave.report._export import dot, html_report, mermaid
-from dagwave.run._adapter import Adapter, resolve_adapter
+from dagwave.run._adapter import ASYNCIO_ADAPTER, BLOCKING_ADAPTER, Adapter, resolve_adapter
 from dagwave.run._asyncio_host import in_asyncio, run_as_asyncio_guest
 from dagwave.run._core import RunCore, RunPlan
 from dagwave.run._events import default_logger
-from dagwave.run._records import ExecutionResult, RetryPolicy, RunStatistics, TaskStatus, Wave
-from dagwave.run._tasks import Task
-from dagwave.state._store import SharedState
+from dagwave.run._records import (
+    Dumpable,
+    ExecutionResult,
+    RetryPolicy,
+    RunStatistics,
+    TaskRecord,
+    TaskStatus,
+    Wave,
+)
+from dagwave.run._tasks import Executor, Task, check_resources
+from dagwave.state._store import STORE_METHODS, SharedState, StateStore
 
-__all__ = ["DependencyAwareScheduler"]
+__all__ = ["DependencyAwareScheduler", "TaskView"]
 
 Mode = Literal["waves", "eager"]
-_OPTIONS = frozenset({"adapter", "retry_policy", "resources"})
-# Adapters that call the executor and hand back its return value as is; an
-# ``async def`` there would return an un-awaited coroutine.
-_SYNC_ONLY_ADAPTERS = frozenset({"thread", "inline", "process", "dask"})
 
 
-def _check_amounts(owner: str, resources: object) -> dict[str, int]:
-    """A mapping of resource name -> positive int, or a clear error naming ``owner``."""
-    if resources is None:
-        return {}
-    if not isinstance(resources, Mapping):
-        raise TypeError(
-            f"resources of {owner} must be a mapping of name -> amount, "
-            f"not {type(resources).__name__}"
-        )
-    out: dict[str, int] = {}
-    for name, amount in resources.items():
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"resources of {owner}: names must be non-empty strings, got {name!r}")
-        if isinstance(amount, bool) or not isinstance(amount, int):
-            raise TypeError(
-                f"resources of {owner}: the amount of {name!r} must be an int, got {amount!r}"
-            )
-        if amount < 1:
-            raise ValueError(
-                f"resources of {owner}: the amount of {name!r} must be at least 1, got {amount}"
-            )
-        out[name] = amount
-    return out
+class TaskView(Dumpable):
+    """One task as the seed's ``scheduler._tasks[task_id]`` showed it.
 
+    The seed kept one mutable ``Task`` model per task and updated it during
+    the run; its users read ``scheduler._tasks[task_id].duration_ms`` (and
+    ``status``, ``result``, ``error``) after ``execute()``. dagwave's task
+    definitions are immutable, so the scheduler's ``_tasks`` holds these views
+    instead: the definition's fields, and the run's fields read from the
+    scheduler when asked for (nothing is copied while the run goes on).
+    ``status`` is live; ``duration_ms``, ``error`` and ``result`` are filled in
+    when the run has ended (None before, and while a new run goes on).
 
-def _check_limit(max_concurrent: object) -> int:
-    if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int):
-        raise TypeError(f"max_concurrent must be an int, not {type(max_concurrent).__name__}")
-    if max_concurrent < 1:
-        raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
-    return max_concurrent
+    Attributes:
+        definition: the :class:`Task` as added.
+    """
+
+    __slots__ = ("_added", "_owner", "definition")
+
+    def __init__(self, definition: Task, owner: DependencyAwareScheduler) -> None:
+        self.definition = definition
+        self._owner = owner
+        self._added = time.time()  # made a datetime only when asked for: add_task stays cheap
+
+    _dump_fields = (
+        "task_id",
+        "dependencies",
+        "timeout_seconds",
+        "retry_count",
+        "metadata",
+        "status",
+        "duration_ms",
+        "error",
+        "created_at",
+        "result",
+    )
+
+    # -- the definition ----------------------------------------------------------
+
+    @property
+    def task_id(self) -> str:
+        """The task's id."""
+        return self.definition.task_id
+
+    @property
+    def executor(self) -> Callable[..., Any]:
+        """The callable the task runs."""
+        return self.definition.executor
+
+    @property
+    def dependencies(self) -> list[str]:
+        """The ids it depends on (a new list)."""
+        return list(self.definition.dependencies)
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        """Limit per attempt (None: none)."""
+        return self.definition.timeout_seconds
+
+    @property
+    def retry_count(self) -> int:
+        """Extra attempts after a failure, as added (a run does not use them up)."""
+        return self.definition.retry_count
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Its metadata (a new dict)."""
+        return dict(self.definition.metadata)
+
+    @property
+    def adapter(self) -> str | Adapter | None:
+        """How the executor runs (see :class:`Task`)."""
+        return self.definition.adapter
+
+    @property
+    def retry_policy(self) -> RetryPolicy | None:
+        """Its back-off between attempts, if it set one."""
+        return self.definition.retry_policy
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the executor returns a coroutine."""
+        return self.definition.is_async
+
+    @property
+    def estimated_duration(self) -> float:
+        """``metadata["estimated_duration"]``, or 1.0."""
+        return self.definition.estimated_duration
+
+    @property
+    def created_at(self) -> datetime:
+        """When the task was added (timezone-aware, UTC)."""
+        return datetime.fromtimestamp(self._added, UTC)
+
+    # -- the run -------------------------------------------------------------------
+
+    @property
+    def status(self) -> TaskStatus:
+        """Its status in the current (or latest) run; PENDING before any."""
+        status = self._owner.get_task_status(self.definition.task_id)
+        return TaskStatus.PENDING if status is None else status
+
+    def _record(self) -> TaskRecord | None:
+        last = self._owner.last_result
+        return None if last is None else last.tasks.get(self.definition.task_id)
+
+    @property
+    def duration_ms(self) -> float | None:
+        """Time its attempts ran, in ms, once the run has ended (None if it never ran)."""
+        record = self._record()
+        return None if record is None or record.attempts == 0 else record.duration_ms
+
+    @property
+    def error(self) -> str | None:
+        """Why it did not complete (its ``task_errors`` entry), once the run has ended."""
+        last = self._owner.last_result
+        return None if last is None else last.task_errors.get(self.definition.task_id)
+
+    @property
+    def result(self) -> Any:
+        """What its executor returned, once the run has ended and if it completed."""
+        record = self._record()
+        return None if record is None else record.result
+
+    def __repr__(self) -> str:
+        return f"TaskView(task_id={self.task_id!r}, status={self.status.value!r})"
 
 
 class DependencyAwareScheduler:
@@ -80,7 +180,11 @@ class DependencyAwareScheduler:
     synchronous code). The result reports every task, wave and the speedup.
 
     Args:
-        state: the shared store tasks read and write (a new one if None).
+        state: the shared store tasks read and write (a new
+            :class:`SharedState` if None). Any object with the store's
+            methods will do (``get_version``, ``snapshot``, ``set``,
+            ``update``: a seed ``ThreadSafeState``, a test double); one that
+            lacks one of them is refused by :meth:`execute`, naming it.
         max_concurrent: at most this many tasks run at once, async and
             blocking together.
         enable_deadlock_detection: kept for the seed's API. Cycle detection is
@@ -94,7 +198,9 @@ class DependencyAwareScheduler:
             dependencies completed, longest remaining path first).
         fail_fast: cancel everything still running at the first failure.
         logger: a structlog logger for the run's events (default
-            ``structlog.get_logger("dagwave")``).
+            ``structlog.get_logger("dagwave")`` once the application has
+            configured structlog; until then only warnings and errors, on
+            stderr).
         retry_policy: back-off between attempts, for tasks that set none.
         resources: named capacities, e.g. ``{"db": 2, "gpu": 1}``; a task that
             asks for ``resources={"db": 1}`` runs only while it holds them,
@@ -108,7 +214,7 @@ class DependencyAwareScheduler:
 
     def __init__(
         self,
-        state: SharedState | None = None,
+        state: SharedState[Any] | StateStore | None = None,
         max_concurrent: int = 10,
         enable_deadlock_detection: bool = True,
         enable_wave_optimization: bool = True,
@@ -120,16 +226,13 @@ class DependencyAwareScheduler:
         resources: Mapping[str, int] | None = None,
         seed: int | None = None,
     ) -> None:
-        if state is not None and not isinstance(state, SharedState):
-            raise TypeError(f"state must be a SharedState, not {type(state).__name__}")
         if mode not in ("waves", "eager"):
-            raise ValueError(f"mode must be 'waves' or 'eager', got {mode!r}")
-        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
-            raise TypeError(
-                f"retry_policy must be a RetryPolicy, not {type(retry_policy).__name__}"
-            )
-        self.state = state if state is not None else SharedState()
-        self.max_concurrent = _check_limit(max_concurrent)
+            raise ValueError(must_be("mode", "'waves' or 'eager'", mode))
+        if retry_policy is not None:
+            check_type("retry_policy", retry_policy, RetryPolicy)
+        # Typed as dagwave's store for callers' convenience; any StateStore works.
+        self.state = cast("SharedState[Any]", state if state is not None else SharedState())
+        self.max_concurrent = check_int("max_concurrent", max_concurrent, minimum=1)
         self.enable_deadlock_detection = enable_deadlock_detection
         self.enable_wave_optimization = enable_wave_optimization
         self.mode: Mode = mode
@@ -137,10 +240,10 @@ class DependencyAwareScheduler:
         self.logger = logger if logger is not None else default_logger()
         self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy()
         self._seed = seed
-        self.resources = _check_amounts("the scheduler", resources)
-        self._needs: dict[str, dict[str, int]] = {}
+        self.resources = check_resources("the scheduler", resources)
         self._graph = DependencyGraph()
-        self._tasks: dict[str, Task] = {}
+        # The seed's users read ``scheduler._tasks[task_id]`` after a run: views.
+        self._tasks: dict[str, TaskView] = {}
         self._changes = 0
         self._plan: RunPlan | None = None
         self._planned_at = -1
@@ -153,12 +256,15 @@ class DependencyAwareScheduler:
     def add_task(
         self,
         task_id: str,
-        executor: Any,
+        executor: Executor,
         dependencies: Iterable[str] | None = (),
         timeout_seconds: float | None = 300.0,
         retry_count: int = 0,
         metadata: Mapping[str, Any] | None = None,
-        **options: Any,
+        *,
+        adapter: str | Adapter | None = None,
+        retry_policy: RetryPolicy | None = None,
+        resources: Mapping[str, int] | None = None,
     ) -> None:
         """Add a task.
 
@@ -173,35 +279,34 @@ class DependencyAwareScheduler:
                 waiting for a slot does not count.
             retry_count: extra attempts after a failure (timeouts included).
             metadata: free-form; ``estimated_duration`` (seconds) guides ordering.
-            **options: ``adapter`` (a name: "thread", "inline", "process",
-                "asyncio", or an :class:`dagwave.Adapter`), ``retry_policy`` (a
-                :class:`RetryPolicy`) and ``resources`` (name -> amount, held
-                while the task runs; see the constructor).
+            adapter: how the executor runs: a name ("thread", "inline",
+                "process", "asyncio", "dask") or an :class:`dagwave.Adapter`
+                (default: async executors in trio, blocking ones in a thread).
+            retry_policy: back-off between attempts (default: the scheduler's).
+            resources: name -> amount, held while the task runs (see the
+                constructor).
 
         Raises:
             InvalidTaskError: the executor is not callable.
             ValueError: duplicate or empty id, a negative retry count, a
                 timeout <= 0 or NaN.
-            TypeError: an argument of the wrong type or an unknown option.
+            TypeError: an argument of the wrong type (an unknown keyword is a
+                TypeError from Python itself).
             RuntimeError: a run is in progress.
         """
         self._check_idle("add_task")
         task_id = check_task_id(task_id)
         if task_id in self._tasks:
             raise ValueError(f"Task {task_id!r} already exists (task ids must be unique)")
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            raise TypeError(
-                f"add_task() got unknown option(s) {', '.join(unknown)} for task {task_id!r} "
-                f"(known: {', '.join(sorted(_OPTIONS))})"
-            )
         dep_list = check_dependencies(task_id, dependencies)
         deps = tuple(dep_list)
-        adapter = options.get("adapter")
-        if adapter is not None and not isinstance(adapter, str | Adapter):
-            raise TypeError(
-                f"adapter of task {task_id!r} must be a name or an dagwave.Adapter, "
-                f"not {type(adapter).__name__}"
+        if adapter is not None:
+            check_type(
+                "adapter",
+                adapter,
+                (str, Adapter),
+                owner=f"task {task_id!r}",
+                expected="a name or a dagwave.Adapter",
             )
         task = Task.create(
             task_id,
@@ -211,23 +316,11 @@ class DependencyAwareScheduler:
             retry_count=retry_count,
             metadata=metadata,
             adapter=adapter,
-            retry_policy=options.get("retry_policy"),
+            retry_policy=retry_policy,
+            resources=resources,
         )
-        if task.is_async and adapter in _SYNC_ONLY_ADAPTERS:
-            raise ValueError(
-                f"Task {task_id!r} has an async executor, which adapter {adapter!r} "
-                "cannot await; drop the adapter option to run it in trio"
-            )
-        if not task.is_async and adapter == "asyncio":
-            raise ValueError(
-                f"Task {task_id!r} has a blocking executor; adapter 'asyncio' runs "
-                "async def executors only (drop the option to run it in a thread)"
-            )
-        needs = _check_amounts(f"task {task_id!r}", options.get("resources"))
         self._graph._add_checked(task_id, dep_list)  # id and dependencies checked above
-        self._tasks[task_id] = task
-        if needs:
-            self._needs[task_id] = needs
+        self._tasks[task_id] = TaskView(task, self)
         self._changes += 1
 
     def clear(self) -> None:
@@ -235,7 +328,6 @@ class DependencyAwareScheduler:
         self._check_idle("clear")
         self._graph.clear()
         self._tasks.clear()
-        self._needs.clear()
         self._changes += 1
         self._plan = None
         self._waves = []
@@ -245,15 +337,16 @@ class DependencyAwareScheduler:
         return len(self._tasks)
 
     def __repr__(self) -> str:
+        # The seed's shape, so logs read the same after switching.
         return (
-            f"DependencyAwareScheduler(tasks={len(self._tasks)}, mode={self.mode!r}, "
-            f"max_concurrent={self.max_concurrent})"
+            f"DependencyAwareScheduler(tasks={len(self._tasks)}, waves={len(self._waves)}, "
+            f"state_version={self.state.get_version()})"
         )
 
     @property
     def tasks(self) -> dict[str, Task]:
         """Task id -> :class:`Task`, in the order they were added (a copy)."""
-        return dict(self._tasks)
+        return {task_id: view.definition for task_id, view in self._tasks.items()}
 
     @property
     def graph(self) -> DependencyGraph:
@@ -271,13 +364,19 @@ class DependencyAwareScheduler:
         Raises:
             TaskNotFoundError: a dependency names an unknown task.
             CircularDependencyError: the tasks form a cycle (``.cycle_path``).
-            ValueError: an unknown adapter name.
+            ValueError: an unknown adapter name, or an adapter that cannot run
+                its task's executor (an ``async def`` for the thread adapter,
+                named or passed as an instance).
+            TypeError: an adapter refused the executor (the process adapter:
+                one that cannot be pickled).
             RuntimeError: a run is in progress.
         """
         self._check_idle("schedule")
         waves = self._graph.construct_waves()
-        for task_id, needs in self._needs.items():
-            for name, amount in needs.items():
+        tasks = [view.definition for view in self._tasks.values()]
+        for task in tasks:
+            task_id = task.task_id
+            for name, amount in task.resources:
                 if name not in self.resources:
                     known = ", ".join(sorted(self.resources)) or "none"
                     raise ValueError(
@@ -290,7 +389,6 @@ class DependencyAwareScheduler:
                         f"but its capacity is {self.resources[name]}: it could never run"
                     )
         compiled = self._graph.compiled()
-        tasks = list(self._tasks.values())
         wave_of = compiled.level
         wave_indices: list[list[int]] = [[] for _ in waves]
         for i, w in enumerate(wave_of):
@@ -298,15 +396,16 @@ class DependencyAwareScheduler:
         resolved: dict[str, Adapter] = {}
         adapters: list[Adapter | None] = []
         for task in tasks:
-            spec = (
-                task.adapter if task.adapter is not None else (None if task.is_async else "thread")
-            )
+            spec = task.adapter
+            if spec is None and not task.is_async:
+                spec = BLOCKING_ADAPTER
             if spec is None or isinstance(spec, Adapter):
                 adapters.append(spec)
                 continue
             if spec not in resolved:
                 resolved[spec] = resolve_adapter(spec, task.task_id)
             adapters.append(resolved[spec])
+        # Each adapter owns its rules (what it can call), however it was given.
         for task, adapter in zip(tasks, adapters, strict=True):
             if adapter is not None:
                 adapter.check(task.task_id, task.executor)
@@ -318,14 +417,14 @@ class DependencyAwareScheduler:
             waves=wave_indices,
             adapters=adapters,
             compiled=compiled,
-            resources=[tuple(sorted(self._needs.get(task.task_id, {}).items())) for task in tasks]
-            if self._needs
+            resources=[task.resources for task in tasks]
+            if any(task.resources for task in tasks)
             else (),
             capacities=dict(self.resources),
         )
         self._planned_at = self._changes
         self._waves = [
-            Wave(wave_number=w + 1, task_ids=tuple(wave)) for w, wave in enumerate(waves)
+            Wave(wave_number=w + 1, task_ids=list(wave)) for w, wave in enumerate(waves)
         ]
         self._core = None
         return list(self._waves)
@@ -373,9 +472,10 @@ class DependencyAwareScheduler:
         self._check_idle("execute")
         if self._plan is None or self._planned_at != self._changes:
             raise ValueError("Must call schedule() before execute()")
+        self._check_store()
         if in_asyncio():
             # Async executors become asyncio tasks on the caller's loop.
-            loop_adapter = resolve_adapter("asyncio", "(default for async executors)")
+            loop_adapter = resolve_adapter(ASYNCIO_ADAPTER, "(default for async executors)")
             plan = dataclasses.replace(
                 self._plan,
                 adapters=[
@@ -460,7 +560,7 @@ class DependencyAwareScheduler:
             TaskNotFoundError: no such task (with a suggestion when one is close).
         """
         try:
-            return self._tasks[task_id]
+            return self._tasks[task_id].definition
         except KeyError:
             known = list(self._tasks)
             raise TaskNotFoundError(None, task_id, known, suggest_id(task_id, known)) from None
@@ -505,6 +605,18 @@ class DependencyAwareScheduler:
         The critical path is chosen as in :meth:`to_mermaid`.
         """
         return dot(*self._diagram_input())
+
+    def _check_store(self) -> None:
+        """Refuse a ``state=`` object that lacks a method the run calls, naming it."""
+        state: object = self.state
+        if isinstance(state, SharedState):
+            return
+        for name in STORE_METHODS:
+            if not callable(getattr(state, name, None)):
+                raise TypeError(
+                    f"state object of type {type(state).__name__} has no method {name}(), "
+                    f"which the run calls (a store needs {', '.join(STORE_METHODS)})"
+                )
 
     def _check_idle(self, what: str) -> None:
         if self._running:

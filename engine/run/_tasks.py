@@ -1,9 +1,10 @@
 """Task definitions and the context an executor receives.
 
 A :class:`Task` is what ``add_task`` recorded: immutable, checked once. The
-:class:`TaskContext` is the seed's context mapping (``task_id``,
-``task_metadata``, ``dependency_results`` and the shared state's keys) with the
-live store and a cancellation flag reachable as attributes.
+:class:`TaskContext` is the seed's context dict (``task_id``,
+``task_metadata``, ``dependency_results`` and the shared state's keys, which
+the executor may also write), with the live store and a cancellation flag
+reachable as attributes.
 """
 
 from __future__ import annotations
@@ -11,23 +12,26 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import math
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
+from dagwave._checks import check_int, check_number, check_type, must_be
 from dagwave._errors import InvalidTaskError, StateRollbackError
-from dagwave.run._records import RetryPolicy
+from dagwave.run._records import Dumpable, RetryPolicy
+from dagwave.state._store import SharedState, StateStore
 
 if TYPE_CHECKING:
     from dagwave.run._adapter import Adapter
-    from dagwave.state._store import SharedState
 
-__all__ = ["Task", "TaskContext", "is_async_callable"]
+__all__ = ["Executor", "Task", "TaskContext", "check_resources", "is_async_callable"]
 
-Executor = Callable[..., Any]
+#: What ``add_task`` takes: a callable of the task's :class:`TaskContext`
+#: (``async def`` or plain). In another process or on a cluster the context
+#: arrives as a plain dict with the same keys, so a function of a dict is one too.
+Executor: TypeAlias = Callable[["TaskContext"], Any] | Callable[[dict[str, Any]], Any]
 
 
 _ASYNC_CACHE: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
@@ -64,61 +68,52 @@ def check_timeout(task_id: str, timeout: object) -> float | None:
     """Validate a per-attempt timeout (None means no limit)."""
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(
-            f"timeout_seconds of task {task_id!r} must be a number or None, "
-            f"not {type(timeout).__name__}"
-        )
-    try:
-        seconds = float(timeout)
-    except OverflowError:  # an int beyond float range
-        raise ValueError(
-            f"timeout_seconds of task {task_id!r} is beyond float range (must be > 0 and "
-            "at most 1.8e308 seconds; use None for no limit)"
-        ) from None
-    if math.isnan(seconds) or seconds <= 0:
-        raise ValueError(
-            f"timeout_seconds of task {task_id!r} must be > 0 (or None for no limit), "
-            f"got {timeout!r}"
-        )
-    return seconds
+    owner = f"task {task_id!r}"
+    check_type("timeout_seconds", timeout, (int, float), owner=owner, expected="a number or None")
+    return float(check_number("timeout_seconds", timeout, above=0, owner=owner))
 
 
 def check_retry_count(task_id: str, retry_count: object) -> int:
     """Validate the number of extra attempts."""
-    if isinstance(retry_count, bool) or not isinstance(retry_count, int):
-        raise TypeError(
-            f"retry_count of task {task_id!r} must be an int, not {type(retry_count).__name__}"
-        )
-    if retry_count < 0:
-        raise ValueError(f"retry_count of task {task_id!r} must be >= 0, got {retry_count}")
-    return retry_count
+    return check_int("retry_count", retry_count, minimum=0, owner=f"task {task_id!r}")
 
 
 def estimated_duration(task_id: str, metadata: Mapping[str, Any]) -> float:
     """``metadata["estimated_duration"]`` as a float, 1.0 when absent."""
     value = metadata.get("estimated_duration", 1.0)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(
-            f"metadata['estimated_duration'] of task {task_id!r} must be a number, "
-            f"not {type(value).__name__}"
+    return float(
+        check_number(
+            "metadata['estimated_duration']",
+            value,
+            minimum=0,
+            finite=True,
+            owner=f"task {task_id!r}",
         )
-    try:
-        seconds = float(value)
-        shown = repr(value)
-    except OverflowError:  # an int beyond float range
-        seconds, shown = math.inf, "an int beyond float range"
-    if not seconds >= 0 or math.isinf(seconds):
-        raise ValueError(
-            f"metadata['estimated_duration'] of task {task_id!r} must be a finite "
-            f"number >= 0, got {shown}"
-        )
-    return seconds
+    )
+
+
+def check_resources(owner: str, resources: object) -> dict[str, int]:
+    """A mapping of resource name -> positive int, or a clear error naming ``owner``."""
+    if resources is None:
+        return {}
+    amounts: Mapping[object, object] = check_type(
+        "resources", resources, Mapping, owner=owner, expected="a mapping of name -> amount"
+    )
+    out: dict[str, int] = {}
+    for key, amount in amounts.items():
+        name: str = check_type("resources", key, str, owner=owner, expected="keyed by names")
+        if not name:
+            raise ValueError(must_be("resources", "keyed by non-empty names", name, owner=owner))
+        out[name] = check_int(f"resources[{name!r}]", amount, minimum=1, owner=owner)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
-class Task:
+class Task(Dumpable):
     """One task as added to a scheduler (immutable; checked when added).
+
+    ``to_dict()``/``model_dump()`` give every field but the executor (as the
+    seed's ``Task`` model excludes it), the adapter by name.
 
     Attributes:
         task_id: unique id.
@@ -130,10 +125,12 @@ class Task:
         adapter: how the executor runs (None: async in trio, sync in a thread).
         retry_policy: back-off between attempts (None: the scheduler's).
         is_async: whether the executor returns a coroutine.
+        resources: (name, amount) pairs the task holds while it runs, sorted
+            by name (empty: none).
     """
 
     task_id: str
-    executor: Executor
+    executor: Callable[..., Any]  # an Executor, checked callable when added
     dependencies: tuple[str, ...] = ()
     timeout_seconds: float | None = 300.0
     retry_count: int = 0
@@ -143,6 +140,21 @@ class Task:
     is_async: bool = False
     #: ``metadata["estimated_duration"]``, or 1.0 (checked once, when added).
     estimated_duration: float = 1.0
+    resources: tuple[tuple[str, int], ...] = ()
+
+    def _dump_items(self) -> Iterable[tuple[str, Any]]:
+        adapter = self.adapter
+        return (
+            ("task_id", self.task_id),
+            ("dependencies", list(self.dependencies)),
+            ("timeout_seconds", self.timeout_seconds),
+            ("retry_count", self.retry_count),
+            ("metadata", dict(self.metadata)),
+            ("adapter", adapter if adapter is None or isinstance(adapter, str) else adapter.name),
+            ("retry_policy", self.retry_policy),
+            ("is_async", self.is_async),
+            ("estimated_duration", self.estimated_duration),
+        )
 
     @classmethod
     def create(
@@ -156,6 +168,7 @@ class Task:
         metadata: Mapping[str, Any] | None,
         adapter: str | Adapter | None,
         retry_policy: RetryPolicy | None,
+        resources: Mapping[str, int] | None = None,
     ) -> Task:
         """Check every field and build the task; raises before anything runs."""
         if not callable(executor):
@@ -163,18 +176,14 @@ class Task:
                 task_id,
                 f"Executor for task {task_id!r} must be callable, got {type(executor).__name__}",
             )
+        owner = f"task {task_id!r}"
         if metadata is None:
             metadata = _NO_METADATA
-        elif not isinstance(metadata, Mapping):
-            raise TypeError(
-                f"metadata of task {task_id!r} must be a mapping, not {type(metadata).__name__}"
-            )
+        else:
+            check_type("metadata", metadata, Mapping, owner=owner, expected="a mapping")
         estimate = estimated_duration(task_id, metadata)
-        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
-            raise TypeError(
-                f"retry_policy of task {task_id!r} must be a RetryPolicy, "
-                f"not {type(retry_policy).__name__}"
-            )
+        if retry_policy is not None:
+            check_type("retry_policy", retry_policy, RetryPolicy, owner=owner)
         return cls(
             task_id=task_id,
             executor=executor,
@@ -186,6 +195,7 @@ class Task:
             retry_policy=retry_policy,
             is_async=is_async_callable(executor),
             estimated_duration=estimate,
+            resources=tuple(sorted(check_resources(owner, resources).items())),
         )
 
 
@@ -193,19 +203,48 @@ _FIXED_KEYS = frozenset({"task_id", "task_metadata", "dependency_results", "atte
 _FIXED_ORDER = ("task_id", "task_metadata", "dependency_results", "attempt")
 
 
-class TaskContext(Mapping[str, Any]):
-    """What an executor is called with: the seed's context mapping, and more.
+def _state_at(state: object, version: int) -> Mapping[str, Any]:
+    """The store's keys at ``version`` (a shared read-only view), or as they are now."""
+    if isinstance(state, SharedState):
+        try:
+            return state.view_at(version)
+        except StateRollbackError:
+            return state.view()
+    # A store of another kind (duck typing): its snapshot is the view.
+    return cast("StateStore", state).snapshot()
 
-    As a mapping it holds ``task_id``, ``task_metadata``, ``dependency_results``
-    (dependency id -> its result), ``attempt`` (1-based) and every key of the
-    shared state as it was when the attempt started. State values are deep
-    copies made when read, so reading is safe and costs only what is read.
-    The state's part is materialised on the first read of a state key: tasks
-    that start at the same state version share one read-only view, and a task
-    that never reads state keys costs nothing, so a big state is not copied
-    per task. (If more than the state's ``max_history_size`` changes happen
-    between an attempt's start and its first state read, the view shows the
-    state at that first read instead.)
+
+class _Local:
+    """One attempt's own side of its context: values read so far, writes, deletions."""
+
+    __slots__ = ("base", "gone", "own")
+
+    def __init__(self, base: Mapping[str, Any]) -> None:
+        self.base = base  # the state's keys as the attempt started (read-only)
+        self.own: dict[str, Any] = {}  # this attempt's copies and writes, by key
+        self.gone: set[str] = set()  # keys this attempt deleted
+
+
+class TaskContext(MutableMapping[str, Any]):
+    """What an executor is called with: the seed's context dict, and more.
+
+    It behaves as the plain ``dict`` the seed passed: it holds ``task_id``,
+    ``task_metadata``, ``dependency_results`` (dependency id -> its result),
+    ``attempt`` (1-based) and every key of the shared state as it was when the
+    attempt started, and the executor may read, assign, delete, ``copy()``,
+    ``setdefault``, ``update`` or ``dict(context)`` it. Writes stay in this
+    attempt's context (a retry gets a fresh one); to share a value, write it to
+    :attr:`state`. ``isinstance(context, dict)`` is False; ``dict(context)`` or
+    ``context.copy()`` gives a real dict.
+
+    Underneath it is lazy, so a big state is not copied per task: tasks that
+    start at the same state version share one read-only view of it, and a
+    state value is deep-copied the first time this attempt reads it (from then
+    on the attempt sees its own copy, mutations included, as with a dict). A
+    task that reads no state key costs nothing. (If more than the state's
+    ``max_history_size`` changes happen between an attempt's start and its
+    first state read, it sees the state at that first read instead; a store
+    other than :class:`SharedState` is read through its ``snapshot()`` then.)
 
     Attributes:
         task_id: the running task's id.
@@ -213,7 +252,7 @@ class TaskContext(Mapping[str, Any]):
         dependency_results: dependency id -> its result (the objects
             themselves, not copies: do not mutate them).
         attempt: 1-based attempt number.
-        state: the live :class:`SharedState`, for writes and fresh reads.
+        state: the live store, for writes and fresh reads.
         state_version: the state version whose keys this context shows.
         cancelled: True once this attempt was cancelled or timed out. A
             blocking executor in a thread cannot be interrupted, so a long one
@@ -237,7 +276,7 @@ class TaskContext(Mapping[str, Any]):
         metadata: Mapping[str, Any],
         dependency_results: dict[str, Any],
         attempt: int,
-        state: SharedState,
+        state: SharedState[Any],
     ) -> None:
         # Plain slots, no dict per context: a run creates one context per attempt.
         self.task_id = task_id
@@ -246,7 +285,7 @@ class TaskContext(Mapping[str, Any]):
         self.attempt = attempt
         self.state = state
         self.state_version = state.get_version()
-        self._view: Mapping[str, Any] | None = None
+        self._view: _Local | None = None
         self.cancelled = False
 
     @property
@@ -254,33 +293,68 @@ class TaskContext(Mapping[str, Any]):
         """The task's metadata (also ``context["task_metadata"]``)."""
         return self.task_metadata
 
-    def _state_view(self) -> Mapping[str, Any]:
-        view = self._view
-        if view is None:
-            try:
-                view = self.state.view_at(self.state_version)
-            except StateRollbackError:
-                view = self.state.view()
-            self._view = view
-        return view
+    def _local(self) -> _Local:
+        local = self._view
+        if local is None:
+            local = self._view = _Local(_state_at(self.state, self.state_version))
+        return local
 
     def __getitem__(self, key: str) -> Any:
+        local = self._view
+        if local is not None:
+            own = local.own
+            if key in own:
+                return own[key]
+            if key in local.gone:
+                raise KeyError(key)
         if key in _FIXED_KEYS:
             return getattr(self, key)
-        return self._state_view()[key]
+        if local is None:
+            local = self._local()
+        value = local.base[key]  # a deep copy, made once: later reads see the same object
+        local.own[key] = value
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        local = self._local()
+        local.own[key] = value
+        local.gone.discard(key)
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        local = self._local()
+        local.own.pop(key, None)
+        local.gone.add(key)
 
     def __iter__(self) -> Iterator[str]:
-        yield from _FIXED_ORDER
-        for key in self._state_view():
-            if key not in _FIXED_KEYS:
+        local = self._local()
+        gone, base = local.gone, local.base
+        for key in _FIXED_ORDER:
+            if key not in gone:
+                yield key
+        for key in base:
+            if key not in _FIXED_KEYS and key not in gone:
+                yield key
+        for key in list(local.own):  # keys this attempt added, in the order it added them
+            if key not in _FIXED_KEYS and key not in base:
                 yield key
 
     def __len__(self) -> int:
-        view = self._state_view()
-        return len(_FIXED_KEYS) + sum(1 for key in view if key not in _FIXED_KEYS)
+        return sum(1 for _ in self)
 
     def __contains__(self, key: object) -> bool:
-        return key in _FIXED_KEYS or key in self._state_view()
+        local = self._view
+        if local is not None:
+            if key in local.own:
+                return True
+            if key in local.gone:
+                return False
+        return key in _FIXED_KEYS or key in self._local().base
+
+    def copy(self) -> dict[str, Any]:
+        """A plain dict of every key (a shallow copy, as ``dict.copy()`` gives)."""
+        return dict(self)
 
     def __repr__(self) -> str:
         return f"TaskContext(task_id={self.task_id!r}, attempt={self.attempt})"

@@ -20,6 +20,10 @@ Lock discipline, and why it is safe to deep copy outside the lock:
   ``fn`` and storing its result must be one atomic step, so its copies and
   ``fn`` run under the lock. Keep ``fn`` short.
 
+Typing: :class:`SharedState` is generic in the type of its values, as the
+seed's ``ThreadSafeState[T]`` is: ``SharedState[int]()`` declares a store of
+ints (checked by mypy, not at run time); a bare ``SharedState()`` holds Any.
+
 Versions: the state starts at version 0 (``initial_state`` included) and every
 change (``set``, ``delete`` of an existing key, non-empty ``update``, ``clear``,
 ``modify``, ``rollback``) is exactly one version step. Caches (the snapshot
@@ -31,15 +35,28 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Final, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, overload
 
+from dagwave._checks import check_int
 from dagwave._errors import StateKeyError, StateRollbackError, StateVersionError
 
-__all__ = ["SharedState", "StateChange", "StateView"]
+__all__ = ["SharedState", "StateChange", "StateChangeRecord", "StateStore", "StateView"]
+
+if TYPE_CHECKING:
+    # PEP 696 default: a bare ``SharedState()`` is ``SharedState[Any]`` for mypy.
+    # typing.TypeVar takes ``default`` only from Python 3.13 on.
+    from typing_extensions import TypeVar
+
+    T = TypeVar("T", default=Any)
+else:
+    from typing import TypeVar
+
+    T = TypeVar("T")
+D = TypeVar("D")
 
 
 class _Missing:
@@ -74,8 +91,11 @@ def _check_key(key: object) -> None:
 class StateChange:
     """One recorded change of one key (or of an empty state, for ``clear``).
 
+    The seed's ``StateChangeRecord`` (also exported under that name): the same
+    fields, plus ``existed_before``.
+
     Attributes:
-        timestamp: when the change was made (``time.time()``).
+        timestamp: when the change was made (timezone-aware, UTC).
         version: the version this change produced. One ``update``, ``clear``
             or ``rollback`` yields several records sharing one version.
         key: the changed key; None only for a ``clear`` of an already empty state.
@@ -90,7 +110,7 @@ class StateChange:
         changed_by: who made the change, if the caller said so.
     """
 
-    timestamp: float
+    timestamp: datetime
     version: int
     key: str | None
     operation: Literal["set", "delete", "update", "clear"]
@@ -98,6 +118,27 @@ class StateChange:
     new_value: Any
     existed_before: bool
     changed_by: str | None
+
+
+#: The seed's name for a history record.
+StateChangeRecord = StateChange
+
+
+class StateStore(Protocol):
+    """What a run needs of its ``state=`` object (any object with these methods will do).
+
+    :class:`SharedState` is one; so is the seed's ``ThreadSafeState``. A store
+    without :meth:`SharedState.view_at` gives each attempt its ``snapshot()``.
+    """
+
+    def get_version(self) -> int: ...
+    def snapshot(self) -> dict[str, Any]: ...
+    def set(self, key: str, value: Any, changed_by: str | None = None) -> None: ...
+    def update(self, updates: Mapping[str, Any], changed_by: str | None = None) -> None: ...
+
+
+#: The methods of :class:`StateStore`, which ``execute()`` checks a ``state=`` object for.
+STORE_METHODS: Final = ("get_version", "snapshot", "set", "update")
 
 
 class StateView(Mapping[str, Any]):
@@ -155,14 +196,19 @@ class StateView(Mapping[str, Any]):
         return f"StateView(version={self._version}, keys={len(self._data)})"
 
 
-class SharedState:
+class SharedState(Generic[T]):
     """A thread-safe, versioned key/value store with history and rollback.
 
     Safe to use from trio tasks and worker threads at the same time. Values are
     deep-copied in and out, so no caller ever holds a reference into the store.
+    Generic in the type of its values: ``SharedState[int]()``, or
+    ``SharedState[dict[str, Any]](initial_state=...)`` (also as ``ThreadSafeState``).
 
     Design choices:
 
+    * ``get(key, default)`` returns *default* when *key* is missing **or** holds
+      None, as the seed's does; :meth:`has` tells the two apart, and
+      :meth:`get_required` returns a stored None.
     * ``update({})`` is a no-op: no version step, no history.
     * ``clear()`` is always one version step, even on an empty state (then it
       records one ``"clear"`` record with ``key=None``).
@@ -177,7 +223,7 @@ class SharedState:
 
     def __init__(
         self,
-        initial_state: Mapping[str, Any] | None = None,
+        initial_state: Mapping[str, T] | None = None,
         max_history_size: int = 1000,
         enable_snapshots: bool = True,
     ) -> None:
@@ -193,16 +239,11 @@ class SharedState:
             TypeError: *max_history_size* is not an int, or a key is not a str.
             ValueError: *max_history_size* is negative.
         """
-        if isinstance(max_history_size, bool) or not isinstance(max_history_size, int):
-            raise TypeError(
-                f"max_history_size must be an int, got {type(max_history_size).__name__}"
-            )
-        if max_history_size < 0:
-            raise ValueError(f"max_history_size must be >= 0, got {max_history_size}")
+        check_int("max_history_size", max_history_size, minimum=0)
         data = dict(initial_state) if initial_state is not None else {}
         for key in data:
             _check_key(key)
-        self._data: dict[str, Any] = copy.deepcopy(data)
+        self._data: dict[str, T] = copy.deepcopy(data)
         self._lock = threading.RLock()
         self._version = 0
         self._max_history_size = max_history_size
@@ -222,14 +263,20 @@ class SharedState:
 
     # ------------------------------------------------------------------ reads
 
+    @overload
+    def get(self, key: str) -> T | None: ...
+    @overload
+    def get(self, key: str, default: D) -> T | D: ...
     def get(self, key: str, default: Any = None) -> Any:
-        """Return a deep copy of the value of *key*, or *default* if it is missing.
+        """Return a deep copy of the value of *key*, or *default* if it is missing or None.
 
-        A stored None is returned as None, not replaced by *default*.
+        As in the seed, a stored None counts as "no value": ``get`` then
+        returns *default*. Use :meth:`has` to tell a missing key from a stored
+        None, or :meth:`get_required`, which returns a stored None.
 
         Args:
             key: the key to read.
-            default: returned as-is (not copied) when *key* is not set.
+            default: returned as-is (not copied) when *key* is not set or None.
 
         Returns:
             A deep copy of the stored value, or *default*.
@@ -241,11 +288,11 @@ class SharedState:
         with self._lock:
             self._get_count += 1
             value = self._data.get(key, _MISSING)
-        if value is _MISSING:
+        if value is _MISSING or value is None:
             return default
         return _copy(value)
 
-    def get_required(self, key: str) -> Any:
+    def get_required(self, key: str) -> T:
         """Return a deep copy of the value of *key*, which must be set.
 
         Args:
@@ -262,9 +309,9 @@ class SharedState:
         with self._lock:
             self._get_count += 1
             value = self._data.get(key, _MISSING)
-        if value is _MISSING:
-            raise StateKeyError(key)
-        return _copy(value)
+            if value is _MISSING:
+                raise StateKeyError(key, list(self._data))
+        return _copy(value)  # type: ignore[no-any-return]
 
     def has(self, key: str) -> bool:
         """Return whether *key* is set (a stored None counts as set).
@@ -297,15 +344,20 @@ class SharedState:
             return len(self._data)
 
     def __repr__(self) -> str:
+        # The seed's shape and class name, so logs read the same after switching.
+        name = "ThreadSafeState" if type(self) is SharedState else type(self).__name__
         with self._lock:
-            return f"SharedState(version={self._version}, keys={len(self._data)})"
+            return (
+                f"{name}(version={self._version}, keys={len(self._data)}, "
+                f"history_size={len(self._history)})"
+            )
 
     def get_version(self) -> int:
         """Return the current version (0 for a fresh store)."""
         with self._lock:
             return self._version
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, T]:
         """Return a deep copy of the whole state.
 
         With ``enable_snapshots`` the shallow copy is cached per version, so
@@ -376,7 +428,7 @@ class SharedState:
 
     # ----------------------------------------------------------------- writes
 
-    def set(self, key: str, value: Any, changed_by: str | None = None) -> None:
+    def set(self, key: str, value: T, changed_by: str | None = None) -> None:
         """Store a deep copy of *value* under *key* (one version step).
 
         Args:
@@ -396,19 +448,19 @@ class SharedState:
             self._set_count += 1
             self._record(key, "set", old, stored, changed_by)
 
-    def update(self, mapping: Mapping[str, Any], changed_by: str | None = None) -> None:
-        """Store deep copies of all items of *mapping* in one version step.
+    def update(self, updates: Mapping[str, T], changed_by: str | None = None) -> None:
+        """Store deep copies of all items of *updates* in one version step.
 
-        An empty *mapping* changes nothing and does not step the version.
+        An empty *updates* changes nothing and does not step the version.
 
         Args:
-            mapping: the keys and values to write.
+            updates: the keys and values to write (the seed's parameter name).
             changed_by: recorded in the history (one record per key).
 
         Raises:
             TypeError: a key is not a str (then nothing is written).
         """
-        items = dict(mapping)
+        items = dict(updates)
         for key in items:
             _check_key(key)
         if not items:
@@ -424,6 +476,32 @@ class SharedState:
             for key, value in stored.items():
                 old = self._data.get(key, _MISSING)
                 self._data[key] = value
+                self._record(key, "update", old, value, changed_by)
+
+    def _adopt(self, mapping: dict[str, Any], changed_by: str | None = None) -> None:
+        """Store *mapping*'s values as they are, in one version step (the run core's results).
+
+        The caller hands the objects over: a task's result is no longer touched
+        by the task once it has ended, so the store keeps it without a deep copy
+        (a 300 MB result is not doubled). Readers still get their own copies.
+        """
+        if not mapping:
+            return
+        items = list(mapping.items())
+        with self._lock:
+            self._version += 1
+            self._set_count += 1
+            data = self._data
+            # Records the bounded history would drop at once are not made at all.
+            skip = max(0, len(items) - self._max_history_size)
+            if skip:
+                self._history.clear()
+                self._history_floor = self._version
+                for key, value in items[:skip]:
+                    data[key] = value
+            for key, value in items[skip:]:
+                old = data.get(key, _MISSING)
+                data[key] = value
                 self._record(key, "update", old, value, changed_by)
 
     def delete(self, key: str, changed_by: str | None = None) -> bool:
@@ -464,7 +542,7 @@ class SharedState:
             if not old_data:
                 self._append(
                     StateChange(
-                        timestamp=time.time(),
+                        timestamp=datetime.now(UTC),
                         version=self._version,
                         key=None,
                         operation="clear",
@@ -480,10 +558,10 @@ class SharedState:
     def modify(
         self,
         key: str,
-        fn: Callable[[Any], Any],
+        fn: Callable[[T], T],
         default: Any = _MISSING,
         changed_by: str | None = None,
-    ) -> Any:
+    ) -> T:
         """Atomically replace the value of *key* with ``fn(current value)``.
 
         The read, the call and the write happen under the lock, so concurrent
@@ -509,7 +587,7 @@ class SharedState:
             old = self._data.get(key, _MISSING)
             if old is _MISSING:
                 if default is _MISSING:
-                    raise StateKeyError(key)
+                    raise StateKeyError(key, list(self._data))
                 current = _copy(default)
             else:
                 current = _copy(old)
@@ -543,8 +621,7 @@ class SharedState:
                 *target_version* (trimmed by ``max_history_size`` or
                 ``clear_history``).
         """
-        if isinstance(target_version, bool) or not isinstance(target_version, int):
-            raise TypeError(f"target_version must be an int, got {type(target_version).__name__}")
+        check_int("target_version", target_version)
         if changed_by is None:
             changed_by = f"rollback:{target_version}"
         with self._lock:
@@ -664,7 +741,7 @@ class SharedState:
         """
         self._append(
             StateChange(
-                timestamp=time.time(),
+                timestamp=datetime.now(UTC),
                 version=self._version,
                 key=key,
                 operation=operation,

@@ -1,0 +1,188 @@
+"""Who runs next: ready tasks, free slots, resources, dependency counts and the wave barrier.
+
+One :class:`Dispatch` per run, shared by the trio thread and the run's worker
+threads. Every method is called with :attr:`Dispatch.lock` held (a
+``threading.Lock``: worker threads take it too), and each critical section is a
+handful of list and heap operations, no calls out.
+
+How work moves:
+
+* A task becomes *ready* when its dependencies have completed (``eager``) or
+  its wave is released (``waves``: wave k+1 is released when every task of
+  wave k has finished). Ready tasks wait in one heap ordered by priority
+  (longest remaining path first in eager mode), whatever runs them.
+* :meth:`take` hands out ready tasks while slots are free: each gets a slot
+  number (a heap of free slots, so traces show one track per slot) and, all or
+  nothing, the resources it needs; one that cannot get its resources waits
+  aside until some are released. Taking everything it needs at once or
+  nothing means no task ever holds part of its needs while it waits: no
+  deadlock whatever the mix of requests.
+* Whoever ends an attempt (the trio thread, or the worker thread that ran it)
+  calls :meth:`release` and, when the task is finished for good, :meth:`done`,
+  then :meth:`take` again, and starts what it was handed. That is how a worker
+  thread continues into a blocking task's dependents without waiting for trio.
+* :attr:`stopping` (a cancelled or failing-fast run) makes :meth:`take` hand
+  out nothing more.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from dagwave.run._records import TaskStatus
+
+if TYPE_CHECKING:
+    from dagwave.run._core import RunPlan
+
+__all__ = ["Dispatch"]
+
+PENDING = TaskStatus.PENDING
+
+
+class Dispatch:
+    """The run's ready work and its limits (see the module docstring)."""
+
+    __slots__ = (
+        "available",
+        "blocked",
+        "dependents",
+        "eager",
+        "free",
+        "lock",
+        "needs",
+        "next_wave",
+        "pending",
+        "priority",
+        "ready",
+        "remaining",
+        "status",
+        "stopping",
+        "wave_left",
+        "wave_of",
+        "waves",
+    )
+
+    def __init__(
+        self,
+        plan: RunPlan,
+        *,
+        eager: bool,
+        priority: Sequence[float],
+        max_concurrent: int,
+        status: list[TaskStatus],
+    ) -> None:
+        self.lock = threading.Lock()
+        self.eager = eager
+        self.priority = priority
+        self.status = status  # the ledger's list: a task is made ready only while PENDING
+        self.dependents = plan.dependents
+        self.wave_of = plan.wave_of
+        self.waves = plan.waves
+        self.ready: list[tuple[float, int]] = []
+        self.free = list(range(max_concurrent))  # a sorted list is a valid heap
+        self.needs = plan.resources
+        self.available = dict(plan.capacities)
+        self.blocked: list[int] = []
+        self.pending = [len(d) for d in plan.deps]
+        self.wave_left = [len(w) for w in plan.waves]
+        self.next_wave = 0  # waves mode: the first wave not yet released
+        self.remaining = len(plan.tasks)
+        self.stopping = False
+
+    def release_initial(self) -> list[int]:
+        """Make the first work ready; returns the waves that ended empty (waves mode)."""
+        if self.eager:
+            ready = self.ready
+            priority = self.priority
+            for i, count in enumerate(self.pending):
+                if count == 0:
+                    ready.append((priority[i], i))
+            heapq.heapify(ready)
+            return []
+        return self._release_waves()
+
+    def push(self, i: int) -> None:
+        """Task ``i`` is ready (again, for a retry)."""
+        heapq.heappush(self.ready, (self.priority[i], i))
+
+    def take(self) -> list[tuple[int, int]]:
+        """Hand out ready tasks while slots are free: ``(task, slot)`` pairs, best first."""
+        ready, free = self.ready, self.free
+        if not ready or not free or self.stopping:
+            return []
+        needs = self.needs
+        taken: list[tuple[int, int]] = []
+        while ready and free:
+            i = heapq.heappop(ready)[1]
+            if needs and needs[i] and not self._acquire(needs[i]):
+                self.blocked.append(i)  # back in the heap when resources are released
+                continue
+            taken.append((i, heapq.heappop(free)))
+        return taken
+
+    def release(self, i: int, slot: int) -> None:
+        """Give back task ``i``'s slot and resources."""
+        if self.needs and self.needs[i]:
+            available = self.available
+            for name, amount in self.needs[i]:
+                available[name] += amount
+            if self.blocked:
+                for j in self.blocked:
+                    heapq.heappush(self.ready, (self.priority[j], j))
+                self.blocked.clear()
+        heapq.heappush(self.free, slot)
+
+    def done(self, i: int) -> list[int]:
+        """Task ``i`` has finished for good (any end state).
+
+        Makes ready what that unblocks. Returns the waves that finished with it
+        (in waves mode the barrier is crossed here, by whoever finishes a
+        wave's last task).
+        """
+        self.remaining -= 1
+        w = self.wave_of[i]
+        left = self.wave_left[w] = self.wave_left[w] - 1
+        if self.eager:
+            pending, status, ready, priority = self.pending, self.status, self.ready, self.priority
+            for j in self.dependents[i]:
+                count = pending[j] = pending[j] - 1
+                if count == 0 and status[j] is PENDING:
+                    heapq.heappush(ready, (priority[j], j))
+            return [w] if left == 0 else []
+        if left == 0 and w < self.next_wave:
+            return [w, *self._release_waves()]
+        return []
+
+    def _release_waves(self) -> list[int]:
+        """Waves mode: release waves while the previous one is done; returns those that were empty.
+
+        A wave whose tasks were all skipped before it was released is done at
+        once, and the next one follows.
+        """
+        waves, status, priority, ready = self.waves, self.status, self.priority, self.ready
+        emptied: list[int] = []
+        while self.next_wave < len(waves):
+            w = self.next_wave
+            if w > 0 and self.wave_left[w - 1] > 0:
+                break
+            self.next_wave += 1
+            for i in waves[w]:
+                if status[i] is PENDING:
+                    heapq.heappush(ready, (priority[i], i))
+            if self.wave_left[w] > 0:
+                break
+            emptied.append(w)
+        return emptied
+
+    def _acquire(self, needs: tuple[tuple[str, int], ...]) -> bool:
+        """Take all of ``needs`` or nothing (names sorted: one global order)."""
+        available = self.available
+        for name, amount in needs:
+            if available[name] < amount:
+                return False
+        for name, amount in needs:
+            available[name] -= amount
+        return True

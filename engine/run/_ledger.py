@@ -1,0 +1,293 @@
+"""The ledger of one run: what happened to every task and wave, and the records built from it.
+
+State section (as dask's ``local.py`` documents its dicts): per-task fields are
+parallel lists indexed by the task's position in the plan, because one list per
+field keeps a run of a million tasks from handing the cyclic GC a million
+objects; the lists live together here, in one class, with one docstring.
+
+* ``status[i]``: a :class:`TaskStatus`. Written under the dispatch lock, by the
+  trio thread or by the worker thread that ran the attempt.
+* ``attempts[i]``: attempts started so far.
+* ``start[i]`` / ``end[i]``: first attempt's start, last attempt's end (run clock, s).
+* ``busy[i]``: seconds spent running, over all attempts.
+* ``cpu[i]``: thread CPU seconds over all attempts that ran in a worker thread.
+* ``error[i]``: the exception a FAILED (or CANCELLED) task ended with.
+* ``skipped_because[i]``: the failed task that made a SKIPPED one skip.
+* ``results[i]``: the result of a COMPLETED task.
+* ``log``: one :class:`AttemptEntry` per attempt, in the order they ended.
+* per wave (0-based ``w``): first start, last end, whether it is done, its final status.
+
+Everything is in run-clock seconds and 0-based wave numbers; :meth:`result`
+converts to the milliseconds and 1-based wave numbers that records show.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from dagwave.graph._analysis import analyze_compiled
+from dagwave.run._records import (
+    AttemptOutcome,
+    AttemptRecord,
+    ExecutionResult,
+    RunStatistics,
+    TaskRecord,
+    TaskStatus,
+    Wave,
+)
+
+if TYPE_CHECKING:
+    from dagwave.run._core import RunPlan
+    from dagwave.state._store import SharedState
+
+__all__ = ["AttemptEntry", "Ledger"]
+
+PENDING = TaskStatus.PENDING
+IN_PROGRESS = TaskStatus.IN_PROGRESS
+COMPLETED = TaskStatus.COMPLETED
+FAILED = TaskStatus.FAILED
+SKIPPED = TaskStatus.SKIPPED
+CANCELLED = TaskStatus.CANCELLED
+
+
+class AttemptEntry(NamedTuple):
+    """One ended attempt, in run-clock seconds (an :class:`AttemptRecord` once converted)."""
+
+    task: int
+    attempt: int
+    outcome: AttemptOutcome
+    start: float
+    end: float
+    slot: int
+    error: BaseException | None
+    cpu: float | None  # thread CPU seconds; None where no worker thread ran it
+
+
+class Ledger:
+    """Per-task and per-wave state of one run (see the module docstring)."""
+
+    __slots__ = (
+        "attempts",
+        "busy",
+        "cpu",
+        "end",
+        "error",
+        "log",
+        "plan",
+        "results",
+        "skipped_because",
+        "start",
+        "status",
+        "wave_done",
+        "wave_end",
+        "wave_start",
+        "wave_status",
+    )
+
+    def __init__(self, plan: RunPlan) -> None:
+        n = len(plan.tasks)
+        waves = len(plan.waves)
+        self.plan = plan
+        self.status: list[TaskStatus] = [PENDING] * n
+        self.attempts = [0] * n
+        self.start: list[float | None] = [None] * n
+        self.end: list[float | None] = [None] * n
+        self.busy = [0.0] * n
+        self.cpu = [0.0] * n
+        self.error: list[BaseException | None] = [None] * n
+        self.skipped_because: list[str | None] = [None] * n
+        self.results: list[Any] = [None] * n
+        self.log: list[AttemptEntry] = []
+        self.wave_start: list[float | None] = [None] * waves
+        self.wave_end: list[float | None] = [None] * waves
+        self.wave_done = [False] * waves
+        self.wave_status: list[TaskStatus | None] = [None] * waves
+
+    # -- writing (callers hold the dispatch lock where threads are involved) --
+
+    def begin(self, i: int, now: float) -> tuple[int, bool]:
+        """An attempt of task ``i`` starts: returns its number and whether its wave just started."""
+        attempt = self.attempts[i] = self.attempts[i] + 1
+        if self.start[i] is not None:
+            return attempt, False
+        self.start[i] = now
+        self.status[i] = IN_PROGRESS
+        w = self.plan.wave_of[i]
+        if self.wave_start[w] is None:
+            self.wave_start[w] = now
+            return attempt, True
+        return attempt, False
+
+    def ended(self, entry: AttemptEntry) -> None:
+        """Book an ended attempt: its log entry, the time it ran, its end."""
+        i = entry.task
+        self.log.append(entry)
+        self.busy[i] += entry.end - entry.start
+        if entry.cpu is not None:
+            self.cpu[i] += entry.cpu
+        self.end[i] = entry.end
+        w = self.plan.wave_of[i]
+        last = self.wave_end[w]
+        if last is None or entry.end > last:
+            self.wave_end[w] = entry.end
+
+    def wave_final(self, w: int) -> TaskStatus:
+        """A wave's status from its tasks': COMPLETED only if all completed, else the worst."""
+        statuses = {self.status[i] for i in self.plan.waves[w]}
+        if statuses <= {COMPLETED}:
+            return COMPLETED if statuses else PENDING
+        for worst in (CANCELLED, FAILED, SKIPPED, IN_PROGRESS, PENDING):
+            if worst in statuses:
+                return worst
+        return COMPLETED  # pragma: no cover - every status is listed above
+
+    def close_wave(self, w: int) -> TaskStatus | None:
+        """Mark wave ``w`` done (once); returns its final status, None if it was done already."""
+        if self.wave_done[w]:
+            return None
+        self.wave_done[w] = True
+        status = self.wave_status[w] = self.wave_final(w)
+        return status
+
+    # -- reading ----------------------------------------------------------------
+
+    def counts(self) -> dict[TaskStatus, int]:
+        counts = dict.fromkeys(TaskStatus, 0)
+        for status in self.status:
+            counts[status] += 1
+        return counts
+
+    def statistics(self, elapsed: float) -> RunStatistics:
+        """Counts of the run so far (O(tasks); for progress displays)."""
+        counts = self.counts()
+        return RunStatistics(
+            total=len(self.status),
+            pending=counts[PENDING],
+            running=counts[IN_PROGRESS],
+            completed=counts[COMPLETED],
+            failed=counts[FAILED],
+            skipped=counts[SKIPPED],
+            cancelled=counts[CANCELLED],
+            waves_done=sum(self.wave_done),
+            total_waves=len(self.wave_done),
+            elapsed_s=elapsed,
+        )
+
+    def result(
+        self,
+        *,
+        execution_id: uuid.UUID,
+        t0: float,
+        end: float,
+        cpu_s: float,
+        mode: str,
+        max_concurrent: int,
+        state: SharedState,
+        created_at: datetime,
+        error_text: Callable[[BaseException], str],
+    ) -> ExecutionResult:
+        """The run's :class:`ExecutionResult` (task records and critical path built lazily)."""
+        plan = self.plan
+        counts = self.counts()
+        task_results: dict[str, Any] = {}
+        task_errors: dict[str, str] = {}
+        results, errors = self.results, self.error
+        for i, (task, status) in enumerate(zip(plan.tasks, self.status, strict=True)):
+            if status is COMPLETED:
+                task_results[task.task_id] = results[i]
+            elif (error := errors[i]) is not None and status in (FAILED, CANCELLED):
+                task_errors[task.task_id] = error_text(error)
+            elif status is SKIPPED:
+                task_errors[task.task_id] = (
+                    f"skipped: dependency {self.skipped_because[i]!r} failed"
+                )
+            elif status is CANCELLED:
+                task_errors[task.task_id] = "cancelled: the run was cancelled before it finished"
+        waves = tuple(
+            Wave(
+                wave_number=w + 1,
+                task_ids=[plan.tasks[i].task_id for i in wave],
+                status=self.wave_status[w] or self.wave_final(w),
+                created_at=created_at,
+                duration_ms=_span_ms(self.wave_start[w], self.wave_end[w]),
+                start_ms=_offset_ms(self.wave_start[w], t0),
+                end_ms=_offset_ms(self.wave_end[w], t0),
+            )
+            for w, wave in enumerate(plan.waves)
+        )
+        wall_ms = (end - t0) * 1000.0
+        sequential_ms = sum(self.busy) * 1000.0
+        return ExecutionResult(
+            execution_id=execution_id,
+            total_tasks=len(plan.tasks),
+            successful_tasks=counts[COMPLETED],
+            failed_tasks=counts[FAILED],
+            skipped_tasks=counts[SKIPPED],
+            cancelled_tasks=counts[CANCELLED],
+            total_waves=len(plan.waves),
+            total_duration_ms=wall_ms,
+            sequential_duration_ms=sequential_ms,
+            speedup_ratio=sequential_ms / wall_ms if wall_ms > 0 and sequential_ms > 0 else 1.0,
+            task_results=task_results,
+            task_errors=task_errors,
+            waves=waves,
+            mode=mode,
+            max_concurrent=max_concurrent,
+            cpu_ms=cpu_s * 1000.0,
+            thread_cpu_ms=sum(self.cpu) * 1000.0,
+            state=state,
+            task_records_source=functools.partial(self.task_records, t0),
+            critical_path_source=functools.partial(
+                _critical_path, plan, [b * 1000.0 for b in self.busy]
+            ),
+        )
+
+    def task_records(self, t0: float) -> dict[str, TaskRecord]:
+        """The per-task records of a finished run (built when first asked for)."""
+        plan = self.plan
+        logs: list[list[AttemptRecord]] = [[] for _ in plan.tasks]
+        for entry in self.log:
+            logs[entry.task].append(
+                AttemptRecord(
+                    entry.attempt,
+                    entry.outcome,
+                    (entry.start - t0) * 1000.0,
+                    (entry.end - t0) * 1000.0,
+                    entry.slot,
+                    entry.error,
+                    None if entry.cpu is None else entry.cpu * 1000.0,
+                )
+            )
+        return {
+            task.task_id: TaskRecord(
+                task_id=task.task_id,
+                status=self.status[i],
+                wave_number=plan.wave_of[i] + 1,
+                attempts=self.attempts[i],
+                start_ms=_offset_ms(self.start[i], t0),
+                end_ms=_offset_ms(self.end[i], t0),
+                duration_ms=self.busy[i] * 1000.0,
+                result=self.results[i] if self.status[i] is COMPLETED else None,
+                error=self.error[i],
+                skipped_because=self.skipped_because[i],
+                attempt_log=tuple(logs[i]),
+            )
+            for i, task in enumerate(plan.tasks)
+        }
+
+
+def _offset_ms(t: float | None, t0: float) -> float | None:
+    return None if t is None else (t - t0) * 1000.0
+
+
+def _span_ms(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else (end - start) * 1000.0
+
+
+def _critical_path(plan: RunPlan, durations_ms: Sequence[float]) -> list[str]:
+    """The run's critical path by measured durations (the plan analysis, reused)."""
+    return list(analyze_compiled(plan.compiled, list(durations_ms)).critical_path)

@@ -1,0 +1,220 @@
+"""The worker-thread side of a run: blocking tasks that continue into their dependents.
+
+A blocking task of the thread adapter runs in one of the process-wide worker
+threads (:mod:`dagwave.run._workers`). When it returns, the same thread books
+it under the dispatch lock, resolves its dependents, and, if the freed slot
+goes to another blocking task, runs that one at once, as Taskflow's workers
+run a task's successors: a chain of blocking tasks never waits for trio.
+Further blocking tasks that became ready go to idle threads; async ones are
+handed to trio.
+
+Trio keeps everything else: retries and their back-off, timeouts (the
+watchdog reads the deadlines this side publishes per slot), cancellation,
+``fail_fast`` and every event. What trio must hear of goes into one report
+list under the lock, and only the first report of a batch wakes trio
+(``TrioToken.run_sync_soon``), so reports that arrive while trio is busy share
+one wake-up. With info events filtered out, a successful blocking task sends
+trio nothing at all.
+
+A running thread cannot be killed. When its attempt times out or the run is
+cancelled, trio *abandons* it: the attempt is booked as timed out or
+cancelled at once, the context's ``cancelled`` flag is set for a cooperative
+function to notice, and the thread finishes the call in the background; its
+result is dropped, and the slot stays taken until the thread really returns,
+so the run's limit is never exceeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from dagwave._errors import TaskTimeoutError
+from dagwave.run._ledger import AttemptEntry
+from dagwave.run._records import AttemptOutcome, TaskStatus
+from dagwave.run._tasks import TaskContext
+from dagwave.run._workers import worker_threads
+
+if TYPE_CHECKING:
+    from dagwave.run._core import RunCore
+
+__all__ = ["ThreadJob", "ThreadSide"]
+
+COMPLETED = TaskStatus.COMPLETED
+
+
+class ThreadJob:
+    """One attempt running in a worker thread (``ThreadSide.running[slot]``)."""
+
+    __slots__ = ("abandoned", "attempt", "context", "start", "task", "token")
+
+    def __init__(self, task: int, attempt: int, start: float, token: int) -> None:
+        self.task = task
+        self.attempt = attempt
+        self.start = start
+        self.token = token
+        self.abandoned = False
+        self.context: TaskContext | None = None
+
+    def abandon(self) -> None:
+        """Drop this attempt: its result will be ignored; a cooperative call sees ``cancelled``.
+
+        Lock held. The flag and the context are written in opposite orders
+        here and in the worker, so whichever comes second sets ``cancelled``.
+        """
+        self.abandoned = True
+        context = self.context
+        if context is not None:
+            context.cancelled = True
+
+
+class ThreadSide:
+    """Runs one run's blocking tasks in worker threads (see the module docstring).
+
+    Attributes:
+        running: per slot, the attempt a worker thread runs there (None: none).
+        reports: what trio must hear of, in order (guarded by the dispatch lock).
+    """
+
+    __slots__ = (
+        "_clock",
+        "_core",
+        "_drain_scheduled",
+        "_token",
+        "_workers",
+        "reports",
+        "running",
+    )
+
+    def __init__(self, core: RunCore, slots: int) -> None:
+        self._core = core
+        self._clock = trio.lowlevel.current_clock().current_time
+        self._token = trio.lowlevel.current_trio_token()
+        self._workers = worker_threads()
+        self.running: list[ThreadJob | None] = [None] * slots
+        self.reports: list[tuple[Any, ...]] = []
+        self._drain_scheduled = False
+
+    def submit(self, i: int, slot: int) -> None:
+        """Start task ``i`` in ``slot`` in a worker thread (any thread may call this)."""
+        self._workers.submit(lambda: self._run(i, slot))
+
+    def take_reports(self) -> list[tuple[Any, ...]]:
+        """The reports so far, for trio's drain. Lock held."""
+        reports, self.reports = self.reports, []
+        self._drain_scheduled = False
+        return reports
+
+    def _wake_trio(self) -> bool:
+        """Whether trio must be woken for the reports (once per batch). Lock held."""
+        if self._drain_scheduled or not self.reports:
+            return False
+        self._drain_scheduled = True
+        return True
+
+    def _notify(self) -> None:
+        # After the run, an abandoned attempt's report has no taker.
+        with contextlib.suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(self._core.drain)
+
+    def _run(self, i: int, slot: int) -> None:
+        """A worker thread's job: run task ``i``, then whatever it hands this thread next."""
+        step: tuple[int, int] | None = (i, slot)
+        while step is not None:
+            step = self._attempt(*step)
+
+    def _attempt(self, i: int, slot: int) -> tuple[int, int] | None:
+        core = self._core
+        dispatch, ledger, deadlines = core.dispatch, core.ledger, core.deadlines
+        plan = core.plan
+        task = plan.tasks[i]
+        timeout = task.timeout_seconds
+        lock = dispatch.lock
+        with lock:
+            if dispatch.stopping:  # the run is ending: start nothing new
+                dispatch.release(i, slot)
+                return None
+            start = self._clock()
+            attempt, wave_started = ledger.begin(i, start)
+            token = deadlines.arm(slot, start + timeout) if timeout is not None else 0
+            job = self.running[slot] = ThreadJob(i, attempt, start, token)
+            if core.events.info or deadlines.stale:
+                self.reports.append(("started", i, attempt, start, wave_started))
+            wake = self._wake_trio()
+        if wake:
+            self._notify()
+        results = ledger.results
+        context = TaskContext(
+            task.task_id,
+            task.metadata,
+            {plan.tasks[d].task_id: results[d] for d in plan.deps[i]},
+            attempt,
+            core.state,
+        )
+        job.context = context
+        if job.abandoned:
+            context.cancelled = True
+        cpu_start = time.thread_time()
+        error: BaseException | None = None
+        value: Any = None
+        try:
+            value = task.executor(context)
+        except BaseException as exc:  # booked below; KeyboardInterrupt too (trio re-raises it)
+            error = exc
+        cpu = time.thread_time() - cpu_start
+        end = self._clock()
+        next_step: tuple[int, int] | None = None
+        with lock:
+            self.running[slot] = None
+            dispatch.release(i, slot)
+            if job.abandoned:  # trio booked this attempt already; its result is dropped
+                starts = dispatch.take()
+            else:
+                in_time = deadlines.disarm(slot, token) or timeout is None
+                if in_time and timeout is not None and end - start > timeout:
+                    in_time = False  # returned late, before the watchdog got to it
+                if error is None and in_time:
+                    ledger.ended(AttemptEntry(i, attempt, "completed", start, end, slot, None, cpu))
+                    ledger.status[i] = COMPLETED
+                    results[i] = value
+                    waves = dispatch.done(i)
+                    if core.events.info:
+                        self.reports.append(("completed", i, attempt, start, end))
+                    if waves:
+                        closed = core.close_waves(waves)
+                        if core.events.info:
+                            self.reports.append(("waves", closed))
+                else:
+                    outcome: AttemptOutcome
+                    if in_time:
+                        assert error is not None
+                        outcome = "failed"
+                    else:
+                        assert timeout is not None
+                        outcome = "timed_out"
+                        cause, error = error, TaskTimeoutError(task.task_id, timeout, attempt)
+                        error.__cause__ = cause
+                    entry = AttemptEntry(i, attempt, outcome, start, end, slot, error, cpu)
+                    ledger.ended(entry)
+                    self.reports.append(("failed", entry))
+                starts = dispatch.take()
+            if dispatch.remaining == 0:
+                self.reports.append(("finished",))
+            others: list[tuple[int, int]] = []
+            in_thread = core.in_thread
+            for j, s in starts:
+                if not in_thread[j]:
+                    self.reports.append(("start", j, s))
+                elif next_step is None:
+                    next_step = (j, s)  # this thread runs it next, taking the freed slot
+                else:
+                    others.append((j, s))
+            wake = self._wake_trio()
+        for j, s in others:
+            self.submit(j, s)
+        if wake:
+            self._notify()
+        return next_step

@@ -1,0 +1,74 @@
+"""Process-wide worker threads: warm, reused across runs, fed from one queue.
+
+Like trio's own thread cache: a thread takes the next job as soon as it
+finished one; a thread idle for :data:`IDLE_TIMEOUT` seconds exits. Threads
+are started on demand, only when more jobs are queued than threads are idle,
+so a run that needs many threads at once finds them warm the next time
+(starting a Python thread costs ~100-150 us). A job is a plain callable; the
+run core's jobs run a blocking task and then its ready dependents
+(:mod:`dagwave.run._thread_side`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections.abc import Callable
+
+__all__ = ["IDLE_TIMEOUT", "WorkerThreads", "worker_threads"]
+
+#: How long an idle worker thread waits for a job before it exits (seconds).
+IDLE_TIMEOUT = 10.0
+
+
+class WorkerThreads:
+    """A set of daemon threads running submitted callables (see the module docstring)."""
+
+    def __init__(self, name: str = "dagwave-worker") -> None:
+        self._name = name
+        self._jobs: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a job (guarded by _lock)
+        self._queued = 0  # jobs put and not yet taken (guarded by _lock)
+        self._count = itertools.count()
+
+    def submit(self, job: Callable[[], object]) -> None:
+        """Run ``job()`` in a worker thread. It must not raise (nobody would hear of it)."""
+        with self._lock:
+            self._queued += 1
+            start = self._queued > self._idle
+            if start:
+                self._idle += 1  # the new thread counts as idle until it takes a job
+        self._jobs.put(job)
+        if start:
+            threading.Thread(
+                target=self._work, name=f"{self._name}-{next(self._count)}", daemon=True
+            ).start()
+
+    def _work(self) -> None:
+        jobs, lock = self._jobs, self._lock
+        while True:
+            try:
+                job = jobs.get(timeout=IDLE_TIMEOUT)
+            except queue.Empty:
+                with lock:
+                    if self._queued < self._idle:  # nobody is counting on this thread
+                        self._idle -= 1
+                        return
+                continue
+            with lock:
+                self._idle -= 1
+                self._queued -= 1
+            job()
+            with lock:
+                self._idle += 1
+            del job  # drop references while waiting for the next job
+
+
+_WORKERS = WorkerThreads()
+
+
+def worker_threads() -> WorkerThreads:
+    """The process-wide worker threads."""
+    return _WORKERS
