@@ -282,7 +282,12 @@ def test_undecodable_failure_text_reaches_console_logs(tmp_path: Path) -> None:
     path = write(tmp_path, '[tasks.bad]\ncall = "hostile_steps:undecodable"\n' + MADE)
     proc = dagwave_command("run", str(path))
     assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "1/2 completed, 1 failed" in proc.stdout
+    # The one traceback is the task's own, carried by its failure event
+    # (exc_info), with the undecodable text escaped: dagwave itself did not crash.
+    assert proc.stderr.count("Traceback (most recent call last)") == 1, proc.stderr
+    assert "\nOSError: cannot open data-\\udcff.csv\n" in proc.stderr
+    assert "UnicodeEncodeError" not in proc.stderr
     failed = [line for line in proc.stderr.splitlines() if "task.failed" in line]
     assert len(failed) == 1
     assert "data-\\\\udcff.csv" in failed[0]  # the escape, as the console renderer quotes it

@@ -23,6 +23,7 @@ import contextlib
 import io
 import json
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -395,12 +396,35 @@ def captured() -> Iterator[tuple[io.StringIO, io.StringIO]]:
         yield out, err
 
 
+_LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT")  # a console log line starts with its time
+_EVENTS_WITH_TRACEBACKS = ("task.failed", "task.retrying")
+
+
+def assert_no_stray_traceback(text: str) -> None:
+    """Every traceback in ``text`` is a failed attempt's, under its event (exc_info)."""
+    event_line = ""
+    for line in text.splitlines():
+        if _LOG_LINE.match(line):
+            event_line = line
+        elif line.startswith("Traceback"):
+            assert any(name in event_line for name in _EVENTS_WITH_TRACEBACKS), text
+
+
+def test_a_traceback_outside_a_failure_event_is_caught() -> None:
+    failed = "2026-01-01T00:00:00Z [warning  ] task.failed  task_id=a\nTraceback (most r..."
+    assert_no_stray_traceback(failed)
+    with pytest.raises(AssertionError):
+        assert_no_stray_traceback(failed + "\n2026-01-01T00:00:01Z run.completed\nTraceback")
+    with pytest.raises(AssertionError):
+        assert_no_stray_traceback("Traceback (most recent call last):")
+
+
 def assert_clean_exit(args: list[str]) -> None:
     with captured() as (_, err):
         status = main(args)
     text = err.getvalue()
     assert status in (0, 1, 2), (status, text)
-    assert "Traceback" not in text
+    assert_no_stray_traceback(text)
     event(f"exit {status}")
     if status == 2:
         assert text.count("\n") == 1, text

@@ -159,14 +159,17 @@ class RunCore:
         self._progress = progress
         self._progress_interval = progress_interval
         self.ledger = Ledger(plan)
+        # No more attempts can hold a slot at once than the run has attempts, so
+        # a huge limit ("unlimited") costs memory per attempt, not per slot.
+        slots = min(max_concurrent, sum(t.retry_count + 1 for t in plan.tasks))
         self.dispatch = Dispatch(
             plan,
             eager=mode == "eager",
             priority=_priorities(plan, mode, wave_optimization),
-            max_concurrent=max_concurrent,
+            slots=slots,
             status=self.ledger.status,
         )
-        self.deadlines = Deadlines(max_concurrent, self.dispatch.lock)
+        self.deadlines = Deadlines(slots, self.dispatch.lock)
         self.in_thread = [
             adapter is not None and adapter.runs_in_worker_threads for adapter in plan.adapters
         ]
@@ -177,12 +180,13 @@ class RunCore:
         self._queue: deque[tuple[int, int]] = deque()
         self._parked: list[trio.lowlevel.Task] = []
         self._awake = 0  # workers neither parked nor in an attempt
-        workers = min(max_concurrent, len(plan.tasks))
+        workers = min(slots, len(plan.tasks))
         self._worker_ids = list(range(workers - 1, -1, -1))
         self._worker_scopes = [trio.CancelScope() for _ in range(workers)]
         self._timed_out = [False] * workers
-        self._slot_worker = [-1] * max_concurrent  # the worker timing the slot's attempt
-        self._slot_token = [0] * max_concurrent  # that attempt's deadline token
+        self._slot_worker = [-1] * slots  # the worker timing the slot's attempt
+        self._slot_token = [0] * slots  # that attempt's deadline token
+        self._slots = slots
         self._finished = trio.Event()
         self._scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
@@ -658,7 +662,7 @@ class RunCore:
             max_concurrent=self.max_concurrent,
         )
         if any(self.in_thread):
-            self._threads = ThreadSide(self, self.max_concurrent)
+            self._threads = ThreadSide(self, self._slots)
         try:
             async with AsyncExitStack() as stack:
                 opened: dict[int, Runner] = {}
@@ -668,7 +672,7 @@ class RunCore:
                     runner = opened.get(id(adapter))
                     if runner is None:
                         runner = await stack.enter_async_context(
-                            adapter.open(max_workers=self.max_concurrent)
+                            adapter.open(max_workers=self._slots)
                         )
                         opened[id(adapter)] = runner
                     self._runners[i] = runner
@@ -756,10 +760,17 @@ class RunCore:
         return result
 
     async def _report_progress(self) -> None:
-        """Call the progress callback every ``progress_interval`` seconds while tasks remain."""
+        """Call the progress callback every ``progress_interval`` seconds while tasks remain.
+
+        A callback that raises does not end the run: a warning event says so,
+        and the calls go on.
+        """
         assert self._progress is not None
         while self.dispatch.remaining:
-            self._progress(self.statistics())
+            try:
+                self._progress(self.statistics())
+            except Exception as exc:
+                self.events.progress_failed(exc)
             await trio.sleep(self._progress_interval)
 
     def statistics(self) -> RunStatistics:

@@ -71,7 +71,7 @@ class Dispatch:
         *,
         eager: bool,
         priority: Sequence[float],
-        max_concurrent: int,
+        slots: int,
         status: list[TaskStatus],
     ) -> None:
         self.lock = threading.Lock()
@@ -82,7 +82,7 @@ class Dispatch:
         self.wave_of = plan.wave_of
         self.waves = plan.waves
         self.ready: list[tuple[float, int]] = []
-        self.free = list(range(max_concurrent))  # a sorted list is a valid heap
+        self.free = list(range(slots))  # a sorted list is a valid heap
         self.needs = plan.resources
         self.available = dict(plan.capacities)
         self.blocked: list[int] = []

@@ -160,6 +160,9 @@ class RunEvents:
             at_ms=None if end is None else self._ms(end),
         )
 
+    def progress_failed(self, error: BaseException) -> None:
+        self._log.warning("run.progress_failed", error=_error_text(error), exc_info=error)
+
     def task_started(self, task_id: str, wave: int, attempt: int, adapter: str, at: float) -> None:
         self._log.info(
             "task.started",
@@ -192,6 +195,7 @@ class RunEvents:
             attempt=attempt,
             duration_ms=(end - start) * 1000.0,
             error=_error_text(error),
+            exc_info=error,
             at_ms=self._ms(end),
         )
 
@@ -225,7 +229,9 @@ class RunEvents:
             attempt=attempt,
             duration_ms=(end - start) * 1000.0,
             error=_error_text(error),
+            delay=delay_s,
             delay_s=delay_s,
+            exc_info=error,
             at_ms=self._ms(end),
         )
 

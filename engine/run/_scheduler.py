@@ -19,7 +19,7 @@ from typing import Any, Literal, cast
 
 import trio
 
-from dagwave._checks import check_int, check_type, must_be
+from dagwave._checks import check_int, check_number, check_type, must_be
 from dagwave._errors import TaskNotFoundError
 from dagwave.graph._analysis import analyze_compiled
 from dagwave.graph._dag import DependencyGraph, check_dependencies, check_task_id, suggest_id
@@ -451,7 +451,9 @@ class DependencyAwareScheduler:
             progress: called with a :class:`RunStatistics` every
                 ``progress_interval`` seconds while the run goes on (for live
                 displays; keep it quick, it runs on the trio thread).
-            progress_interval: seconds between ``progress`` calls.
+            progress_interval: seconds between ``progress`` calls (> 0). A
+                callback that raises is reported as a ``run.progress_failed``
+                warning event, and the run goes on.
 
         Inside trio (``trio.run``, pytest-trio, ...) the run happens in the
         caller's trio run. Awaited from asyncio (``asyncio.run``), dagwave's
@@ -463,7 +465,9 @@ class DependencyAwareScheduler:
             or timed out (see ``result.raise_for_failures()``).
 
         Raises:
-            ValueError: :meth:`schedule` was not called since the last change.
+            ValueError: :meth:`schedule` was not called since the last change,
+                or ``progress_interval`` is not > 0.
+            TypeError: ``progress`` is not callable.
             RuntimeError: a run is already in progress.
             trio.Cancelled: the run was cancelled from outside; its tasks were
                 cancelled and the partial result is in :attr:`last_result`
@@ -472,6 +476,9 @@ class DependencyAwareScheduler:
         self._check_idle("execute")
         if self._plan is None or self._planned_at != self._changes:
             raise ValueError("Must call schedule() before execute()")
+        check_number("progress_interval", progress_interval, above=0, finite=True)
+        if progress is not None and not callable(progress):
+            raise TypeError(must_be("progress", "a callable or None", progress))
         self._check_store()
         if in_asyncio():
             # Async executors become asyncio tasks on the caller's loop.
