@@ -31,6 +31,13 @@ def ok(ctx):
 def bad_str(ctx):
     raise BadStr()
 
+class BadBoth(BadStr):
+    def __repr__(self):
+        raise RuntimeError("no repr either")
+
+def bad_both(ctx):
+    raise BadBoth()
+
 def undecodable(ctx):
     raise OSError("cannot open " + os.fsdecode(b"data-\\xff.csv"))
 """
@@ -302,6 +309,32 @@ def test_error_whose_str_raises_fails_only_its_task(
     assert "  bad: BadStr: BadStr()" in out
     assert "1/2 completed, 1 failed, 0 skipped, 0 cancelled" in out
     assert (tmp_path / "made.txt").exists()
+
+
+def test_error_whose_str_and_repr_raise_reaches_json_logs_with_its_traceback(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, '[tasks.bad]\ncall = "hostile_steps:bad_both"\n' + MADE)
+    proc = dagwave_command("run", str(path), "--log-format", "json")
+    assert proc.returncode == 1, proc.stderr
+    assert "  bad: BadBoth: (the message could not be formatted)" in proc.stdout
+    assert (tmp_path / "made.txt").exists()
+    events = [json.loads(line) for line in proc.stderr.splitlines()]  # every line is JSON
+    (failed,) = [e for e in events if e["event"] == "task.failed"]
+    assert failed["error"] == "BadBoth: (the message could not be formatted)"
+    (exception,) = failed["exception"]  # exc_info, as structlog's structured traceback
+    assert exception["exc_type"] == "BadBoth"
+    assert exception["frames"][-1]["name"] == "bad_both"
+    assert all("locals" not in frame for frame in exception["frames"])
+
+
+def test_error_whose_str_and_repr_raise_reaches_console_logs(tmp_path: Path) -> None:
+    path = write(tmp_path, '[tasks.bad]\ncall = "hostile_steps:bad_both"\n' + MADE)
+    proc = dagwave_command("run", str(path))
+    assert proc.returncode == 1, proc.stderr
+    assert "1/2 completed, 1 failed" in proc.stdout
+    assert "\nhostile_steps.BadBoth: <exception str() failed>\n" in proc.stderr
+    assert "no repr either" not in proc.stderr
 
 
 # -- dagwave analyze ----------------------------------------------------------------
