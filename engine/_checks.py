@@ -19,6 +19,8 @@ from typing import Any
 
 __all__ = ["check_int", "check_number", "check_type", "must_be"]
 
+_MAX_FLOAT = float.fromhex("0x1.fffffffffffffp+1023")  # sys.float_info.max
+
 # How a type reads in a message; others read as "a <name>".
 _KIND_NAMES: dict[Any, str] = {
     int: "an int",
@@ -32,8 +34,26 @@ _KIND_NAMES: dict[Any, str] = {
 
 
 def _shown(value: object) -> str:
-    text = repr(value).replace("\n", " ")
+    if _beyond_float_range(value):
+        # Such an int may be too long to print at all (ValueError past 4300
+        # digits), and its digits say nothing a person can read.
+        return "an int beyond float range"
+    try:
+        text = repr(value).replace("\n", " ")
+    except Exception:  # a user's __repr__ that raises, or a structure too deep
+        return f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _beyond_float_range(value: object) -> bool:
+    """``value`` is an int that ``float()`` refuses (OverflowError)."""
+    if not isinstance(value, int):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return True
+    return False
 
 
 def must_be(
@@ -136,7 +156,8 @@ def check_number(
 ) -> float:
     """``value`` as a float when it is an int or float (not a bool) in range.
 
-    NaN is always refused; infinities only when ``finite`` is set.
+    NaN is always refused; infinities only when ``finite`` is set; an int
+    beyond float range always (``float()`` of it would raise OverflowError).
 
     Args:
         name: the argument, for the message.
@@ -152,7 +173,8 @@ def check_number(
 
     Raises:
         TypeError: not an int or float, or a bool.
-        ValueError: NaN, infinite when ``finite``, or out of range.
+        ValueError: NaN, infinite when ``finite``, out of range, or an int
+            beyond float range.
     """
     number: float = check_type(name, value, (int, float), owner=owner)
     rule: str | None = None
@@ -166,6 +188,8 @@ def check_number(
         rule = f"> {above:g}"
     elif maximum is not None and not number <= maximum:
         rule = f"<= {maximum:g}"
+    elif _beyond_float_range(number):  # callers take float(value): never an OverflowError
+        rule = f"<= {_MAX_FLOAT:g}" if number > 0 else f">= {-_MAX_FLOAT:g}"
     if rule is not None:
         raise ValueError(must_be(name, rule, value, owner=owner))
     return number

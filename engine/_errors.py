@@ -4,6 +4,9 @@ All of them derive from :class:`SchedulerError`, and each also subclasses the
 built-in it refines (``LookupError``, ``TimeoutError``, ...) so that code written
 against plain Python exceptions keeps working. Errors carry their facts as
 attributes (``.task_id``, ``.cycle_path``, ...); the message is for people.
+
+:func:`describe_error` is the one way every layer turns an exception into text
+(events, results, reports, the command line): it never fails.
 """
 
 from __future__ import annotations
@@ -22,7 +25,57 @@ __all__ = [
     "TaskNotFoundError",
     "TaskTimeoutError",
     "WaveExecutionError",
+    "describe_error",
+    "writable_text",
 ]
+
+
+def writable_text(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udcXX`` escapes, so it encodes as UTF-8.
+
+    ``os.fsdecode`` of a file name that is not UTF-8 gives such surrogates;
+    any file or stream opened with ``encoding="utf-8"`` refuses them.
+
+    Args:
+        text: any string.
+
+    Returns:
+        ``text`` itself when it encodes as UTF-8, else the escaped copy.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def describe_error(error: BaseException) -> str:
+    """``"Type: message"`` for an exception; never raises.
+
+    An exception's ``__str__`` is user code and may raise (or return
+    something that is not a ``str``): then its ``repr`` stands in for the
+    message, and when that fails too, only the type name is given, with a
+    note. Lone surrogates are escaped (see :func:`writable_text`).
+
+    Args:
+        error: the exception.
+
+    Returns:
+        One string, e.g. ``"ValueError: bad row 3"``.
+    """
+    try:
+        name = str.__str__(type(error).__name__)
+    except Exception:  # a metaclass with a broken __name__
+        name = "<exception>"
+    for form in (str, repr):
+        try:
+            text = form(error)
+        except Exception:
+            continue
+        # str() and repr() only return str; a subclass of it could still
+        # misbehave when formatted, so take a plain copy.
+        return writable_text(f"{name}: {str.__str__(text)}")
+    return f"{name}: (the message could not be formatted)"
 
 
 class SchedulerError(Exception):
@@ -130,7 +183,7 @@ class WaveExecutionError(SchedulerError):
     ) -> None:
         self.failures: dict[str, BaseException] = dict(failures)
         self.skipped: dict[str, str] = dict(skipped or {})
-        parts = [f"{tid}: {type(exc).__name__}: {exc}" for tid, exc in self.failures.items()]
+        parts = [f"{tid}: {describe_error(exc)}" for tid, exc in self.failures.items()]
         msg = f"{len(self.failures)} task(s) failed: " + "; ".join(parts)
         if self.skipped:
             msg += f" ({len(self.skipped)} dependent task(s) skipped)"

@@ -19,3 +19,17 @@ def stdout_per_hash_seed(code: str, seeds: tuple[str, ...] = ("0", "1", "12345")
         ).stdout
         for seed in seeds
     }
+
+
+def dagwave_command(
+    *args: str, cwd: str | os.PathLike[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m dagwave ARGS`` to the end; output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "dagwave", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+    )

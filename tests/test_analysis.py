@@ -901,3 +901,8 @@ def test_huge_int_duration_is_finite() -> None:
     # math.isfinite would overflow on it; ints are always finite.
     r = analyze(ScheduleUnit("a", 10**400, ["b"]), unit("b", 1))
     assert r.makespan == 10**400 + 1
+
+
+def test_a_value_too_long_to_print_is_named_by_its_type() -> None:
+    with pytest.raises(TypeError, match=r'^ScheduleUnit: "id" must be a string, got <int>$'):
+        ScheduleUnit(10**5000)  # type: ignore[arg-type]

@@ -112,7 +112,7 @@ ALLOWED_INTERNAL = {
     "state": {"dagwave._errors", "dagwave._checks", "dagwave.state"},
     "run": {"dagwave._errors", "dagwave._checks", "dagwave.graph", "dagwave.state", "dagwave.run",
             "dagwave.report"},
-    "report": {"dagwave.run"},
+    "report": {"dagwave._errors", "dagwave.run"},
     "cli": {"dagwave", "dagwave._errors", "dagwave._checks", "dagwave.graph", "dagwave.run",
             "dagwave.cli", "dagwave.adapters"},
 }

@@ -56,13 +56,24 @@ def test_json_output_has_analysis_fields_and_worker_figures(
     assert data["slack"]["c"] == 3
 
 
-def test_cycle_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_cycle_is_reported_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], as_json: bool
+) -> None:
     path = tmp_path / "cycle.json"
     path.write_text(
         '{"units": [{"id": "a", "depends_on": ["b"]}, {"id": "b", "depends_on": ["a"]}]}'
     )
-    assert main(["analyze", str(path)]) == 0
-    assert "cycle: a -> b -> a" in capsys.readouterr().out
+    assert main(["analyze", str(path), *(["--json"] if as_json else [])]) == 1
+    captured = capsys.readouterr()
+    if as_json:
+        assert json.loads(captured.out)["cycle_path"] == ["a", "b", "a"]
+    else:
+        assert "cycle: a -> b -> a" in captured.out
+    assert captured.err == (
+        f"dagwave analyze: {path}: cycle 'a' -> 'b' -> 'a' "
+        "(the metrics cover the acyclic part only)\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._helpers import dagwave_command
+
 STEPS = """
 import time
 import trio
@@ -55,15 +57,7 @@ def write(tmp_path: Path, pipeline: str) -> Path:
     return path
 
 
-def dagwave(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dagwave", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=cwd,
-    )
+dagwave = dagwave_command
 
 
 def test_run_succeeds_prints_summary_and_runs_commands_in_the_files_folder(

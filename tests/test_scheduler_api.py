@@ -96,6 +96,34 @@ BAD_TASK_ARGUMENTS = [
         ValueError,
         "task 'a': 'metadata['estimated_duration']' must be >= 0 (got -1)",
     ),
+    (
+        {"metadata": {"estimated_duration": -(10**400)}},
+        ValueError,
+        "task 'a': 'metadata['estimated_duration']' must be >= 0 (got an int beyond float range)",
+    ),
+    (
+        {"metadata": {"estimated_duration": math.inf}},
+        ValueError,
+        "task 'a': 'metadata['estimated_duration']' must be finite (got inf)",
+    ),
+    (
+        {"metadata": {"estimated_duration": math.nan}},
+        ValueError,
+        "task 'a': 'metadata['estimated_duration']' must be a number, not NaN (got nan)",
+    ),
+    # Ints beyond float range are named so (never an OverflowError, never
+    # thousands of digits printed).
+    (
+        {"timeout_seconds": 10**5000},
+        ValueError,
+        "task 'a': 'timeout_seconds' must be <= 1.79769e+308 (got an int beyond float range)",
+    ),
+    (
+        {"metadata": {"estimated_duration": 10**5000}},
+        ValueError,
+        "task 'a': 'metadata['estimated_duration']' must be <= 1.79769e+308 "
+        "(got an int beyond float range)",
+    ),
     ({"metadata": [1]}, TypeError, "task 'a': 'metadata' must be a mapping (got [1], a list)"),
     (
         {"adapter": 42},

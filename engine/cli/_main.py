@@ -4,35 +4,57 @@ Subcommands:
 
 * ``dagwave run PIPELINE.toml``: run a pipeline file (see :mod:`dagwave.cli._pipeline`);
   logs on stderr, the summary on stdout; exit 0 when every task completed, 1
-  otherwise, 2 for a bad file, 130 on Ctrl-C.
+  otherwise, 2 for a bad file, 130 on Ctrl-C (SIGINT), 143 on SIGTERM and 129
+  on SIGHUP: each cancels the run, ends the running commands' process groups
+  and prints what finished.
 * ``dagwave graph PIPELINE.toml --format mermaid|dot``: the DAG as a diagram.
 * ``dagwave analyze PLAN.json [--workers K] [--json]``: static analysis of a
   plan in its JSON form (see :class:`dagwave.ScheduleGraph`).
 
-A user error (missing file, bad JSON, wrong shape) prints one line on stderr
-and exits with status 2; never a traceback.
+A user error (missing file, bad JSON, wrong shape, a bad argument, an output
+file that cannot be written) prints one line on stderr and exits with status
+2; never a traceback. Outputs (``--trace``, ``--report``) are checked before
+anything runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import os
+import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from dagwave import __version__
+from dagwave._errors import describe_error, writable_text
 from dagwave.graph._analysis import ScheduleAnalysis, analyze_schedule
+from dagwave.graph._dag import suggest_id
 from dagwave.graph._plan import ScheduleGraph
 
+if TYPE_CHECKING:  # trio is imported only when a run starts
+    import trio
+
 __all__ = ["main"]
+
+_T = TypeVar("_T")
 
 EXIT_USAGE = 2
 
 
 class UserError(Exception):
     """A problem with the user's input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors as one line like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _positive_int(text: str) -> int:
@@ -45,8 +67,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _concurrency_limit(text: str) -> int:
+    from dagwave.cli._pipeline import MAX_CONCURRENT
+
+    value = _positive_int(text)
+    if value > MAX_CONCURRENT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_CONCURRENT}, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dagwave",
         description="Dependency-aware parallel task engine on trio.",
     )
@@ -81,7 +112,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a pipeline file. Logs go to stderr, the summary to stdout.",
     )
     run.add_argument("pipeline", help="path to the pipeline TOML file")
-    run.add_argument("--max-concurrent", type=_positive_int, metavar="N", help="override [run]")
+    run.add_argument(
+        "--max-concurrent", type=_concurrency_limit, metavar="N", help="override [run]"
+    )
     run.add_argument("--mode", choices=["waves", "eager"], help="override [run] mode")
     run.add_argument(
         "--fail-fast", action="store_true", default=None, help="cancel on first failure"
@@ -154,13 +187,63 @@ def _report(analysis: ScheduleAnalysis, graph: ScheduleGraph, workers: int) -> s
     return "\n".join(lines)
 
 
+_MAX_WARNINGS = 10
+_FLOAT_MAX = sys.float_info.max
+
+
+def _dangling(graph: ScheduleGraph) -> list[str]:
+    """One warning per dependency on an id the plan does not have (the crate ignores them)."""
+    ids = {unit.id for unit in graph.units}
+    found = [(u.id, dep) for u in graph.units for dep in u.depends_on if dep not in ids]
+    lines = []
+    for unit, dep in found[:_MAX_WARNINGS]:
+        close = suggest_id(dep, [u.id for u in graph.units])
+        hint = "" if close is None else f"; did you mean {close!r}?"
+        lines.append(f"warning: unit {unit!r} depends on unknown id {dep!r} (ignored{hint})")
+    if len(found) > _MAX_WARNINGS:
+        lines.append(f"warning: ... and {len(found) - _MAX_WARNINGS} more unknown ids (ignored)")
+    return lines
+
+
+def _too_large(data: dict[str, Any]) -> str | None:
+    """The first figure beyond float range (durations that add up past 1.8e308), or None."""
+    figures = [(key, data[key]) for key in ("makespan", "total_work", "lower_bound", "estimate")]
+    for key in ("earliest_start", "slack"):
+        figures += [(f"{key} of {unit!r}", value) for unit, value in data[key].items()]
+    for name, value in figures:
+        if not -_FLOAT_MAX <= value <= _FLOAT_MAX:  # also catches inf
+            return name
+    return None
+
+
 def _analyze(args: argparse.Namespace) -> int:
     graph = _load_plan(args.plan)
+    where = "<stdin>" if args.plan == "-" else args.plan
     analysis = analyze_schedule(graph)
+    data = analysis.to_dict(args.workers)
+    name = _too_large(data)
+    if name is not None:
+        # JSON has no infinity, and such sums say nothing: refuse them.
+        raise UserError(
+            f"{where}: the durations add up beyond {_FLOAT_MAX:.4g} ({name}); "
+            "give them in a larger time unit"
+        )
+    for line in _dangling(graph):
+        print(writable_text(f"dagwave analyze: {where}: {line}"), file=sys.stderr)
     if args.json:
-        print(json.dumps(analysis.to_dict(args.workers), indent=2))
+        print(json.dumps(data, indent=2, allow_nan=False))
     else:
-        print(_report(analysis, graph, args.workers))
+        print(writable_text(_report(analysis, graph, args.workers)))
+    if analysis.has_cycle:
+        assert analysis.cycle_path is not None
+        cycle = " -> ".join(map(repr, analysis.cycle_path))
+        print(
+            writable_text(
+                f"dagwave analyze: {where}: cycle {cycle} (the metrics cover the acyclic part only)"
+            ),
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -196,7 +279,7 @@ def _summary(result: Any) -> str:
     if failures:
         lines += ["", "failures:"]
         for tid, rec in failures:
-            lines.append(f"  {tid}: {type(rec.error).__name__}: {rec.error}")
+            lines.append(f"  {tid}: {describe_error(rec.error)}")
     skipped = [(tid, rec) for tid, rec in result.tasks.items() if rec.status.name == "SKIPPED"]
     if skipped:
         lines.append(
@@ -210,7 +293,7 @@ def _summary(result: Any) -> str:
         f"wall {result.total_duration_ms:.0f} ms, "
         f"sequential {result.sequential_duration_ms:.0f} ms, speedup {result.speedup_ratio:.2f}x",
     ]
-    return "\n".join(lines)
+    return writable_text("\n".join(lines))
 
 
 def progress_line(stats: Any) -> str:
@@ -233,8 +316,101 @@ def _live_progress(stream: Any) -> Any:
     return show
 
 
+def _check_output(option: str, path: str) -> None:
+    """Fail now, before anything runs, when ``path`` cannot be written."""
+    if not path:
+        raise UserError(f"{option}: give a file name")
+    where = f"{option} {path}"
+    if os.path.isdir(path):
+        raise UserError(f"{where}: is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"{where}: no such folder {folder} (create it first)")
+    target = path if os.path.exists(path) else folder
+    if not os.access(target, os.W_OK):
+        raise UserError(f"{where}: permission denied (cannot write {target})")
+
+
+def _write_output(option: str, path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        raise UserError(f"{option} {path}: cannot write ({exc.strerror})") from None
+
+
+class _StopSignals:
+    """SIGTERM and SIGHUP cancel the run, the way Ctrl-C does (see :func:`_stop_signals`).
+
+    The handler only asks trio, through ``TrioToken.run_sync_soon`` (safe from
+    a signal handler), to cancel the scope the run executes in: the run is
+    cancelled as a whole, commands' process groups are ended and what
+    finished is kept. This does not go through SIGINT, so it works where
+    SIGINT is ignored (a background job of a script).
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._scope: trio.CancelScope | None = None
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.received:  # a repeated signal must not cut the cleanup short
+            return
+        self.received.append(signum)
+        if self._token is not None and self._scope is not None:
+            import trio
+
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(self._scope.cancel)
+
+    async def run(self, execute: Callable[[], Awaitable[_T]]) -> _T | None:
+        """``await execute()``; None when a stop signal cancelled it."""
+        import trio
+
+        with trio.CancelScope() as scope:
+            self._token, self._scope = trio.lowlevel.current_trio_token(), scope
+            if self.received:  # it came before the scope was known
+                scope.cancel()
+            return await execute()
+        return None
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[_StopSignals]:
+    """While inside, SIGTERM and SIGHUP stop the run given to ``.run()``.
+
+    A signal that is ignored already (``nohup``) stays ignored.
+    """
+    stop = _StopSignals()
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():  # signal.signal needs it
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, stop.handle)
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted(scheduler: Any, signum: int) -> int:
+    """Print what finished and how the run was stopped; the exit status (128 + signal)."""
+    # After SIGHUP the terminal may be gone: writing to it must not turn into a traceback.
+    with contextlib.suppress(OSError):
+        if scheduler.last_result is not None:
+            print(_summary(scheduler.last_result))
+        print(f"interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+    return 128 + signum
+
+
 def _run(args: argparse.Namespace) -> int:
     from dagwave.run._events import configure_logging
+
+    for option, path in (("--trace", args.trace), ("--report", args.report)):
+        if path is not None:
+            _check_output(option, path)
 
     # On a terminal: a live status line, and only warnings and errors as log
     # lines; otherwise every event as a plain line.
@@ -261,27 +437,26 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     import trio
 
-    try:
-        if live:
-            execute = functools.partial(scheduler.execute, progress=_live_progress(sys.stderr))
+    execute = scheduler.execute
+    if live:
+        execute = functools.partial(execute, progress=_live_progress(sys.stderr))
+    with _stop_signals() as stop:
+        try:
             try:
-                result = trio.run(execute)
+                result = trio.run(stop.run, execute)
             finally:
-                sys.stderr.write("\r\x1b[K")  # leave the terminal clean
-        else:
-            result = trio.run(scheduler.execute)
-    except KeyboardInterrupt:
-        if scheduler.last_result is not None:
-            print(_summary(scheduler.last_result))
-        print("interrupted", file=sys.stderr)
-        return 130
+                if live:
+                    with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+                        sys.stderr.write("\r\x1b[K")  # leave the terminal clean
+        except KeyboardInterrupt:  # Ctrl-C: trio raises it in the run
+            return _interrupted(scheduler, signal.SIGINT)
+    if result is None:  # SIGTERM or SIGHUP cancelled it
+        return _interrupted(scheduler, stop.received[0])
     print(_summary(result))
     if args.trace:
-        with open(args.trace, "w", encoding="utf-8") as out:
-            json.dump(result.to_chrome_trace(), out)
+        _write_output("--trace", args.trace, json.dumps(result.to_chrome_trace()))
     if args.report:
-        with open(args.report, "w", encoding="utf-8") as out:
-            out.write(scheduler.to_html_report())
+        _write_output("--report", args.report, scheduler.to_html_report())
     return 0 if result.succeeded else 1
 
 
@@ -296,11 +471,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Args:
         argv: arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns:
+        0 on success; 1 when a task failed, a plan has a cycle, or the reader
+        of the output went away; 2 for bad input (one line on stderr); 128 +
+        the signal's number when SIGINT, SIGTERM or SIGHUP stopped a run.
     """
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad argument (one line, status 2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     handlers: dict[str, Any] = {"analyze": _analyze, "run": _run, "graph": _graph}
     try:
         return int(handlers[args.command](args))
+    except BrokenPipeError:
+        # The reader went away (``dagwave analyze plan.json | head``): stop
+        # quietly, and keep Python from complaining again when it flushes.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except UserError as exc:
-        print(f"dagwave {args.command}: error: {exc}", file=sys.stderr)
+        # One line, whatever the message holds (a file name may hold a newline).
+        message = writable_text(str(exc)).replace("\r", "\\r").replace("\n", "\\n")
+        print(f"dagwave {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE

@@ -16,14 +16,16 @@
     deps = ["fetch"]
 
 Commands run in the pipeline file's folder, and ``call`` modules are imported
-from it. Every problem is reported before anything runs, as a
-:class:`PipelineError` naming the task and the file's line.
+from it. ``max_concurrent`` is at most :data:`MAX_CONCURRENT`. Every problem is
+reported before anything runs, as a :class:`PipelineError` naming the task and
+the file's line.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Callable, Mapping
@@ -31,14 +33,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagwave._checks import check_type
-from dagwave._errors import CircularDependencyError, SchedulerError, TaskNotFoundError
+from dagwave._checks import check_number, check_type, must_be
+from dagwave._errors import (
+    CircularDependencyError,
+    SchedulerError,
+    TaskNotFoundError,
+    describe_error,
+)
 from dagwave.adapters.subprocess import Command
 from dagwave.run._scheduler import DependencyAwareScheduler
 
-__all__ = ["Pipeline", "PipelineError", "PipelineTask", "load_pipeline"]
+__all__ = ["MAX_CONCURRENT", "Pipeline", "PipelineError", "PipelineTask", "load_pipeline"]
+
+#: The largest ``max_concurrent`` a pipeline may ask for. More tasks than this
+#: cannot run at once on one machine anyway: each running ``cmd`` holds a
+#: process and two pipes, each running ``call`` a thread.
+MAX_CONCURRENT = 10_000
 
 _RUN_KEYS = {"max_concurrent", "mode", "fail_fast", "resources"}
+_MODES = ("waves", "eager")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _TASK_KEYS = {"cmd", "call", "deps", "timeout", "retries", "resources", "adapter", "metadata"}
 
 
@@ -86,6 +100,7 @@ class Pipeline:
     mode: str = "waves"
     fail_fast: bool = False
     resources: Mapping[str, int] = field(default_factory=dict)
+    run_line: int | None = None
 
     def scheduler(
         self,
@@ -101,15 +116,23 @@ class Pipeline:
 
         Raises:
             PipelineError: an unknown dependency (with a suggestion) or a cycle
-                (with its path), or any other problem the scheduler finds.
+                (with its path), a bad override, or any other problem the
+                scheduler finds.
         """
-        s = DependencyAwareScheduler(
-            max_concurrent=max_concurrent if max_concurrent is not None else self.max_concurrent,
-            mode=(mode or self.mode),  # type: ignore[arg-type]
-            fail_fast=self.fail_fast if fail_fast is None else fail_fast,
-            resources=dict(self.resources),
-            logger=logger,
-        )
+        limit = max_concurrent if max_concurrent is not None else self.max_concurrent
+        problem = _limit_problem(limit, None)
+        if problem is not None:
+            raise PipelineError(self.path, problem, line=self.run_line)
+        try:
+            s = DependencyAwareScheduler(
+                max_concurrent=limit,
+                mode=(mode or self.mode),  # type: ignore[arg-type]
+                fail_fast=self.fail_fast if fail_fast is None else fail_fast,
+                resources=dict(self.resources),
+                logger=logger,
+            )
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise PipelineError(self.path, f"[run]: {exc}", line=self.run_line) from None
         lines = {t.task_id: t.line for t in self.tasks}
         for task in self.tasks:
             options: dict[str, Any] = {}
@@ -127,7 +150,7 @@ class Pipeline:
                     metadata=dict(task.metadata),
                     **options,
                 )
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, ArithmeticError) as exc:
                 raise PipelineError(
                     self.path, str(exc), line=task.line, task_id=task.task_id
                 ) from None
@@ -144,15 +167,90 @@ class Pipeline:
         return s
 
 
-def _header_lines(text: str) -> dict[str, int]:
-    """Line of each ``[tasks.<id>]`` header (tomllib reports no positions)."""
-    found: dict[str, int] = {}
+def _header_lines(text: str) -> dict[str | None, int]:
+    """Line of each ``[tasks.<id>]`` header, and of ``[run]`` under None.
+
+    tomllib reports no positions, so the headers are found by a scan.
+    """
+    found: dict[str | None, int] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if line.startswith("[tasks.") and line.endswith("]"):
             name = line[len("[tasks.") : -1].strip().strip('"').strip("'")
             found.setdefault(name, number)
+        elif line.replace(" ", "") == "[run]":
+            found.setdefault(None, number)
     return found
+
+
+def _key(name: str) -> str:
+    """A TOML key as written: bare when it can be, else quoted (never a raw newline)."""
+    return name if _BARE_KEY.fullmatch(name) else repr(name)
+
+
+def _limit_problem(value: int, owner: str | None) -> str | None:
+    """Why ``value`` is no good as ``max_concurrent``, or None."""
+    if not 1 <= value <= MAX_CONCURRENT:
+        return must_be("max_concurrent", f"between 1 and {MAX_CONCURRENT}", value, owner=owner)
+    return None
+
+
+def _check_run(path: Path, run: dict[str, Any], line: int | None) -> dict[str, Any]:
+    """The ``[run]`` table's values, checked, with defaults filled in.
+
+    Checked here, not left to the scheduler, so that ``--dry-run`` and
+    ``dagwave graph`` refuse what a real run would refuse.
+    """
+    limit = _expect(path, run.get("max_concurrent", 10), int, "max_concurrent", "[run]", line, None)
+    problem = _limit_problem(limit, "[run]")
+    if problem is not None:
+        raise PipelineError(path, problem, line=line)
+    mode = _expect(path, run.get("mode", "waves"), str, "mode", "[run]", line, None)
+    if mode not in _MODES:
+        raise PipelineError(
+            path, must_be("mode", "'waves' or 'eager'", mode, owner="[run]"), line=line
+        )
+    fail_fast = _expect(path, run.get("fail_fast", False), bool, "fail_fast", "[run]", line, None)
+    resources = _expect(path, run.get("resources", {}), dict, "resources", "[run]", line, None)
+    for name, amount in resources.items():
+        what = f"resources[{name!r}]"
+        _expect(path, amount, int, what, "[run]", line, None)
+        if amount < 1:
+            raise PipelineError(path, must_be(what, ">= 1", amount, owner="[run]"), line=line)
+    return {
+        "max_concurrent": limit,
+        "mode": mode,
+        "fail_fast": fail_fast,
+        "resources": resources,
+    }
+
+
+def _check_timeout(path: Path, timeout: object, task_id: str, line: int | None) -> float:
+    """A task's ``timeout`` (seconds), checked here so the message names the file's key."""
+    owner = f"task {task_id!r}"
+    _expect(path, timeout, (int, float), "timeout", owner, line, task_id)
+    try:
+        # Also refuses an int beyond float range (float() of it would overflow).
+        return check_number("timeout", timeout, above=0, owner=owner)
+    except ValueError as exc:
+        raise PipelineError(path, str(exc), line=line, task_id=task_id) from None
+
+
+def _command(path: Path, cmd: object, task_id: str, line: int | None) -> Command:
+    """The ``cmd`` of a task as a :class:`Command` run in the file's folder."""
+    wrong_type = False
+    if isinstance(cmd, str):
+        if cmd.strip():
+            return Command(cmd, cwd=path.parent)
+        rule = "a non-empty command"
+    elif isinstance(cmd, list) and cmd and all(isinstance(a, str) for a in cmd):
+        if cmd[0].strip():
+            return Command(cmd, cwd=path.parent)
+        rule = "a list starting with a program name"
+    else:
+        rule, wrong_type = "a string or a list of strings", True
+    message = must_be("cmd", rule, cmd, owner=f"task {task_id!r}", show_type=wrong_type)
+    raise PipelineError(path, message, line=line, task_id=task_id)
 
 
 def _import_call(path: Path, spec: str, task_id: str, line: int | None) -> Callable[..., Any]:
@@ -172,7 +270,7 @@ def _import_call(path: Path, spec: str, task_id: str, line: int | None) -> Calla
     except Exception as exc:
         raise PipelineError(
             path,
-            f"task {task_id!r}: cannot import {module_name!r} ({type(exc).__name__}: {exc})",
+            f"task {task_id!r}: cannot import {module_name!r} ({describe_error(exc)})",
             line=line,
             task_id=task_id,
         ) from None
@@ -225,46 +323,64 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
     """Read and check a pipeline file.
 
     Raises:
-        PipelineError: the file is missing, not TOML, or wrong (unknown key,
-            bad type, a task with neither or both of ``cmd`` and ``call``, a
-            ``call`` that does not import).
+        PipelineError: the file is missing, not UTF-8, not TOML (or nested
+            too deeply to read), or wrong (unknown key, bad type or value, an
+            empty ``cmd``, a task with neither or both of ``cmd`` and
+            ``call``, a ``call`` that does not import, ``max_concurrent``
+            outside 1..:data:`MAX_CONCURRENT`).
     """
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        raw = file.read_bytes()
     except FileNotFoundError:
         raise PipelineError(file, "no such file") from None
     except OSError as exc:
         raise PipelineError(file, f"cannot read: {exc.strerror}") from None
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PipelineError(
+            file,
+            f"not UTF-8 text (byte {raw[exc.start]:#04x}: {exc.reason}); TOML files must be UTF-8",
+            line=raw.count(b"\n", 0, exc.start) + 1,
+        ) from None
+    try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except RecursionError:
+        raise PipelineError(file, "not valid TOML: arrays or tables nested too deeply") from None
+    except ValueError as exc:  # TOMLDecodeError, or an int too long to convert
         raise PipelineError(file, f"not valid TOML: {exc}") from None
     unknown = sorted(set(data) - {"run", "tasks"})
     if unknown:
         raise PipelineError(
             file,
-            f"unknown top-level table(s) {', '.join(unknown)} (expected [run] and [tasks.<id>])",
+            f"unknown top-level table(s) {', '.join(map(_key, unknown))} "
+            "(expected [run] and [tasks.<id>])",
         )
-    run = _expect(file, data.get("run", {}), dict, "[run]", None, None, None)
+    lines = _header_lines(text)
+    run_line = lines.get(None)
+    run = _expect(file, data.get("run", {}), dict, "[run]", None, run_line, None)
     bad = sorted(set(run) - _RUN_KEYS)
     if bad:
         raise PipelineError(
-            file, f"[run]: unknown key(s) {', '.join(bad)} (known: {', '.join(sorted(_RUN_KEYS))})"
+            file,
+            f"[run]: unknown key(s) {', '.join(map(_key, bad))} "
+            f"(known: {', '.join(sorted(_RUN_KEYS))})",
+            line=run_line,
         )
+    settings = _check_run(file, run, run_line)
     tables = _expect(file, data.get("tasks", {}), dict, "[tasks]", None, None, None)
     if not tables:
         raise PipelineError(file, "no tasks: add at least one [tasks.<id>] table")
-    lines = _header_lines(text)
     tasks = []
     for task_id, table in tables.items():
         line = lines.get(task_id)
-        table = _expect(file, table, dict, f"tasks.{task_id}", None, line, task_id)
+        table = _expect(file, table, dict, f"tasks.{_key(task_id)}", None, line, task_id)
         bad = sorted(set(table) - _TASK_KEYS)
         if bad:
             raise PipelineError(
                 file,
-                f"task {task_id!r}: unknown key(s) {', '.join(bad)} "
+                f"task {task_id!r}: unknown key(s) {', '.join(map(_key, bad))} "
                 f"(known: {', '.join(sorted(_TASK_KEYS))})",
                 line=line,
                 task_id=task_id,
@@ -279,27 +395,14 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
                 task_id=task_id,
             )
         if has_cmd:
-            cmd = table["cmd"]
-            if not (
-                isinstance(cmd, str)
-                or (isinstance(cmd, list) and cmd and all(isinstance(a, str) for a in cmd))
-            ):
-                raise PipelineError(
-                    file,
-                    f"task {task_id!r}: cmd must be a string or a list of strings",
-                    line=line,
-                    task_id=task_id,
-                )
-            executor: Callable[..., Any] = Command(cmd, cwd=file.parent)
+            executor: Callable[..., Any] = _command(file, table["cmd"], task_id, line)
         else:
             call = _expect(file, table["call"], str, "call", f"task {task_id!r}", line, task_id)
             executor = _import_call(file, call, task_id, line)
         deps = _expect(
             file, table.get("deps", []), list, "deps", f"task {task_id!r}", line, task_id
         )
-        timeout = table.get("timeout", 300.0)
-        if timeout is not None:
-            _expect(file, timeout, (int, float), "timeout", f"task {task_id!r}", line, task_id)
+        timeout = _check_timeout(file, table.get("timeout", 300.0), task_id, line)
         tasks.append(
             PipelineTask(
                 task_id=task_id,
@@ -337,15 +440,4 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
                 line=line,
             )
         )
-    return Pipeline(
-        path=file,
-        tasks=tuple(tasks),
-        max_concurrent=_expect(
-            file, run.get("max_concurrent", 10), int, "max_concurrent", "[run]", None, None
-        ),
-        mode=_expect(file, run.get("mode", "waves"), str, "mode", "[run]", None, None),
-        fail_fast=_expect(
-            file, run.get("fail_fast", False), bool, "fail_fast", "[run]", None, None
-        ),
-        resources=_expect(file, run.get("resources", {}), dict, "resources", "[run]", None, None),
-    )
+    return Pipeline(path=file, tasks=tuple(tasks), run_line=run_line, **settings)

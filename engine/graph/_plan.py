@@ -37,7 +37,10 @@ def _show(value: object) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):
-        text = repr(value).replace("\n", " ")
+        try:
+            text = repr(value).replace("\n", " ")
+        except (ValueError, RecursionError):  # an int too long to print, or too deep
+            text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -268,7 +271,8 @@ class ScheduleGraph:
 
         Raises:
             ValueError: the text is not valid JSON (the message gives line and
-                column) or has the wrong shape (see :meth:`from_dict`).
+                column), is nested too deeply to parse, or has the wrong shape
+                (see :meth:`from_dict`).
         """
         try:
             data = json.loads(text)
@@ -276,6 +280,10 @@ class ScheduleGraph:
             raise ValueError(
                 f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from exc
+        except RecursionError:
+            raise ValueError("invalid JSON: arrays or objects nested too deeply") from None
+        except ValueError as exc:  # bytes that are not UTF-8, an int with too many digits
+            raise ValueError(f"invalid JSON: {exc}") from exc
         return cls.from_dict(data)
 
     @classmethod

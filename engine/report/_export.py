@@ -18,6 +18,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dagwave._errors import describe_error, writable_text
+
 if TYPE_CHECKING:
     from dagwave.run._records import ExecutionResult
 
@@ -63,7 +65,7 @@ def chrome_trace(result: ExecutionResult) -> dict[str, Any]:
                 "wave": record.wave_number,
             }
             if attempt.error is not None:
-                args["error"] = f"{type(attempt.error).__name__}: {attempt.error}"
+                args["error"] = describe_error(attempt.error)
             events.append(
                 {
                     "name": task_id if attempt.attempt == 1 else f"{task_id} #{attempt.attempt}",
@@ -192,7 +194,8 @@ _ATTEMPT_COLOURS = {
 
 
 def _esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    # writable_text: the page is written as UTF-8, which refuses lone surrogates.
+    return html.escape(writable_text(str(text)), quote=True)
 
 
 def _gantt_svg(result: ExecutionResult) -> str:
@@ -277,7 +280,7 @@ def html_report(
         f'<tr data-task="{_esc(tid)}"><td>{_esc(tid)}</td>'
         f'<td style="color:{_STATUS_COLOURS[r.status.name]}">{_esc(r.status.name)}</td>'
         f"<td>{r.attempts}</td><td>{r.duration_ms:.1f}</td>"
-        f"<td>{_esc('' if r.error is None else f'{type(r.error).__name__}: {r.error}')}</td>"
+        f"<td>{_esc('' if r.error is None else describe_error(r.error))}</td>"
         f"<td>{_esc(r.skipped_because or '')}</td></tr>"
         for tid, r in result.tasks.items()
     )

@@ -43,7 +43,7 @@ from typing import Any
 
 import trio
 
-from dagwave._errors import TaskTimeoutError
+from dagwave._errors import TaskTimeoutError, describe_error
 from dagwave.graph._dag import CompiledGraph
 from dagwave.run._adapter import Adapter, Invocation, Runner
 from dagwave.run._deadlines import Deadlines
@@ -804,7 +804,8 @@ def _priorities(plan: RunPlan, mode: str, wave_optimization: bool) -> list[float
 
 
 def _error_text(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
+    # Never fails: an error whose __str__ raises must not break the run.
+    return describe_error(error)
 
 
 def _classify(exc: BaseException) -> tuple[AttemptOutcome, BaseException, BaseException | None]:

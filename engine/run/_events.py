@@ -31,6 +31,8 @@ from typing import Any
 
 import structlog
 
+from dagwave._errors import describe_error
+
 __all__ = ["RunEvents", "configure_logging", "default_logger"]
 
 
@@ -77,18 +79,28 @@ def default_logger() -> Any:
 
 
 def configure_logging(log_format: str, stream: Any, min_level: str = "info") -> None:
-    """Configure structlog for the command line: ``console`` or ``json`` lines on ``stream``."""
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    """Configure structlog for the command line: ``console`` or ``json`` lines on ``stream``.
+
+    In JSON lines a failure event's ``exc_info`` becomes a structured
+    traceback (structlog's dict form, without local variables); its texts
+    are taken with structlog's ``safe_str``, so an exception whose ``__str__``
+    or ``__repr__`` raises cannot break the line.
+    """
+    processors: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso"),
+    ]
+    if log_format == "json":
+        processors += [
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
+            structlog.processors.JSONRenderer(),
+        ]
+    else:
+        processors.append(structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            renderer,
-        ],
+        processors=processors,
         logger_factory=structlog.PrintLoggerFactory(stream),
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, min_level.upper())),
         cache_logger_on_first_use=False,
@@ -96,7 +108,8 @@ def configure_logging(log_format: str, stream: Any, min_level: str = "info") -> 
 
 
 def _error_text(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
+    # Never fails: an error whose __str__ raises must not break the run.
+    return describe_error(error)
 
 
 class RunEvents:

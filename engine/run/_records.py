@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from dagwave._checks import check_number
-from dagwave._errors import WaveExecutionError
+from dagwave._errors import WaveExecutionError, describe_error
 
 if TYPE_CHECKING:
     from dagwave.state._store import SharedState
@@ -69,10 +69,10 @@ class RecordedError(Exception):
 
 
 def error_text(error: BaseException) -> str:
-    """``"Type: message"`` for an exception (a :class:`RecordedError`'s own text)."""
+    """``"Type: message"`` for an exception (a :class:`RecordedError`'s own text); never raises."""
     if isinstance(error, RecordedError):
         return error.text
-    return f"{type(error).__name__}: {error}"
+    return describe_error(error)
 
 
 def _jsonable(value: Any) -> Any:

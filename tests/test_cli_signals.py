@@ -1,0 +1,144 @@
+"""SIGINT, SIGTERM and SIGHUP stop ``dagwave run`` alike: commands ended, what finished printed.
+
+Each test runs the real command in a subprocess with a long ``cmd`` task that
+records its own pid and the pid of a child it started, and checks by those
+pids that nothing outlives dagwave.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+PIPELINE = """
+[run]
+max_concurrent = 2
+
+[tasks.quick]
+cmd = "true"
+
+[tasks.hang]
+cmd = "sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait"
+deps = ["quick"]
+"""
+
+GIVE_UP_S = 30.0
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition()`` until it is true; fail after GIVE_UP_S (a bound, not a pause)."""
+    deadline = time.monotonic() + GIVE_UP_S
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.01)
+
+
+def gone(pid: int) -> bool:
+    """The process no longer runs (absent, or a zombie nobody has reaped yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+def start(
+    tmp_path: Path, ignored: signal.Signals | None = None
+) -> tuple[subprocess.Popen[str], list[int]]:
+    """Start ``dagwave run`` and wait until the hanging command and its child run.
+
+    ``ignored``: a signal the child starts with ignored, as ``nohup`` does for
+    SIGHUP and a script's background job has it for SIGINT.
+    """
+    path = tmp_path / "pipeline.toml"
+    path.write_text(PIPELINE)
+
+    def ignore() -> None:
+        assert ignored is not None
+        signal.signal(ignored, signal.SIG_IGN)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dagwave", "run", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=None if ignored is None else ignore,
+    )
+    pid_files = [tmp_path / "shell.pid", tmp_path / "child.pid"]
+    wait_for(lambda: all(f.exists() and f.read_text().endswith("\n") for f in pid_files), "pids")
+    return proc, [int(f.read_text()) for f in pid_files]
+
+
+def clean_up(proc: subprocess.Popen[str], pids: list[int]) -> None:
+    """After a failed check: end what this test started, so no orphan outlives it."""
+    proc.kill()
+    proc.wait()
+    for pid in pids:
+        if not gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    ("sig", "status"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+    ids=["SIGINT", "SIGTERM", "SIGHUP"],
+)
+def test_stop_signal_cancels_kills_commands_prints_what_finished(
+    tmp_path: Path, sig: signal.Signals, status: int
+) -> None:
+    proc, pids = start(tmp_path)
+    try:
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=GIVE_UP_S)
+        assert proc.returncode == status, err
+        for pid in pids:
+            wait_for(lambda pid=pid: gone(pid), f"process {pid} to end")
+    finally:
+        clean_up(proc, pids)
+    assert err.splitlines()[-1] == f"interrupted ({sig.name})"
+    assert "Traceback" not in err
+    lines = out.splitlines()
+    assert any(line.split()[:2] == ["quick", "COMPLETED"] for line in lines), out
+    assert any(line.split()[:2] == ["hang", "CANCELLED"] for line in lines), out
+
+
+def test_sighup_ignored_by_nohup_stays_ignored(tmp_path: Path) -> None:
+    proc, pids = start(tmp_path, ignored=signal.SIGHUP)
+    try:
+        proc.send_signal(signal.SIGHUP)
+        # The run goes on: stop it for good with SIGTERM, which it must report
+        # (pending together, SIGHUP is delivered first: it would set 129).
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=GIVE_UP_S)
+        assert proc.returncode == 143, err
+        for pid in pids:
+            wait_for(lambda pid=pid: gone(pid), f"process {pid} to end")
+    finally:
+        clean_up(proc, pids)
+    assert err.splitlines()[-1] == "interrupted (SIGTERM)"
+
+
+def test_sigterm_stops_a_run_whose_sigint_is_ignored(tmp_path: Path) -> None:
+    """A script's background job starts with SIGINT ignored: SIGTERM must not depend on it."""
+    proc, pids = start(tmp_path, ignored=signal.SIGINT)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=GIVE_UP_S)
+        assert proc.returncode == 143, err
+        for pid in pids:
+            wait_for(lambda pid=pid: gone(pid), f"process {pid} to end")
+    finally:
+        clean_up(proc, pids)
+    assert err.splitlines()[-1] == "interrupted (SIGTERM)"
+    assert any(line.split()[:2] == ["hang", "CANCELLED"] for line in out.splitlines()), out

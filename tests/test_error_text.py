@@ -1,0 +1,111 @@
+"""Turning errors into text never fails: broken ``__str__``, lone surrogates, everywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+import trio
+from structlog.testing import capture_logs
+
+from dagwave import DependencyAwareScheduler, TaskStatus, WaveExecutionError
+from dagwave._errors import describe_error, writable_text
+
+# What os.fsdecode makes of a file name that is not UTF-8: a lone surrogate.
+UNDECODABLE = os.fsdecode(b"data-\xff.csv")
+
+
+class BadStr(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ is broken")
+
+
+class BadStrAndRepr(BadStr):
+    def __repr__(self) -> str:
+        raise RuntimeError("__repr__ is broken too")
+
+
+class NotAString(Exception):
+    def __str__(self) -> Any:
+        return 42
+
+
+class LoudStr(str):
+    def __format__(self, spec: str) -> str:
+        raise RuntimeError("__format__ is broken")
+
+
+class StrSubclass(Exception):
+    def __str__(self) -> str:
+        return LoudStr("quiet")
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        (ValueError("bad row 3"), "ValueError: bad row 3"),
+        (ValueError(), "ValueError: "),
+        (BadStr("x"), "BadStr: BadStr('x')"),
+        (NotAString("x"), "NotAString: NotAString('x')"),
+        (BadStrAndRepr("x"), "BadStrAndRepr: (the message could not be formatted)"),
+        (StrSubclass(), "StrSubclass: quiet"),
+        (OSError(f"cannot open {UNDECODABLE}"), "OSError: cannot open data-\\udcff.csv"),
+    ],
+)
+def test_describe_error_is_type_and_message_and_never_fails(
+    error: BaseException, text: str
+) -> None:
+    assert describe_error(error) == text
+    describe_error(error).encode("utf-8")  # always writable as UTF-8
+
+
+def test_writable_text_escapes_only_surrogates() -> None:
+    assert writable_text("plain ü") == "plain ü"
+    assert writable_text(UNDECODABLE) == "data-\\udcff.csv"
+
+
+def raise_bad_str(context: Any) -> None:
+    raise BadStr("x")
+
+
+async def raise_undecodable(context: Any) -> None:
+    raise OSError(f"cannot open {UNDECODABLE}")
+
+
+async def unrelated(context: Any) -> str:
+    await trio.sleep(1)
+    return "fine"
+
+
+@pytest.mark.parametrize(
+    ("executor", "text"),
+    [
+        (raise_bad_str, "BadStr: BadStr('x')"),
+        (raise_undecodable, "OSError: cannot open data-\\udcff.csv"),
+    ],
+    ids=["broken-str", "surrogate"],
+)
+async def test_a_hostile_error_fails_only_its_task_and_every_view_shows_it(
+    autojump_clock: Any, executor: Any, text: str
+) -> None:
+    s = DependencyAwareScheduler(max_concurrent=2)
+    # No timeout: autojump does not wait for the worker thread of a blocking task.
+    s.add_task("bad", executor, timeout_seconds=None)
+    s.add_task("other", unrelated)
+    s.schedule()
+    with capture_logs() as logs:
+        result = await s.execute()
+    assert result.tasks["bad"].status is TaskStatus.FAILED
+    assert result.tasks["other"].status is TaskStatus.COMPLETED
+    assert result.task_errors == {"bad": text}
+    assert [e["error"] for e in logs if e["event"] == "task.failed"] == [text]
+    trace = json.dumps(result.to_chrome_trace(), ensure_ascii=False)
+    assert json.dumps(text)[1:-1] in trace
+    trace.encode("utf-8")
+    report = s.to_html_report()
+    report.encode("utf-8")
+    assert "data-\\udcff.csv" in report or "BadStr(&#x27;x&#x27;)" in report
+    with pytest.raises(WaveExecutionError, match="bad: "):
+        result.raise_for_failures()
