@@ -180,8 +180,8 @@ class ThreadSide:
         del context
         timeout = task.timeout_seconds
         info = core.events.info
-        reports = self.reports
         with dispatch.lock:
+            reports = self.reports  # read under the lock: trio's drain swaps the list
             self.running[slot] = None
             dispatch.release(i, slot)
             if not job.abandoned:  # else trio booked it already, and its result is dropped
