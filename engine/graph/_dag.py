@@ -25,6 +25,7 @@ import difflib
 import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from dagwave._errors import CircularDependencyError, TaskNotFoundError
 
@@ -53,13 +54,17 @@ def check_task_id(task_id: object) -> str:
 
 def check_dependencies(task_id: str, dependencies: object) -> list[str]:
     """Normalise a dependency list: a list of ids, duplicates counted once, order kept."""
-    if dependencies is None:
+    if dependencies is None or dependencies == ():
         return []
-    if isinstance(dependencies, list | tuple) and all(
-        type(dep) is str and dep and not dep[0].isspace() for dep in dependencies
-    ):
-        # The common case: a list of plain ids. Repeats count once.
-        return list(dict.fromkeys(dependencies)) if len(dependencies) > 1 else list(dependencies)
+    kind = type(dependencies)
+    if kind is list or kind is tuple:
+        # The common case, a list of plain ids, checked without a generator.
+        deps: list[Any] | tuple[Any, ...] = dependencies  # type: ignore[assignment]
+        for dep in deps:
+            if type(dep) is not str or not dep or dep[0].isspace():
+                break
+        else:
+            return list(dict.fromkeys(deps)) if len(deps) > 1 else list(deps)  # repeats once
     if isinstance(dependencies, str | bytes):
         raise TypeError(
             f"Dependencies of task {task_id!r} must be a list of task ids, "
