@@ -423,8 +423,10 @@ class DependencyAwareScheduler:
             capacities=dict(self.resources),
         )
         self._planned_at = self._changes
+        planned_at = datetime.now()  # one timestamp for the plan, not one call per wave
         self._waves = [
-            Wave(wave_number=w + 1, task_ids=list(wave)) for w, wave in enumerate(waves)
+            Wave(wave_number=w + 1, task_ids=list(wave), created_at=planned_at)
+            for w, wave in enumerate(waves)
         ]
         self._core = None
         return list(self._waves)
