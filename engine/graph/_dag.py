@@ -121,10 +121,10 @@ class CompiledGraph:
     def __init__(
         self,
         order: list[str],
-        preds: list[list[int]],
+        preds: list[Sequence[int]],
         level: list[int],
         done: list[int],
-        dependents: list[list[int]] | None = None,
+        dependents: list[Sequence[int]] | None = None,
     ) -> None:
         self.order = order
         self.preds = preds
@@ -138,19 +138,28 @@ class CompiledGraph:
         return len(self.done) < len(self.order)
 
     @property
-    def dependents(self) -> list[list[int]]:
+    def dependents(self) -> list[Sequence[int]]:
         """Per task, indices of the tasks that depend on it (built on first use)."""
         if self._dependents is None:
             self._dependents = _dependents_of(self.preds)
         return self._dependents
 
 
-def _dependents_of(preds: list[list[int]]) -> list[list[int]]:
+#: The one empty index list that every task without dependencies (or
+#: dependents) shares: a million-task graph does not hold a million empty lists.
+_NONE: tuple[int, ...] = ()
+
+
+def _dependents_of(preds: list[Sequence[int]]) -> list[Sequence[int]]:
     with gc_paused():
-        dependents: list[list[int]] = [[] for _ in preds]
+        dependents: list[Sequence[int]] = [_NONE] * len(preds)
         for i, ps in enumerate(preds):
             for j in ps:
-                dependents[j].append(i)
+                known = dependents[j]
+                if known is _NONE:
+                    dependents[j] = [i]
+                else:
+                    known.append(i)  # type: ignore[attr-defined]  # a list once not _NONE
         return dependents
 
 
@@ -172,12 +181,12 @@ def compile_graph(order: Sequence[str], deps: Sequence[Sequence[str]]) -> Compil
         lookup = position.__getitem__
         get = position.get
         n = len(order)
-        preds: list[list[int]] = []
+        preds: list[Sequence[int]] = []
         append_preds = preds.append
         in_order = True  # every dependency comes earlier in ``order``
         for i, ds in enumerate(deps):
             if not ds:
-                append_preds([])
+                append_preds(_NONE)
                 continue
             try:
                 idx = list(map(lookup, ds))

@@ -14,7 +14,11 @@ objects; the lists live together here, in one class, with one docstring.
 * ``error[i]``: the exception a FAILED (or CANCELLED) task ended with.
 * ``skipped_because[i]``: the failed task that made a SKIPPED one skip.
 * ``results[i]``: the result of a COMPLETED task.
-* ``log``: one :class:`AttemptEntry` per attempt, in the order they ended.
+* ``log``: one :class:`AttemptEntry` per attempt, in the order they ended,
+  except the most common one, a task that completed at its first attempt:
+  that attempt is ``start[i]``, ``end[i]``, ``first_slot[i]`` and
+  ``first_cpu[i]`` (no entry kept per task, so a million tasks do not keep a
+  million tuples).
 * per wave (0-based ``w``): first start, last end, whether it is done, its final status.
 
 Everything is in run-clock seconds and 0-based wave numbers; :meth:`result`
@@ -76,6 +80,8 @@ class Ledger:
         "cpu",
         "end",
         "error",
+        "first_cpu",
+        "first_slot",
         "log",
         "plan",
         "results",
@@ -102,6 +108,8 @@ class Ledger:
         self.skipped_because: list[str | None] = [None] * n
         self.results: list[Any] = [None] * n
         self.log: list[AttemptEntry] = []
+        self.first_slot = [0] * n
+        self.first_cpu: list[float | None] = [None] * n
         self.wave_start: list[float | None] = [None] * waves
         self.wave_end: list[float | None] = [None] * waves
         self.wave_done = [False] * waves
@@ -125,7 +133,11 @@ class Ledger:
     def ended(self, entry: AttemptEntry) -> None:
         """Book an ended attempt: its log entry, the time it ran, its end."""
         i = entry.task
-        self.log.append(entry)
+        if entry.attempt == 1 and entry.outcome == "completed":
+            self.first_slot[i] = entry.slot
+            self.first_cpu[i] = entry.cpu
+        else:
+            self.log.append(entry)
         self.busy[i] += entry.end - entry.start
         if entry.cpu is not None:
             self.cpu[i] += entry.cpu
@@ -250,6 +262,21 @@ class Ledger:
         """The per-task records of a finished run (built when first asked for)."""
         plan = self.plan
         logs: list[list[AttemptRecord]] = [[] for _ in plan.tasks]
+        for i, status in enumerate(self.status):
+            if status is COMPLETED and self.attempts[i] == 1:
+                start, end, cpu = self.start[i], self.end[i], self.first_cpu[i]
+                assert start is not None and end is not None
+                logs[i].append(
+                    AttemptRecord(
+                        1,
+                        "completed",
+                        (start - t0) * 1000.0,
+                        (end - t0) * 1000.0,
+                        self.first_slot[i],
+                        None,
+                        None if cpu is None else cpu * 1000.0,
+                    )
+                )
         for entry in self.log:
             logs[entry.task].append(
                 AttemptRecord(
