@@ -265,7 +265,8 @@ class Ledger:
         for i, status in enumerate(self.status):
             if status is COMPLETED and self.attempts[i] == 1:
                 start, end, cpu = self.start[i], self.end[i], self.first_cpu[i]
-                assert start is not None and end is not None
+                assert start is not None
+                assert end is not None
                 logs[i].append(
                     AttemptRecord(
                         1,
