@@ -123,7 +123,7 @@ class CompiledGraph:
         order: list[str],
         preds: list[Sequence[int]],
         level: list[int],
-        done: list[int],
+        done: Sequence[int],
         dependents: list[Sequence[int]] | None = None,
     ) -> None:
         self.order = order
@@ -148,6 +148,7 @@ class CompiledGraph:
 #: The one empty index list that every task without dependencies (or
 #: dependents) shares: a million-task graph does not hold a million empty lists.
 _NONE: tuple[int, ...] = ()
+_NONE_IDS: tuple[str, ...] = ()
 
 
 def _dependents_of(preds: list[Sequence[int]]) -> list[Sequence[int]]:
@@ -206,7 +207,8 @@ def compile_graph(order: Sequence[str], deps: Sequence[Sequence[str]]) -> Compil
             for i, ps in enumerate(preds):
                 if ps:
                     level[i] = max(map(at, ps)) + 1
-            return CompiledGraph(list(order), preds, level, list(range(n)))
+            # Insertion order is topological: a range, not a list of a million ints.
+            return CompiledGraph(list(order), preds, level, range(n))
         dependents = _dependents_of(preds)
         indegree = [len(ps) for ps in preds]
         level = [-1] * n
@@ -245,7 +247,7 @@ def topological_levels(
         valid topological order.
     """
     compiled = compile_graph(order, [deps[tid] for tid in order])
-    return compiled.level, compiled.done
+    return compiled.level, list(compiled.done)
 
 
 def cycle_of(compiled: CompiledGraph) -> list[str] | None:
@@ -321,7 +323,7 @@ class DependencyGraph:
     """
 
     def __init__(self) -> None:
-        self._deps: dict[str, list[str]] = {}
+        self._deps: dict[str, Sequence[str]] = {}
         # Cached index form and validation verdict; reset by any change.
         self._compiled_graph: CompiledGraph | None = None
         self._valid = False
@@ -348,7 +350,8 @@ class DependencyGraph:
 
     def _add_checked(self, task_id: str, dependencies: list[str]) -> None:
         """Add a task whose id and dependencies the caller has checked already."""
-        self._deps[task_id] = dependencies
+        # Tasks without dependencies share one empty tuple (no list per task).
+        self._deps[task_id] = dependencies if dependencies else _NONE_IDS
         self._compiled_graph = None
         self._valid = False
 
@@ -402,7 +405,7 @@ class DependencyGraph:
         """Tasks with no dependencies at all, in insertion order."""
         return [tid for tid, deps in self._deps.items() if not deps]
 
-    def _require(self, task_id: str) -> list[str]:
+    def _require(self, task_id: str) -> Sequence[str]:
         try:
             return self._deps[task_id]
         except KeyError:
