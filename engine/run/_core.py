@@ -786,7 +786,7 @@ class RunCore:
 
 
 def _priorities(plan: RunPlan, mode: str, wave_optimization: bool) -> list[float]:
-    """Ready-heap keys (smaller runs first); ties fall back to insertion order."""
+    """Per task, how urgent it is (higher runs first); ties fall back to insertion order."""
     tasks = plan.tasks
     if mode == "eager":
         # Longest remaining path including the task itself, computed in
@@ -797,9 +797,9 @@ def _priorities(plan: RunPlan, mode: str, wave_optimization: bool) -> list[float
             for i in wave:
                 if dependents[i]:
                     remaining[i] += max(remaining[j] for j in dependents[i])
-        return [-r for r in remaining]
+        return remaining
     if wave_optimization:
-        return [-t.estimated_duration for t in tasks]
+        return [t.estimated_duration for t in tasks]
     return [0.0] * len(tasks)
 
 

@@ -76,7 +76,7 @@ class Dispatch:
         plan: RunPlan,
         *,
         eager: bool,
-        priority: Sequence[float],
+        priority: Sequence[float],  # per task: higher runs first
         slots: int,
         status: list[TaskStatus],
     ) -> None:
@@ -109,7 +109,7 @@ class Dispatch:
                 self.queue.extend(roots)
             else:
                 priority = self.priority
-                self.ready = [(priority[i], i) for i in roots]
+                self.ready = [(-priority[i], i) for i in roots]
                 heapq.heapify(self.ready)
             return []
         return self._release_waves()
@@ -119,7 +119,7 @@ class Dispatch:
         if self.fifo:
             self.queue.append(i)
         else:
-            heapq.heappush(self.ready, (self.priority[i], i))
+            heapq.heappush(self.ready, (-self.priority[i], i))  # a min-heap: highest first
 
     def take(self) -> list[tuple[int, int]]:
         """Hand out ready tasks while slots are free: ``(task, slot)`` pairs, best first."""

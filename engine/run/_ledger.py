@@ -9,7 +9,8 @@ objects; the lists live together here, in one class, with one docstring.
   trio thread or by the worker thread that ran the attempt.
 * ``attempts[i]``: attempts started so far.
 * ``start[i]`` / ``end[i]``: first attempt's start, last attempt's end (run clock, s).
-* ``busy[i]``: seconds spent running, over all attempts.
+* ``busy[i]``: seconds spent running, over the attempts in ``log`` (see
+  :meth:`Ledger.busy_of` for all of them).
 * ``cpu[i]``: thread CPU seconds over all attempts that ran in a worker thread.
 * ``error[i]``: the exception a FAILED (or CANCELLED) task ended with.
 * ``skipped_because[i]``: the failed task that made a SKIPPED one skip.
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -138,7 +139,7 @@ class Ledger:
             self.first_cpu[i] = entry.cpu
         else:
             self.log.append(entry)
-        self.busy[i] += entry.end - entry.start
+            self.busy[i] += entry.end - entry.start
         if entry.cpu is not None:
             self.cpu[i] += entry.cpu
         self.end[i] = entry.end
@@ -146,6 +147,19 @@ class Ledger:
         last = self.wave_end[w]
         if last is None or entry.end > last:
             self.wave_end[w] = entry.end
+
+    def busy_of(self, i: int) -> float:
+        """Seconds task ``i`` spent running, over all its attempts."""
+        if self.attempts[i] == 1 and self.status[i] is COMPLETED:
+            start, end = self.start[i], self.end[i]
+            assert start is not None
+            assert end is not None
+            return end - start
+        return self.busy[i]
+
+    def busy_ms(self) -> list[float]:
+        """Per task, milliseconds spent running (built when asked for)."""
+        return [self.busy_of(i) * 1000.0 for i in range(len(self.busy))]
 
     def wave_final(self, w: int) -> TaskStatus:
         """A wave's status from its tasks': COMPLETED only if all completed, else the worst."""
@@ -232,7 +246,7 @@ class Ledger:
             for w, wave in enumerate(plan.waves)
         )
         wall_ms = (end - t0) * 1000.0
-        sequential_ms = sum(self.busy) * 1000.0
+        sequential_ms = sum(map(self.busy_of, range(len(self.busy)))) * 1000.0
         return ExecutionResult(
             execution_id=execution_id,
             total_tasks=len(plan.tasks),
@@ -253,9 +267,7 @@ class Ledger:
             thread_cpu_ms=sum(self.cpu) * 1000.0,
             state=state,
             task_records_source=functools.partial(self.task_records, t0),
-            critical_path_source=functools.partial(
-                _critical_path, plan, [b * 1000.0 for b in self.busy]
-            ),
+            critical_path_source=functools.partial(_critical_path, plan, self.busy_ms),
         )
 
     def task_records(self, t0: float) -> dict[str, TaskRecord]:
@@ -298,7 +310,7 @@ class Ledger:
                 attempts=self.attempts[i],
                 start_ms=_offset_ms(self.start[i], t0),
                 end_ms=_offset_ms(self.end[i], t0),
-                duration_ms=self.busy[i] * 1000.0,
+                duration_ms=self.busy_of(i) * 1000.0,
                 result=self.results[i] if self.status[i] is COMPLETED else None,
                 error=self.error[i],
                 skipped_because=self.skipped_because[i],
@@ -316,6 +328,6 @@ def _span_ms(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else (end - start) * 1000.0
 
 
-def _critical_path(plan: RunPlan, durations_ms: Sequence[float]) -> list[str]:
+def _critical_path(plan: RunPlan, durations_ms: Callable[[], list[float]]) -> list[str]:
     """The run's critical path by measured durations (the plan analysis, reused)."""
-    return list(analyze_compiled(plan.compiled, list(durations_ms)).critical_path)
+    return list(analyze_compiled(plan.compiled, durations_ms()).critical_path)
