@@ -310,10 +310,11 @@ class RunCore:
             events.task_started(task.task_id, wave, attempt, self._adapter_names[i], start)
         results = ledger.results
         tasks = plan.tasks
+        deps = plan.deps[i]
         context = TaskContext(
             task.task_id,
             task.metadata,
-            {tasks[d].task_id: results[d] for d in plan.deps[i]},
+            {tasks[d].task_id: results[d] for d in deps} if deps else {},
             attempt,
             self.state,
         )

@@ -11,7 +11,8 @@ objects; the lists live together here, in one class, with one docstring.
 * ``start[i]`` / ``end[i]``: first attempt's start, last attempt's end (run clock, s).
 * ``busy[i]``: seconds spent running, over the attempts in ``log`` (see
   :meth:`Ledger.busy_of` for all of them).
-* ``cpu[i]``: thread CPU seconds over all attempts that ran in a worker thread.
+* ``cpu[i]``: thread CPU seconds over the attempts in ``log`` that ran in a
+  worker thread (``first_cpu[i]`` holds that of a first attempt that completed).
 * ``error[i]``: the exception a FAILED (or CANCELLED) task ended with.
 * ``skipped_because[i]``: the failed task that made a SKIPPED one skip.
 * ``results[i]``: the result of a COMPLETED task.
@@ -140,8 +141,8 @@ class Ledger:
         else:
             self.log.append(entry)
             self.busy[i] += entry.end - entry.start
-        if entry.cpu is not None:
-            self.cpu[i] += entry.cpu
+            if entry.cpu is not None:
+                self.cpu[i] += entry.cpu
         self.end[i] = entry.end
         w = self.plan.wave_of[i]
         last = self.wave_end[w]
@@ -160,6 +161,20 @@ class Ledger:
     def busy_ms(self) -> list[float]:
         """Per task, milliseconds spent running (built when asked for)."""
         return [self.busy_of(i) * 1000.0 for i in range(len(self.busy))]
+
+    def completed_first_time(self, i: int, slot: int, end: float, cpu: float | None) -> None:
+        """Book the commonest attempt of all, a first one that completed (no entry kept).
+
+        The same as ``ended(AttemptEntry(i, 1, "completed", start[i], end, slot, None,
+        cpu))``, for the hot path.
+        """
+        self.first_slot[i] = slot
+        self.first_cpu[i] = cpu
+        self.end[i] = end
+        w = self.plan.wave_of[i]
+        last = self.wave_end[w]
+        if last is None or end > last:
+            self.wave_end[w] = end
 
     def wave_final(self, w: int) -> TaskStatus:
         """A wave's status from its tasks': COMPLETED only if all completed, else the worst."""
@@ -264,7 +279,8 @@ class Ledger:
             mode=mode,
             max_concurrent=max_concurrent,
             cpu_ms=cpu_s * 1000.0,
-            thread_cpu_ms=sum(self.cpu) * 1000.0,
+            thread_cpu_ms=(sum(self.cpu) + sum(c for c in self.first_cpu if c is not None))
+            * 1000.0,
             state=state,
             task_records_source=functools.partial(self.task_records, t0),
             critical_path_source=functools.partial(_critical_path, plan, self.busy_ms),

@@ -158,10 +158,11 @@ class ThreadSide:
         task = plan.tasks[i]
         results = ledger.results
         tasks = plan.tasks
+        deps = plan.deps[i]
         context = TaskContext(
             task.task_id,
             task.metadata,
-            {tasks[d].task_id: results[d] for d in plan.deps[i]},
+            {tasks[d].task_id: results[d] for d in deps} if deps else {},
             attempt,
             core.state,
         )
@@ -189,7 +190,11 @@ class ThreadSide:
                     deadlines.disarm(slot, token) and end - start <= timeout
                 )
                 if error is None and in_time:
-                    ledger.ended(AttemptEntry(i, attempt, "completed", start, end, slot, None, cpu))
+                    if attempt == 1:
+                        ledger.completed_first_time(i, slot, end, cpu)
+                    else:
+                        entry = AttemptEntry(i, attempt, "completed", start, end, slot, None, cpu)
+                        ledger.ended(entry)
                     ledger.status[i] = COMPLETED
                     results[i] = value
                     waves = dispatch.done(i)
