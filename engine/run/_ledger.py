@@ -254,13 +254,13 @@ class Ledger:
                 task_ids=[plan.tasks[i].task_id for i in wave],
                 status=self.wave_status[w] or self.wave_final(w),
                 created_at=created_at,
-                duration_ms=_span_ms(self.wave_start[w], self.wave_end[w]),
+                duration_ms=_maybe_span_ms(self.wave_start[w], self.wave_end[w]),
                 start_ms=_offset_ms(self.wave_start[w], t0),
                 end_ms=_offset_ms(self.wave_end[w], t0),
             )
             for w, wave in enumerate(plan.waves)
         )
-        wall_ms = (end - t0) * 1000.0
+        wall_ms = _span_ms(t0, end)
         sequential_ms = sum(map(self.busy_of, range(len(self.busy)))) * 1000.0
         return ExecutionResult(
             execution_id=execution_id,
@@ -299,8 +299,8 @@ class Ledger:
                     AttemptRecord(
                         1,
                         "completed",
-                        (start - t0) * 1000.0,
-                        (end - t0) * 1000.0,
+                        _span_ms(t0, start),
+                        _span_ms(t0, end),
                         self.first_slot[i],
                         None,
                         None if cpu is None else cpu * 1000.0,
@@ -311,8 +311,8 @@ class Ledger:
                 AttemptRecord(
                     entry.attempt,
                     entry.outcome,
-                    (entry.start - t0) * 1000.0,
-                    (entry.end - t0) * 1000.0,
+                    _span_ms(t0, entry.start),
+                    _span_ms(t0, entry.end),
                     entry.slot,
                     entry.error,
                     None if entry.cpu is None else entry.cpu * 1000.0,
@@ -336,12 +336,17 @@ class Ledger:
         }
 
 
+def _span_ms(start: float, end: float) -> float:
+    """Run-clock seconds to the milliseconds records show (the one conversion)."""
+    return (end - start) * 1000.0
+
+
 def _offset_ms(t: float | None, t0: float) -> float | None:
-    return None if t is None else (t - t0) * 1000.0
+    return None if t is None else _span_ms(t0, t)
 
 
-def _span_ms(start: float | None, end: float | None) -> float | None:
-    return None if start is None or end is None else (end - start) * 1000.0
+def _maybe_span_ms(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else _span_ms(start, end)
 
 
 def _critical_path(plan: RunPlan, durations_ms: Callable[[], list[float]]) -> list[str]:
