@@ -335,3 +335,18 @@ async def test_blocking_task_events_are_emitted_from_the_trio_thread() -> None:
     result = await run_scheduler(s)
     assert threads == {main}
     assert main not in set(result.task_results.values())
+
+
+def test_run_in_worker_thread_runs_a_job_in_a_warm_dagwave_thread() -> None:
+    from dagwave import run_in_worker_thread
+
+    ran = threading.Event()
+    names: list[str] = []
+
+    def job() -> None:
+        names.append(threading.current_thread().name)
+        ran.set()
+
+    run_in_worker_thread(job)
+    assert ran.wait(WAIT)
+    assert names[0].startswith("dagwave-worker")

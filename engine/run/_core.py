@@ -49,7 +49,7 @@ from dagwave.run._adapter import Adapter, Invocation, Runner
 from dagwave.run._deadlines import Deadlines
 from dagwave.run._dispatch import Dispatch
 from dagwave.run._events import RunEvents
-from dagwave.run._ledger import AttemptEntry, Ledger
+from dagwave.run._ledger import CANCELLED, COMPLETED, FAILED, PENDING, SKIPPED, AttemptEntry, Ledger
 from dagwave.run._records import (
     AttemptOutcome,
     ExecutionResult,
@@ -63,12 +63,6 @@ from dagwave.state._store import SharedState
 
 __all__ = ["RunCore", "RunPlan"]
 
-PENDING = TaskStatus.PENDING
-IN_PROGRESS = TaskStatus.IN_PROGRESS
-COMPLETED = TaskStatus.COMPLETED
-FAILED = TaskStatus.FAILED
-SKIPPED = TaskStatus.SKIPPED
-CANCELLED = TaskStatus.CANCELLED
 
 # Workers yield to the trio scheduler at least this often even when every
 # attempt finishes without awaiting anything, so other tasks are not starved.
@@ -308,16 +302,7 @@ class RunCore:
             if wave_started:
                 events.wave_started(wave, len(plan.waves[wave]), start)
             events.task_started(task.task_id, wave, attempt, self._adapter_names[i], start)
-        results = ledger.results
-        tasks = plan.tasks
-        deps = plan.deps[i]
-        context = TaskContext(
-            task.task_id,
-            task.metadata,
-            {tasks[d].task_id: results[d] for d in deps} if deps else {},
-            attempt,
-            self.state,
-        )
+        context = self.context(i, attempt)
         timeout = task.timeout_seconds
         if timeout is not None:
             self._slot_worker[slot] = w
@@ -373,6 +358,19 @@ class RunCore:
         if passed_on is not None:
             # A Cancelled from the watchdog ends at this worker's scope; any other at its owner's.
             raise passed_on
+
+    def context(self, i: int, attempt: int) -> TaskContext:
+        """What attempt ``attempt`` of task ``i`` is called with (any thread)."""
+        plan = self.plan
+        task, deps, results = plan.tasks[i], plan.deps[i], self.ledger.results
+        tasks = plan.tasks
+        return TaskContext(
+            task.task_id,
+            task.metadata,
+            {tasks[d].task_id: results[d] for d in deps} if deps else {},
+            attempt,
+            self.state,
+        )
 
     def _arm(self, slot: int, timeout: float, now: float) -> None:
         with self.dispatch.lock:

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from dagwave._errors import TaskTimeoutError
-from dagwave.run._ledger import AttemptEntry
-from dagwave.run._records import AttemptOutcome, TaskStatus
+from dagwave.run._ledger import COMPLETED, AttemptEntry
+from dagwave.run._records import AttemptOutcome
 from dagwave.run._tasks import TaskContext
 from dagwave.run._workers import worker_threads
 
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ThreadJob", "ThreadSide"]
 
-COMPLETED = TaskStatus.COMPLETED
 
 
 class ThreadJob:
@@ -157,16 +156,7 @@ class ThreadSide:
         i, slot, attempt, start, token = job.task, job.slot, job.attempt, job.start, job.token
         task = plan.tasks[i]
         results = ledger.results
-        tasks = plan.tasks
-        deps = plan.deps[i]
-        context = TaskContext(
-            task.task_id,
-            task.metadata,
-            {tasks[d].task_id: results[d] for d in deps} if deps else {},
-            attempt,
-            core.state,
-        )
-        job.context = context
+        context = job.context = core.context(i, attempt)
         if job.abandoned:
             context.cancelled = True
         cpu_start = time.thread_time()
