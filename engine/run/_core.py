@@ -181,7 +181,7 @@ class RunCore:
         self._slot_worker = [-1] * slots  # the worker timing the slot's attempt
         self._slot_token = [0] * slots  # that attempt's deadline token
         self._slots = slots
-        self._finished = trio.Event()
+        self._all_done = trio.Event()
         self._scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
         self._side_scope: trio.CancelScope | None = None
@@ -225,12 +225,12 @@ class RunCore:
         if nursery is None:
             return
         while need > 0 and self._worker_ids:
-            w = self._worker_ids.pop()
+            worker = self._worker_ids.pop()
             try:
-                nursery.start_soon(self._worker, w)
+                nursery.start_soon(self._worker, worker)
             except RuntimeError:
                 # The nursery is closing: nothing more will start.
-                self._worker_ids.append(w)
+                self._worker_ids.append(worker)
                 return
             self._awake += 1
             need -= 1
@@ -247,21 +247,21 @@ class RunCore:
 
         await trio.lowlevel.wait_task_rescheduled(abort)
 
-    async def _worker(self, w: int) -> None:
-        """Run attempts handed to trio until none are left. ``w`` numbers the worker."""
+    async def _worker(self, worker: int) -> None:
+        """Run attempts handed to trio until none are left (``worker`` is this one's number)."""
         try:
             while True:
                 with trio.CancelScope() as scope:
-                    self._worker_scopes[w] = scope
-                    await self._work(w)
+                    self._worker_scopes[worker] = scope
+                    await self._work(worker)
                 if not scope.cancel_called:
                     return
                 # The watchdog cancelled this scope for a timed-out attempt: go on in a new one.
         finally:
             self._awake -= 1
-            self._worker_ids.append(w)
+            self._worker_ids.append(worker)
 
-    async def _work(self, w: int) -> None:
+    async def _work(self, worker: int) -> None:
         queue = self._queue
         since_yield = 0
         while True:
@@ -269,7 +269,7 @@ class RunCore:
                 i, slot = queue.popleft()
                 self._awake -= 1
                 try:
-                    await self._attempt(i, slot, w)
+                    await self._attempt(i, slot, worker)
                 finally:
                     self._awake += 1
                 since_yield += 1
@@ -286,7 +286,7 @@ class RunCore:
 
     # -- one attempt on the trio side -----------------------------------------------
 
-    async def _attempt(self, i: int, slot: int, w: int) -> None:
+    async def _attempt(self, i: int, slot: int, worker: int) -> None:
         # The hot path of async runs: keep lookups local and allocations few.
         plan, ledger, dispatch = self.plan, self.ledger, self.dispatch
         if dispatch.stopping:  # a cancelled run starts nothing new
@@ -305,7 +305,7 @@ class RunCore:
         context = self.context(i, attempt)
         timeout = task.timeout_seconds
         if timeout is not None:
-            self._slot_worker[slot] = w
+            self._slot_worker[slot] = worker
             self._arm(slot, timeout, start)
         runner = self._runners[i]
         lease: _Lease | None = None
@@ -334,8 +334,8 @@ class RunCore:
             context.cancelled = True
             outcome, error, passed_on = _classify(exc)
         end = trio.current_time()
-        timed_out = self._timed_out[w]
-        self._timed_out[w] = False
+        timed_out = self._timed_out[worker]
+        self._timed_out[worker] = False
         if timeout is not None:
             token = self._slot_token[slot]
             self._slot_token[slot] = 0
@@ -408,9 +408,9 @@ class RunCore:
             self._after_failure(entry)
             return
         if self._slot_token[slot] == token:
-            w = self._slot_worker[slot]
-            self._timed_out[w] = True
-            self._worker_scopes[w].cancel()
+            worker = self._slot_worker[slot]
+            self._timed_out[worker] = True
+            self._worker_scopes[worker].cancel()
 
     # -- ending attempts and tasks (trio thread) -----------------------------------
 
@@ -442,7 +442,7 @@ class RunCore:
                 self.events.task_completed(task_id, wave, entry.attempt, entry.start, entry.end)
             self._report_waves(closed)
             if dispatch.remaining == 0:
-                self._finished.set()
+                self._all_done.set()
         elif entry.outcome == "cancelled":
             task_id = self.plan.tasks[i].task_id
             wave = self.plan.wave_of[i]
@@ -518,7 +518,7 @@ class RunCore:
             self.events.task_skipped(plan.tasks[j].task_id, plan.wave_of[j], cause, end)
         self._report_waves(closed)
         if dispatch.remaining == 0:
-            self._finished.set()
+            self._all_done.set()
         if dispatch.stopping and self._scope is not None:
             self._scope.cancel()
         self.launch(starts)
@@ -617,7 +617,7 @@ class RunCore:
         if self.deadlines.stale:
             self.deadlines.aim()
         if self.dispatch.remaining == 0:
-            self._finished.set()
+            self._all_done.set()
 
     def _stop_threads(self) -> None:
         """The run is ending early: start nothing more; abandon what worker threads still run."""
@@ -712,7 +712,7 @@ class RunCore:
         self.launch(starts)
         try:
             if dispatch.remaining:
-                await self._finished.wait()
+                await self._all_done.wait()
         finally:
             self._stop_threads()
             nursery.cancel_scope.cancel()  # the watchdog, progress and parked workers
