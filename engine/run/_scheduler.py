@@ -405,10 +405,15 @@ class DependencyAwareScheduler:
             if spec not in resolved:
                 resolved[spec] = resolve_adapter(spec, task.task_id)
             adapters.append(resolved[spec])
-        # Each adapter owns its rules (what it can call), however it was given.
+        # Each adapter owns its rules (what it can call), however it was given;
+        # an adapter is asked once per executor (tasks added in a loop share one).
+        checked: set[tuple[int, int]] = set()
         for task, adapter in zip(tasks, adapters, strict=True):
             if adapter is not None:
-                adapter.check(task.task_id, task.executor)
+                pair = (id(adapter), id(task.executor))  # both kept alive by the tasks
+                if pair not in checked:
+                    adapter.check(task.task_id, task.executor)
+                    checked.add(pair)
         self._plan = RunPlan(
             tasks=tasks,
             deps=compiled.preds,
