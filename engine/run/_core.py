@@ -178,6 +178,7 @@ class RunCore:
         self._worker_ids = list(range(workers - 1, -1, -1))
         self._worker_scopes = [trio.CancelScope() for _ in range(workers)]
         self._timed_out = [False] * workers
+        self._scope_spent = [False] * workers  # the watchdog cancelled the worker's scope
         self._slot_worker = [-1] * slots  # the worker timing the slot's attempt
         self._slot_token = [0] * slots  # that attempt's deadline token
         self._slots = slots
@@ -187,6 +188,7 @@ class RunCore:
         self._side_scope: trio.CancelScope | None = None
         self._failed = False
         self._interrupt: BaseException | None = None
+        self._draining = False
         self._created_at = datetime.now()
         self._t0 = 0.0
         self._position: dict[str, int] | None = None
@@ -253,8 +255,9 @@ class RunCore:
             while True:
                 with trio.CancelScope() as scope:
                     self._worker_scopes[worker] = scope
+                    self._scope_spent[worker] = False
                     await self._work(worker)
-                if not scope.cancel_called:
+                if not self._scope_spent[worker]:
                     return
                 # The watchdog cancelled this scope for a timed-out attempt: go on in a new one.
         finally:
@@ -272,6 +275,11 @@ class RunCore:
                     await self._attempt(i, slot, worker)
                 finally:
                     self._awake += 1
+                if self._scope_spent[worker]:
+                    # The watchdog cancelled this worker's scope for an attempt that
+                    # ended without seeing it (a shielded or non-checkpointing wait):
+                    # leave it, so that the next attempt runs in a fresh one.
+                    return
                 since_yield += 1
                 if since_yield >= _FAIRNESS_EVERY:
                     since_yield = 0
@@ -295,14 +303,18 @@ class RunCore:
             return
         task = plan.tasks[i]
         start = trio.current_time()
-        attempt, wave_started = ledger.begin(i, start)
+        if self._threads is None:
+            attempt, wave_started = ledger.begin(i, start)
+        else:
+            with dispatch.lock:  # worker threads begin attempts (and waves) too
+                attempt, wave_started = ledger.begin(i, start)
         events = self.events
         if events.info:
+            self._catch_up()
             wave = plan.wave_of[i]
             if wave_started:
                 events.wave_started(wave, len(plan.waves[wave]), start)
             events.task_started(task.task_id, wave, attempt, self._adapter_names[i], start)
-        context = self.context(i, attempt)
         timeout = task.timeout_seconds
         if timeout is not None:
             self._slot_worker[slot] = worker
@@ -313,7 +325,9 @@ class RunCore:
         outcome: AttemptOutcome = "completed"
         value: Any = None
         passed_on: BaseException | None = None
+        context: TaskContext | None = None
         try:
+            context = self.context(i, attempt)  # a store that fails here fails the attempt
             if runner is None:
                 value = await task.executor(context)
             else:
@@ -331,7 +345,8 @@ class RunCore:
             error, outcome = exc, "failed"
         except BaseException as exc:
             # Cancellation, KeyboardInterrupt, SystemExit: never captured, never retried.
-            context.cancelled = True
+            if context is not None:
+                context.cancelled = True
             outcome, error, passed_on = _classify(exc)
         end = trio.current_time()
         timed_out = self._timed_out[worker]
@@ -390,6 +405,7 @@ class RunCore:
         """The watchdog: the attempt in ``slot`` with ``token`` passed its deadline."""
         threads = self._threads
         entry: AttemptEntry | None = None
+        self._catch_up()  # the thread's "started" comes before its timeout
         with self.dispatch.lock:
             job = None if threads is None else threads.running[slot]
             if job is not None and job.token == token and not job.abandoned:
@@ -410,6 +426,7 @@ class RunCore:
         if self._slot_token[slot] == token:
             worker = self._slot_worker[slot]
             self._timed_out[worker] = True
+            self._scope_spent[worker] = True
             self._worker_scopes[worker].cancel()
 
     # -- ending attempts and tasks (trio thread) -----------------------------------
@@ -424,6 +441,7 @@ class RunCore:
         i = entry.task
         dispatch, ledger = self.dispatch, self.ledger
         closed: list[tuple[int, TaskStatus]] = []
+        self._catch_up()
         with dispatch.lock:
             ledger.ended(entry)
             if release:
@@ -579,16 +597,35 @@ class RunCore:
         """
         threads = self._threads
         assert threads is not None
-        with self.dispatch.lock:
-            reports = threads.take_reports()
+        if self._draining:  # acting on reports already; they are taken in order there
+            return
+        self._draining = True
         try:
-            self._act_on(reports)
+            while True:
+                with self.dispatch.lock:
+                    reports = threads.take_reports()
+                if not reports:
+                    break
+                self._act_on(reports)
         except BaseException as exc:  # pragma: no cover - a bug in the core or in a logger
             if self._interrupt is None:
                 self._interrupt = exc
             self.dispatch.stopping = True
             if self._scope is not None:
                 self._scope.cancel()
+        finally:
+            self._draining = False
+
+    def _catch_up(self) -> None:
+        """Act on reports the threads made before what the trio side is about to emit.
+
+        Keeps events in the order things happened: a thread's ``wave.started``
+        before a trio task's ``task.started`` in that wave, a thread task's
+        ``task.started`` before its timeout.
+        """
+        threads = self._threads
+        if threads is not None and threads.reports:
+            self.drain()
 
     def _act_on(self, reports: list[tuple[Any, ...]]) -> None:
         plan, events = self.plan, self.events
@@ -640,8 +677,9 @@ class RunCore:
                 reports = threads.take_reports()
             else:
                 reports = []
-        # Failures that were reported but not yet acted on still count as failures.
-        self._act_on([r for r in reports if r[0] in ("failed", "completed", "waves")])
+        # What was reported but not yet acted on still counts (events, failures);
+        # only hand-offs to trio are moot now.
+        self._act_on([r for r in reports if r[0] != "start"])
         for entry in cancelled:
             task_id = self.plan.tasks[entry.task].task_id
             wave = self.plan.wave_of[entry.task]

@@ -156,19 +156,21 @@ class ThreadSide:
         i, slot, attempt, start, token = job.task, job.slot, job.attempt, job.start, job.token
         task = plan.tasks[i]
         results = ledger.results
-        context = job.context = core.context(i, attempt)
-        if job.abandoned:
-            context.cancelled = True
         cpu_start = time.thread_time()
         error: BaseException | None = None
         value: Any = None
+        context: TaskContext | None = None
         try:
+            # A store that fails here fails the attempt (and never the thread).
+            context = job.context = core.context(i, attempt)
+            if job.abandoned:
+                context.cancelled = True
             value = task.executor(context)
         except BaseException as exc:  # booked below; KeyboardInterrupt too (trio re-raises it)
             error = exc
         cpu = time.thread_time() - cpu_start
         end = self._clock()
-        del context
+        context = None  # the attempt is over: drop it before waiting for the lock
         timeout = task.timeout_seconds
         info = core.events.info
         with dispatch.lock:
@@ -196,7 +198,8 @@ class ThreadSide:
                             reports.append(("waves", closed))
                 else:
                     outcome: AttemptOutcome
-                    if in_time:
+                    if in_time or not isinstance(error, Exception | None):
+                        # KeyboardInterrupt / SystemExit stay themselves, late or not.
                         outcome = "failed"
                     else:  # past its deadline: the watchdog's, or returned late before it fired
                         assert timeout is not None
