@@ -164,12 +164,12 @@ async def test_limit_holds_across_chains_with_timeouts_and_abandoned_threads(
 ) -> None:
     tracker = Tracker()
     release = threading.Event()
-    stuck_in = threading.Event()
+    all_in = threading.Barrier(3, timeout=WAIT)  # the limit is really reached once
 
     def stuck(context: Any) -> None:
         tracker.enter(context["task_id"])
         try:
-            stuck_in.set()
+            all_in.wait()
             release.wait(WAIT)
         finally:
             tracker.leave()
@@ -177,7 +177,8 @@ async def test_limit_holds_across_chains_with_timeouts_and_abandoned_threads(
     def quick(context: Any) -> None:
         tracker.enter(context["task_id"])
         try:
-            stuck_in.wait(WAIT)
+            if context["task_id"] in ("x0", "y0"):
+                all_in.wait()
         finally:
             tracker.leave()
 
@@ -432,11 +433,14 @@ async def test_no_thread_of_a_run_runs_its_tasks_after_it_returns() -> None:
             await wait_for(in_stuck.is_set)
             scope.cancel()
     with tracker.lock:
-        running_after, order_after = tracker.running, len(tracker.order)
-    assert running_after == 1  # only the abandoned call
+        running_after, started_before = tracker.running, len(tracker.order)
+    assert 1 <= running_after <= 4  # abandoned calls only (stuck, and any caught mid-call)
     release.set()
     await wait_for(lambda: tracker.running == 0)
-    assert len(tracker.order) == order_after  # and nothing started since
+    assert len(tracker.order) == started_before  # nothing started after the run returned
+    result = s.last_result
+    assert result is not None
+    assert result.tasks["stuck"].status is TaskStatus.CANCELLED
 
 
 # -- results are handed over, not copied ---------------------------------------------------
