@@ -297,7 +297,8 @@ def test_undecodable_failure_text_reaches_console_logs(tmp_path: Path) -> None:
     assert "UnicodeEncodeError" not in proc.stderr
     failed = [line for line in proc.stderr.splitlines() if "task.failed" in line]
     assert len(failed) == 1
-    assert "data-\\\\udcff.csv" in failed[0]  # the escape, as the console renderer quotes it
+    # The escape, quoted as the console renderer of this structlog version does it.
+    assert "data-\\\\udcff.csv" in failed[0] or "data-\\udcff.csv" in failed[0]
 
 
 def test_error_whose_str_raises_fails_only_its_task(
@@ -325,7 +326,7 @@ def test_error_whose_str_and_repr_raise_reaches_json_logs_with_its_traceback(
     (exception,) = failed["exception"]  # exc_info, as structlog's structured traceback
     assert exception["exc_type"] == "BadBoth"
     assert exception["frames"][-1]["name"] == "bad_both"
-    assert all("locals" not in frame for frame in exception["frames"])
+    assert all(frame.get("locals") is None for frame in exception["frames"])  # none shown
 
 
 def test_error_whose_str_and_repr_raise_reaches_console_logs(tmp_path: Path) -> None:
