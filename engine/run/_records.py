@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -226,8 +227,30 @@ class RetryPolicy(Dumpable):
             failed_attempt: the attempt that just failed.
             random_fraction: a number in [0, 1) (``random.random()``).
         """
-        base = min(self.max_delay, self.initial_delay * self.multiplier ** (failed_attempt - 1))
-        return base * (1.0 - self.jitter * random_fraction)
+        return self._backoff(failed_attempt - 1) * (1.0 - self.jitter * random_fraction)
+
+    def _backoff(self, steps: int) -> float:
+        """``min(max_delay, initial_delay * multiplier ** steps)``, never overflowing.
+
+        A float power past 1.8e308 raises OverflowError (``2.0 ** 1100``), so the
+        cap is decided in log space before any power is computed.
+        """
+        initial, cap, multiplier = self.initial_delay, self.max_delay, self.multiplier
+        if initial == 0 or cap == 0:
+            return 0.0
+        if initial >= cap or multiplier == 1 or steps == 0:
+            return min(cap, initial)
+        log_growth = steps * math.log(multiplier)
+        if math.log(initial) + log_growth >= math.log(cap):
+            return cap
+        try:
+            return min(cap, initial * multiplier**steps)
+        except OverflowError:  # a tiny initial delay times a huge growth, or an infinite cap
+            pass
+        try:
+            return min(cap, math.exp(math.log(initial) + log_growth))
+        except OverflowError:  # beyond any float: only an infinite cap is not reached
+            return cap
 
 
 @dataclass(frozen=True, slots=True)
