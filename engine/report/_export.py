@@ -120,6 +120,30 @@ def _edges(critical: Sequence[str]) -> tuple[set[str], set[tuple[str, str]]]:
     return set(critical), set(itertools.pairwise(critical))
 
 
+# Characters Mermaid or the HTML it renders labels into would read as syntax: the
+# label's quotes, an entity's start ("#name;" is Mermaid's entity form), markup,
+# and the backtick that starts a Markdown label.
+_MERMAID_SYNTAX = frozenset('"#&<>`\'')
+
+
+def _mermaid_label(text: str) -> str:
+    """``text`` as a quoted Mermaid label that shows exactly ``text``.
+
+    Syntax characters and anything unprintable become Mermaid's numeric
+    entities (``#34;`` for ``"``), which it renders as the character itself;
+    everything else, non-ASCII included, is written as is.
+    """
+    return '"' + "".join(
+        f"#{ord(ch)};" if ch in _MERMAID_SYNTAX or not ch.isprintable() else ch
+        for ch in writable_text(text)
+    ) + '"'
+
+
+def _dot_id(text: str) -> str:
+    """``text`` as a quoted DOT id, non-ASCII written as UTF-8 (not ``\\u`` escapes)."""
+    return writable_text(json.dumps(text, ensure_ascii=False))
+
+
 def mermaid(
     dag: Mapping[str, Sequence[str]],
     waves: Sequence[Sequence[str]],
@@ -137,7 +161,7 @@ def mermaid(
     lines = ["flowchart LR"]
     for number, wave in enumerate(waves, start=1):
         lines.append(f'  subgraph wave{number}["wave {number}"]')
-        lines.extend(f"    {node[tid]}[{json.dumps(tid)}]" for tid in wave)
+        lines.extend(f"    {node[tid]}[{_mermaid_label(tid)}]" for tid in wave)
         lines.append("  end")
     link = 0
     critical_links = []
@@ -164,15 +188,15 @@ def dot(
     on_path, path_edges = _edges(critical_path)
     lines = ["digraph dagwave {", "  rankdir=LR;", "  node [shape=box];"]
     for number, wave in enumerate(waves, start=1):
-        members = " ".join(json.dumps(tid) + ";" for tid in wave)
+        members = " ".join(_dot_id(tid) + ";" for tid in wave)
         lines.append(f'  subgraph "wave{number}" {{ rank=same; {members} }}')
     for tid in dag:
         if tid in on_path:
-            lines.append(f"  {json.dumps(tid)} [color=red, penwidth=2];")
+            lines.append(f"  {_dot_id(tid)} [color=red, penwidth=2];")
     for tid, deps in dag.items():
         for dep in deps:
             style = " [color=red, penwidth=2]" if (dep, tid) in path_edges else ""
-            lines.append(f"  {json.dumps(dep)} -> {json.dumps(tid)}{style};")
+            lines.append(f"  {_dot_id(dep)} -> {_dot_id(tid)}{style};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
