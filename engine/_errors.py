@@ -11,6 +11,7 @@ attributes (``.task_id``, ``.cycle_path``, ...); the message is for people.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Mapping, Sequence
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "InvalidTaskError",
     "SchedulerError",
     "SchedulingTimeoutError",
+    "StandInError",
     "StateError",
     "StateKeyError",
     "StateRollbackError",
@@ -26,6 +28,7 @@ __all__ = [
     "TaskTimeoutError",
     "WaveExecutionError",
     "describe_error",
+    "describe_traceback",
     "writable_text",
 ]
 
@@ -63,10 +66,20 @@ def describe_error(error: BaseException) -> str:
     Returns:
         One string, e.g. ``"ValueError: bad row 3"``.
     """
+    if isinstance(error, StandInError):
+        return writable_text(f"{error.type_name}: {error.message}")
+    return writable_text(f"{_type_name(error)}: {_message(error)}")
+
+
+def _type_name(error: BaseException) -> str:
     try:
-        name = str.__str__(type(error).__name__)
+        return str.__str__(type(error).__name__)
     except Exception:  # a metaclass with a broken __name__
-        name = "<exception>"
+        return "<exception>"
+
+
+def _message(error: BaseException) -> str:
+    """``str(error)``, else its ``repr``, else a note; never raises."""
     for form in (str, repr):
         try:
             text = form(error)
@@ -74,8 +87,41 @@ def describe_error(error: BaseException) -> str:
             continue
         # str() and repr() only return str; a subclass of it could still
         # misbehave when formatted, so take a plain copy.
-        return writable_text(f"{name}: {str.__str__(text)}")
-    return f"{name}: (the message could not be formatted)"
+        return str.__str__(text)
+    return "(the message could not be formatted)"
+
+
+def _traceback_text(error: BaseException) -> str:
+    """The whole formatted traceback of ``error`` (chained causes included); never raises."""
+    if isinstance(error, StandInError):
+        return error.traceback_text
+    try:
+        return "".join(traceback.format_exception(error))
+    except Exception:  # a broken __str__ is handled by traceback; anything else is not
+        return ""
+
+
+def describe_traceback(error: BaseException, frames: int = 3) -> str:
+    """The last ``frames`` frames of ``error``'s traceback and its closing lines; never raises.
+
+    What a person needs to see why a task failed without the frames of
+    dagwave itself above it: the innermost frames (the ones in the task's own
+    code) and the ``Type: message`` line. For a :class:`StandInError`, the
+    traceback text it carries is cut the same way.
+
+    Args:
+        error: the exception.
+        frames: how many of the innermost frames to keep (>= 1).
+
+    Returns:
+        Lines of text (no trailing newline); ``""`` when ``error`` has no
+        traceback (it was never raised, or lost it crossing a process).
+    """
+    lines = _traceback_text(error).rstrip("\n").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith('  File "')]
+    if not starts:
+        return ""
+    return writable_text("\n".join(lines[starts[-min(frames, len(starts))] :]))
 
 
 class SchedulerError(Exception):
@@ -188,6 +234,44 @@ class WaveExecutionError(SchedulerError):
         if self.skipped:
             msg += f" ({len(self.skipped)} dependent task(s) skipped)"
         super().__init__(msg)
+
+
+class StandInError(SchedulerError):
+    """Stands in for a task's exception that could not be kept as itself.
+
+    An exception raised in a worker process that does not survive pickling
+    (it holds a lock, or its class cannot be rebuilt from its args) comes back
+    as this. It keeps what a person needs, and :func:`describe_error` shows
+    it as the original ``Type: message``.
+
+    Attributes:
+        type_name: the original exception's type name (``"ValueError"``).
+        message: its message (``str()``, or ``repr()`` when that failed).
+        traceback_text: its formatted traceback, as ``traceback.format_exception`` gives.
+    """
+
+    def __init__(self, type_name: str, message: str, traceback_text: str = "") -> None:
+        self.type_name = type_name
+        self.message = message
+        self.traceback_text = traceback_text
+        super().__init__(type_name, message, traceback_text)  # args rebuild it when unpickled
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"
+
+    @classmethod
+    def of(cls, error: BaseException) -> StandInError:
+        """A stand-in keeping ``error``'s type name, message and traceback text; never raises.
+
+        Args:
+            error: the exception to describe (with its ``__traceback__``, if raised).
+
+        Returns:
+            An instance of ``cls``, which pickles with plain pickle.
+        """
+        return cls(
+            _type_name(error), writable_text(_message(error)), writable_text(_traceback_text(error))
+        )
 
 
 class StateError(SchedulerError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import trio
 from structlog.testing import capture_logs
 
 from dagwave import DependencyAwareScheduler, TaskStatus, WaveExecutionError
-from dagwave._errors import describe_error, writable_text
+from dagwave._errors import StandInError, describe_error, describe_traceback, writable_text
 
 # What os.fsdecode makes of a file name that is not UTF-8: a lone surrogate.
 UNDECODABLE = os.fsdecode(b"data-\xff.csv")
@@ -109,3 +110,45 @@ async def test_a_hostile_error_fails_only_its_task_and_every_view_shows_it(
     assert "data-\\udcff.csv" in report or "BadStr(&#x27;x&#x27;)" in report
     with pytest.raises(WaveExecutionError, match="bad: "):
         result.raise_for_failures()
+
+
+# ------------------------------------------------------- tracebacks and stand-ins
+
+
+def _raised(error: BaseException) -> BaseException:
+    def inner() -> None:
+        raise error
+
+    def outer() -> None:
+        inner()
+
+    try:
+        outer()
+    except BaseException as caught:
+        return caught
+    raise AssertionError("unreachable")
+
+
+def test_describe_traceback_keeps_the_innermost_frames_and_the_error_line() -> None:
+    tail = describe_traceback(_raised(ValueError("bad row 3")), frames=2).splitlines()
+    files = [line for line in tail if line.startswith('  File "')]
+    assert [f.rsplit(" in ", 1)[1] for f in files] == ["outer", "inner"]
+    assert tail[-1] == "ValueError: bad row 3"
+
+
+def test_describe_traceback_of_an_exception_never_raised_is_empty() -> None:
+    assert describe_traceback(ValueError("never raised")) == ""
+
+
+def test_describe_traceback_survives_a_broken_str() -> None:
+    last = describe_traceback(_raised(BadStrAndRepr())).splitlines()[-1]
+    assert last.endswith("BadStrAndRepr: <exception str() failed>")
+
+
+def test_a_stand_in_describes_itself_as_the_original_and_pickles() -> None:
+    stand_in = StandInError.of(_raised(BadStr()))
+    again = pickle.loads(pickle.dumps(stand_in))
+    assert (again.type_name, again.traceback_text) == ("BadStr", stand_in.traceback_text)
+    assert describe_error(again) == f"BadStr: {again.message}"
+    assert again.message.startswith("BadStr(")  # str() raised: repr() stands in
+    assert describe_traceback(again, frames=1).splitlines()[0].endswith("in inner")
