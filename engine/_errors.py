@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Mapping, Sequence
+from typing import Self
 
 __all__ = [
     "CircularDependencyError",
@@ -24,6 +25,7 @@ __all__ = [
     "StateKeyError",
     "StateRollbackError",
     "StateVersionError",
+    "TaskExit",
     "TaskNotFoundError",
     "TaskTimeoutError",
     "WaveExecutionError",
@@ -241,8 +243,9 @@ class StandInError(SchedulerError):
 
     An exception raised in a worker process that does not survive pickling
     (it holds a lock, or its class cannot be rebuilt from its args) comes back
-    as this. It keeps what a person needs, and :func:`describe_error` shows
-    it as the original ``Type: message``.
+    as this, as does a pipeline ``call`` task's ``SystemExit`` (see
+    :class:`TaskExit`). It keeps what a person needs, and
+    :func:`describe_error` shows it as the original ``Type: message``.
 
     Attributes:
         type_name: the original exception's type name (``"ValueError"``).
@@ -260,7 +263,7 @@ class StandInError(SchedulerError):
         return f"{self.type_name}: {self.message}"
 
     @classmethod
-    def of(cls, error: BaseException) -> StandInError:
+    def of(cls, error: BaseException) -> Self:
         """A stand-in keeping ``error``'s type name, message and traceback text; never raises.
 
         Args:
@@ -272,6 +275,31 @@ class StandInError(SchedulerError):
         return cls(
             _type_name(error), writable_text(_message(error)), writable_text(_traceback_text(error))
         )
+
+
+class TaskExit(StandInError):
+    """A pipeline ``call`` task called ``sys.exit()`` (raised ``SystemExit``).
+
+    In a pipeline file a script's ``main()`` ending in ``sys.exit(0)`` fails
+    only its task, and the task is never retried: exiting was its choice.
+    (Through the Python API a task's ``SystemExit`` still cancels the run
+    and propagates.) Its message is the exit code: ``"SystemExit: 0"``.
+    """
+
+    @classmethod
+    def of(cls, error: BaseException) -> Self:
+        """A TaskExit for ``error`` (a ``SystemExit``); ``sys.exit()`` reads ``SystemExit: None``.
+
+        Args:
+            error: the ``SystemExit`` the task raised.
+
+        Returns:
+            The TaskExit.
+        """
+        stand_in = super().of(error)
+        if isinstance(error, SystemExit) and error.code is None:  # str() of it is ""
+            return cls(stand_in.type_name, "None", stand_in.traceback_text)
+        return stand_in
 
 
 class StateError(SchedulerError):

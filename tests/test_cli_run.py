@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from tests._helpers import dagwave_command
 
 STEPS = """
+import sys
 import time
 import trio
 
@@ -29,6 +31,15 @@ def boom(ctx):
 
 def hang(ctx):
     time.sleep(60)
+
+def exit_zero(ctx):
+    sys.exit(0)
+
+async def exit_three(ctx):
+    sys.exit(3)
+
+def exit_bare(ctx):
+    sys.exit()
 """
 
 GOOD = """
@@ -81,6 +92,35 @@ def test_failure_exits_1_and_names_the_cause(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "bad: RuntimeError: boom" in proc.stdout
     assert "skipped: after (after bad)" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("call", "adapter", "error"),
+    [
+        ("steps:exit_zero", None, "SystemExit: 0"),  # a worker thread
+        ("steps:exit_three", None, "SystemExit: 3"),  # async, in trio
+        ("steps:exit_three", "asyncio", "SystemExit: 3"),
+        ("steps:exit_bare", None, "SystemExit: None"),
+        ("steps:exit_zero", "process", "SystemExit: 0"),
+    ],
+)
+def test_sys_exit_in_a_call_task_fails_that_task_only(
+    tmp_path: Path, call: str, adapter: str | None, error: str
+) -> None:
+    where = "" if adapter is None else f'adapter = "{adapter}"\n'
+    pipeline = (
+        GOOD
+        + f'\n[tasks.quits]\ncall = "{call}"\n{where}retries = 2\n'
+        + '\n[tasks.after]\ncall = "steps:crunch"\ndeps = ["quits"]\n'
+    )
+    proc = dagwave("run", str(write(tmp_path, pipeline)))
+    assert proc.returncode == 1, proc.stderr
+    assert re.search(r"^quits +FAILED +1 ", proc.stdout, flags=re.M)  # one attempt: no retry
+    assert f"  quits: {error}\n" in proc.stdout
+    assert "skipped: after (after quits)" in proc.stdout
+    assert "3/5 completed, 1 failed, 1 skipped, 0 cancelled" in proc.stdout
+    assert "task.retrying" not in proc.stderr
+    assert (tmp_path / "made.txt").read_text() == "from-shell\n"  # the rest of the run went on
 
 
 @pytest.mark.parametrize(

@@ -366,18 +366,21 @@ async def test_timeouts_are_retried_per_attempt(autojump_clock: MockClock) -> No
     assert [a.outcome for a in result.tasks["a"].attempt_log] == ["timed_out", "completed"]
 
 
-async def test_keyboard_interrupt_is_never_retried(autojump_clock: MockClock) -> None:
+@pytest.mark.parametrize("interrupt_type", [KeyboardInterrupt, SystemExit])
+async def test_keyboard_interrupt_and_system_exit_are_never_retried_and_propagate(
+    autojump_clock: MockClock, interrupt_type: type[BaseException]
+) -> None:
     calls = 0
 
     async def interrupt(context: Any) -> None:
         nonlocal calls
         calls += 1
-        raise KeyboardInterrupt
+        raise interrupt_type
 
     s = DependencyAwareScheduler()
     s.add_task("a", interrupt, retry_count=5)
     s.schedule()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(interrupt_type):
         await s.execute()
     assert calls == 1
     assert s.last_result is not None

@@ -108,20 +108,25 @@ async def test_blocking_retry_succeeds() -> None:
     assert result.tasks["a"].result == "ok"
 
 
-async def test_blocking_keyboard_interrupt_is_not_retried() -> None:
+@pytest.mark.parametrize("interrupt_type", [KeyboardInterrupt, SystemExit])
+async def test_blocking_keyboard_interrupt_and_system_exit_are_not_retried(
+    interrupt_type: type[BaseException],
+) -> None:
     calls = 0
 
     def interrupt(context: Any) -> None:
         nonlocal calls
         calls += 1
-        raise KeyboardInterrupt
+        raise interrupt_type
 
     s = DependencyAwareScheduler()
     s.add_task("a", interrupt, retry_count=3)
     s.schedule()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(interrupt_type):
         await s.execute()
     assert calls == 1
+    assert s.last_result is not None
+    assert s.last_result.tasks["a"].status is TaskStatus.FAILED
 
 
 async def test_blocking_timeout_abandons_thread_and_keeps_its_slot(autojump_clock: Any) -> None:

@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from dagwave._checks import check_number
-from dagwave._errors import WaveExecutionError, describe_error
+from dagwave._errors import TaskExit, WaveExecutionError, describe_error
 
 if TYPE_CHECKING:
     from dagwave.state._store import SharedState
@@ -42,6 +42,7 @@ __all__ = [
     "TaskRecord",
     "TaskStatus",
     "Wave",
+    "retryable",
 ]
 
 
@@ -251,6 +252,21 @@ class RetryPolicy(Dumpable):
             return min(cap, math.exp(math.log(initial) + log_growth))
         except OverflowError:  # beyond any float: only an infinite cap is not reached
             return cap
+
+
+def retryable(error: BaseException) -> bool:
+    """Whether a failed attempt that ended with ``error`` may be retried.
+
+    An ordinary failure (an ``Exception``) may; a ``BaseException`` never (it
+    ends the run), nor a :class:`~dagwave.TaskExit` (the task chose to exit).
+
+    Args:
+        error: what the attempt raised.
+
+    Returns:
+        True when a retry is allowed.
+    """
+    return isinstance(error, Exception) and not isinstance(error, TaskExit)
 
 
 @dataclass(frozen=True, slots=True)
