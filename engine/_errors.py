@@ -11,6 +11,7 @@ attributes (``.task_id``, ``.cycle_path``, ...); the message is for people.
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Mapping, Sequence
 from typing import Self
@@ -30,9 +31,14 @@ __all__ = [
     "TaskTimeoutError",
     "WaveExecutionError",
     "describe_error",
+    "describe_failure",
     "describe_traceback",
     "writable_text",
 ]
+
+
+# How a traceback line of a frame in dagwave's own files starts (adapters included).
+_OWN_FRAME = '  File "' + os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def writable_text(text: str) -> str:
@@ -106,10 +112,10 @@ def _traceback_text(error: BaseException) -> str:
 def describe_traceback(error: BaseException, frames: int = 3) -> str:
     """The last ``frames`` frames of ``error``'s traceback and its closing lines; never raises.
 
-    What a person needs to see why a task failed without the frames of
-    dagwave itself above it: the innermost frames (the ones in the task's own
-    code) and the ``Type: message`` line. For a :class:`StandInError`, the
-    traceback text it carries is cut the same way.
+    What a person needs to see why a task failed: the innermost frames of
+    the exception itself (not of the ones it chained), leaving out dagwave's
+    own frames above the task's code, then the ``Type: message`` line. For a
+    :class:`StandInError`, the traceback text it carries is cut the same way.
 
     Args:
         error: the exception.
@@ -120,10 +126,39 @@ def describe_traceback(error: BaseException, frames: int = 3) -> str:
         traceback (it was never raised, or lost it crossing a process).
     """
     lines = _traceback_text(error).rstrip("\n").splitlines()
-    starts = [i for i, line in enumerate(lines) if line.startswith('  File "')]
+    heads = [i for i, line in enumerate(lines) if line == "Traceback (most recent call last):"]
+    last_block = heads[-1] + 1 if heads else 0  # the exception itself, not what it chained
+    starts = [i for i in range(last_block, len(lines)) if lines[i].startswith('  File "')]
     if not starts:
         return ""
-    return writable_text("\n".join(lines[starts[-min(frames, len(starts))] :]))
+    # dagwave's own frames (the adapter, the run core) sit above the task's code.
+    theirs = [i for i in starts if not lines[i].startswith(_OWN_FRAME)] or starts
+    return writable_text("\n".join(lines[theirs[-min(frames, len(theirs))] :]))
+
+
+def describe_failure(error: BaseException, frames: int = 3) -> str:
+    """What shows why a task failed, beyond ``Type: message``; never raises.
+
+    An exception that carries the output of the command that failed (an
+    ``output_tail`` attribute holding a ``str``, as
+    ``dagwave.adapters.subprocess.CommandError`` does) gives that output: its
+    traceback would only show dagwave's own frames. Any other gives the last
+    frames of its traceback (:func:`describe_traceback`).
+
+    Args:
+        error: the exception that failed the task.
+        frames: how many of the innermost frames to keep.
+
+    Returns:
+        Lines of text (no trailing newline); ``""`` when there is nothing to show.
+    """
+    try:
+        output = getattr(error, "output_tail", None)
+    except Exception:  # user code: a property or __getattr__ may raise
+        output = None
+    if isinstance(output, str):
+        return writable_text(str.__str__(output).rstrip("\n"))
+    return describe_traceback(error, frames)
 
 
 class SchedulerError(Exception):

@@ -29,6 +29,15 @@ def crunch(ctx):
 def boom(ctx):
     raise RuntimeError("boom")
 
+def parse_row(row):
+    return int(row)
+
+def convert(rows):
+    return list(map(parse_row, rows))
+
+def parse(ctx):
+    return convert(["1", "x"])
+
 def hang(ctx):
     time.sleep(60)
 
@@ -92,6 +101,35 @@ def test_failure_exits_1_and_names_the_cause(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "bad: RuntimeError: boom" in proc.stdout
     assert "skipped: after (after bad)" in proc.stdout
+
+
+def test_failures_say_why_in_the_summary_and_the_report(tmp_path: Path) -> None:
+    pipeline = (
+        '[tasks.parse]\ncall = "steps:parse"\n'
+        '\n[tasks.shell]\ncmd = "echo out; for i in 1 2 3 4 5 6 7 8 9 10 11 12; '
+        'do echo err$i >&2; done; exit 4"\n'
+    )
+    report = tmp_path / "run.html"
+    proc = dagwave("run", str(write(tmp_path, pipeline)), "--report", str(report))
+    assert proc.returncode == 1, proc.stderr
+    failures = proc.stdout.split("failures:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    steps = str(tmp_path / "steps.py")
+    # the call task: its innermost frames (none of dagwave's), then the error line
+    assert failures[0] == "  parse: ValueError: invalid literal for int() with base 10: 'x'"
+    frames = [line for line in failures if line.startswith('      File "')]
+    assert [line.rsplit(", in ", 1)[1] for line in frames] == ["parse", "convert", "parse_row"]
+    assert all(line.startswith(f'      File "{steps}", line ') for line in frames)
+    assert "        return int(row)" in failures
+    assert "    ValueError: invalid literal for int() with base 10: 'x'" in failures
+    # the cmd task: its last 10 lines of stderr, once
+    shell = failures[failures.index(next(f for f in failures if f.startswith("  shell: "))) :]
+    assert shell[0].startswith("  shell: CommandError: Command ")
+    assert shell[0].endswith("exited with status 4; last lines of stderr:")
+    assert shell[1:] == [f"    err{i}" for i in range(3, 13)]
+    html = report.read_text()
+    assert f'<pre class="why">  File &quot;{steps}&quot;, line ' in html
+    assert "    return int(row)\n" in html
+    assert '<pre class="why">err3\nerr4\n' in html
 
 
 @pytest.mark.parametrize(

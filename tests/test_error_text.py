@@ -12,7 +12,13 @@ import trio
 from structlog.testing import capture_logs
 
 from dagwave import DependencyAwareScheduler, TaskStatus, WaveExecutionError
-from dagwave._errors import StandInError, describe_error, describe_traceback, writable_text
+from dagwave._errors import (
+    StandInError,
+    describe_error,
+    describe_failure,
+    describe_traceback,
+    writable_text,
+)
 
 # What os.fsdecode makes of a file name that is not UTF-8: a lone surrogate.
 UNDECODABLE = os.fsdecode(b"data-\xff.csv")
@@ -152,3 +158,43 @@ def test_a_stand_in_describes_itself_as_the_original_and_pickles() -> None:
     assert describe_error(again) == f"BadStr: {again.message}"
     assert again.message.startswith("BadStr(")  # str() raised: repr() stands in
     assert describe_traceback(again, frames=1).splitlines()[0].endswith("in inner")
+
+
+def test_describe_traceback_shows_the_exception_itself_not_what_it_chained() -> None:
+    def fail() -> None:
+        try:
+            raise KeyError("first")
+        except KeyError as exc:
+            raise ValueError("second") from exc
+
+    tail = describe_traceback(_raised_by(fail), frames=5)
+    assert "KeyError" not in tail
+    assert tail.splitlines()[-1] == "ValueError: second"
+
+
+def _raised_by(func: Any) -> BaseException:
+    try:
+        func()
+    except BaseException as caught:
+        return caught
+    raise AssertionError("unreachable")
+
+
+class WithOutput(Exception):
+    output_tail = "make: *** [all] Error 1\n"
+
+
+class BrokenOutput(Exception):
+    @property
+    def output_tail(self) -> str:
+        raise RuntimeError("broken property")
+
+
+def test_describe_failure_prefers_captured_output_to_the_traceback() -> None:
+    assert describe_failure(_raised(WithOutput())) == "make: *** [all] Error 1"
+
+
+def test_describe_failure_falls_back_to_the_traceback() -> None:
+    error = _raised(BrokenOutput("x"))
+    assert describe_failure(error) == describe_traceback(error)
+    assert describe_failure(error).endswith("BrokenOutput: x")

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from dagwave import __version__
-from dagwave._errors import describe_error, writable_text
+from dagwave._errors import describe_error, describe_failure, writable_text
 from dagwave.graph._analysis import ScheduleAnalysis, analyze_schedule
 from dagwave.graph._dag import suggest_id
 from dagwave.graph._plan import ScheduleGraph
@@ -262,6 +262,14 @@ def _load_scheduler(args: argparse.Namespace, logger: Any = None) -> Any:
         raise UserError(str(exc)) from None
 
 
+def _failure_lines(task_id: str, error: BaseException) -> list[str]:
+    """``task: Type: message``, then why, indented: a command's last lines of stderr or
+    the last frames of the traceback (see :func:`~dagwave._errors.describe_failure`)."""
+    first, *rest = describe_error(error).splitlines() or [""]
+    why = describe_failure(error).splitlines() or rest
+    return [f"  {task_id}: {first}", *(f"    {line}" for line in why)]
+
+
 def _summary(result: Any) -> str:
     lines = ["", "wave  tasks  status       ms"]
     for wave in result.waves:
@@ -279,7 +287,7 @@ def _summary(result: Any) -> str:
     if failures:
         lines += ["", "failures:"]
         for tid, rec in failures:
-            lines.append(f"  {tid}: {describe_error(rec.error)}")
+            lines += _failure_lines(tid, rec.error)
     skipped = [(tid, rec) for tid, rec in result.tasks.items() if rec.status.name == "SKIPPED"]
     if skipped:
         lines.append(

@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dagwave._errors import describe_error, writable_text
+from dagwave._errors import describe_error, describe_failure, writable_text
 
 if TYPE_CHECKING:
     from dagwave.run._records import ExecutionResult
@@ -289,6 +289,15 @@ def _dag_svg(
     return "".join(parts)
 
 
+def _error_cell(error: BaseException | None) -> str:
+    """``Type: message`` (its first line), then why: traceback frames or a command's stderr."""
+    if error is None:
+        return ""
+    first, *rest = describe_error(error).splitlines() or [""]
+    why = describe_failure(error) or "\n".join(rest)
+    return _esc(first) + (f'<pre class="why">{_esc(why)}</pre>' if why else "")
+
+
 def html_report(
     result: ExecutionResult,
     dag: Mapping[str, Sequence[str]],
@@ -304,7 +313,7 @@ def html_report(
         f'<tr data-task="{_esc(tid)}"><td>{_esc(tid)}</td>'
         f'<td style="color:{_STATUS_COLOURS[r.status.name]}">{_esc(r.status.name)}</td>'
         f"<td>{r.attempts}</td><td>{r.duration_ms:.1f}</td>"
-        f"<td>{_esc('' if r.error is None else describe_error(r.error))}</td>"
+        f"<td>{_error_cell(r.error)}</td>"
         f"<td>{_esc(r.skipped_because or '')}</td></tr>"
         for tid, r in result.tasks.items()
     )
@@ -315,6 +324,7 @@ def html_report(
 body {{ font-family: sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
+pre.why {{ margin: 4px 0 0; font-size: 85%; color: #555; white-space: pre-wrap; }}
 </style></head><body>
 <h1>dagwave run</h1>
 <p id="summary">{result.successful_tasks}/{result.total_tasks} completed,
