@@ -688,9 +688,8 @@ class RunCore:
                         # not try to start a worker in the closed nursery.
                         self._nursery = None
         except BaseException as exc:
-            self.last_result = self._finish(
-                "cancelled" if _only_cancelled(exc) else "error", cpu_start
-            )
+            stopped = _only_cancelled(exc) or isinstance(_unwrap(exc), KeyboardInterrupt)
+            self.last_result = self._finish("cancelled" if stopped else "error", cpu_start)
             unwrapped = _unwrap(exc)
             if unwrapped is exc:
                 raise
