@@ -113,8 +113,9 @@ def describe_traceback(error: BaseException, frames: int = 3) -> str:
     """The last ``frames`` frames of ``error``'s traceback and its closing lines; never raises.
 
     What a person needs to see why a task failed: the innermost frames of
-    the exception itself (not of the ones it chained), leaving out dagwave's
-    own frames above the task's code, then the ``Type: message`` line. For a
+    the exception itself (not of the ones it chained), leaving out the frames
+    above the task's code (dagwave's, and those of a worker process's entry
+    point), then the ``Type: message`` line. For a
     :class:`StandInError`, the traceback text it carries is cut the same way.
 
     Args:
@@ -131,8 +132,11 @@ def describe_traceback(error: BaseException, frames: int = 3) -> str:
     starts = [i for i in range(last_block, len(lines)) if lines[i].startswith('  File "')]
     if not starts:
         return ""
-    # dagwave's own frames (the adapter, the run core) sit above the task's code.
-    theirs = [i for i in starts if not lines[i].startswith(_OWN_FRAME)] or starts
+    # The task's code starts below the last of dagwave's own frames (the run
+    # core, an adapter, a worker's entry point) that calls into other code.
+    own = [lines[i].startswith(_OWN_FRAME) for i in starts]
+    cut = max((n + 1 for n in range(len(starts) - 1) if own[n] and not own[n + 1]), default=0)
+    theirs = starts[cut:]
     return writable_text("\n".join(lines[theirs[-min(frames, len(theirs))] :]))
 
 

@@ -103,9 +103,13 @@ def test_failure_exits_1_and_names_the_cause(tmp_path: Path) -> None:
     assert "skipped: after (after bad)" in proc.stdout
 
 
-def test_failures_say_why_in_the_summary_and_the_report(tmp_path: Path) -> None:
+@pytest.mark.parametrize("adapter", [None, "process"])
+def test_failures_say_why_in_the_summary_and_the_report(
+    tmp_path: Path, adapter: str | None
+) -> None:
+    where = "" if adapter is None else f'adapter = "{adapter}"\n'
     pipeline = (
-        '[tasks.parse]\ncall = "steps:parse"\n'
+        f'[tasks.parse]\ncall = "steps:parse"\n{where}'
         '\n[tasks.shell]\ncmd = "echo out; for i in 1 2 3 4 5 6 7 8 9 10 11 12; '
         'do echo err$i >&2; done; exit 4"\n'
     )

@@ -11,7 +11,7 @@ import pytest
 import trio
 from structlog.testing import capture_logs
 
-from dagwave import DependencyAwareScheduler, TaskStatus, WaveExecutionError
+from dagwave import DependencyAwareScheduler, SharedState, TaskStatus, WaveExecutionError
 from dagwave._errors import (
     StandInError,
     describe_error,
@@ -198,3 +198,14 @@ def test_describe_failure_falls_back_to_the_traceback() -> None:
     error = _raised(BrokenOutput("x"))
     assert describe_failure(error) == describe_traceback(error)
     assert describe_failure(error).endswith("BrokenOutput: x")
+
+
+def test_describe_traceback_keeps_dagwave_frames_the_tasks_code_called() -> None:
+    def task() -> None:
+        SharedState().get_required("missing")
+
+    tail = describe_traceback(_raised_by(task), frames=2).splitlines()
+    files = [line for line in tail if line.startswith('  File "')]
+    assert files[0].endswith(", in task")
+    assert files[1].endswith(", in get_required")
+    assert tail[-1].startswith("dagwave._errors.StateKeyError: Required state key 'missing'")
