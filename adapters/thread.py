@@ -5,22 +5,21 @@ DAG run does not need: a ``CapacityLimiter`` acquisition, cancel-scope
 bookkeeping, and one ``run_sync_soon`` wake-up of trio per call. This adapter
 keeps only what the job needs:
 
-* the trio side puts the call on one ``queue.SimpleQueue`` (C-implemented)
-  shared by a process-wide set of worker threads, and parks the calling trio
-  task with ``wait_task_rescheduled``: no Event, no limiter (the run core's
-  slot limit is the only one);
-* a worker thread takes the next job as soon as it finished one, without
-  sleeping in between when more are queued; it appends the outcome
-  (``outcome.capture``) to the run's completion list, and only the first
-  completion of a batch asks trio to wake up (``TrioToken.run_sync_soon``), so
-  completions that arrive while trio is busy share one wake-up;
+* the trio side hands the call to dagwave's process-wide warm worker threads
+  (:func:`dagwave.run_in_worker_thread`) and parks the calling trio task with
+  ``wait_task_rescheduled``: no Event, no limiter (the run core's slot limit
+  and this adapter's cap are the only ones);
+* the worker thread appends the outcome (``outcome.capture``) to the run's
+  completion list, and only the first completion of a batch asks trio to wake
+  up (``TrioToken.run_sync_soon``), so completions that arrive while trio is
+  busy share one wake-up;
 * on the trio thread, one drain reschedules every finished task at once.
 
-Threads are started on demand and reused, like trio's own thread cache: one
-idle for ``IDLE_TIMEOUT`` (10 s) exits. Starting a Python thread costs
-~100-150 us here, so a run that needs a hundred threads at once finds them
-warm the next time. No call of a run is still running when the run returns,
-except an abandoned one (below).
+Uncapped (``ThreadAdapter()``, the default for plain functions), the run core
+runs the calls in the same threads itself and lets a finished task's thread
+continue into its ready dependents (``Adapter.runs_in_worker_threads``); this
+module's hand-off serves a capped adapter and calls outside a run. No call of
+a run is still running when the run returns, except an abandoned one (below).
 
 A running thread cannot be killed. When its attempt times out or the run is
 cancelled, the job is *abandoned*: the trio task moves on at once, the
@@ -32,8 +31,6 @@ run's slot stays taken until the thread is really done (``Invocation.detach``).
 from __future__ import annotations
 
 import contextlib
-import itertools
-import queue
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -43,7 +40,7 @@ from typing import Any
 import outcome
 import trio
 
-from dagwave import Adapter, Invocation
+from dagwave import Adapter, Invocation, run_in_worker_thread
 from dagwave._checks import check_int
 
 __all__ = ["ThreadAdapter"]
@@ -61,62 +58,9 @@ class _Job:
         self.abandoned = False
         self.release: Callable[[], None] | None = None
 
-
-class _Workers:
-    """Process-wide worker threads fed from one queue (like trio's thread cache).
-
-    A thread takes the next job as soon as it finishes one, without going to
-    sleep when more are queued; a thread idle for ``IDLE_TIMEOUT`` seconds
-    exits. Threads are started on demand, only when more jobs are queued than
-    threads are idle, so a run that needs many threads at once finds them warm
-    the next time (starting a thread costs ~100-150 us here).
-    """
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0  # threads waiting for a job (guarded by _lock)
-        self._queued = 0  # jobs put and not yet taken (guarded by _lock)
-        self._count = itertools.count()
-
-    def submit(self, job: _Job) -> None:
-        with self._lock:
-            self._queued += 1
-            start = self._queued > self._idle
-            if start:
-                self._idle += 1  # the new thread counts as idle until it takes a job
-        self._jobs.put(job)
-        if start:
-            threading.Thread(
-                target=self._work, name=f"dagwave-worker-{next(self._count)}", daemon=True
-            ).start()
-
-    def _work(self) -> None:
-        jobs, lock = self._jobs, self._lock
-        while True:
-            try:
-                job = jobs.get(timeout=IDLE_TIMEOUT)
-            except queue.Empty:
-                with lock:
-                    if self._queued < self._idle:  # nobody is counting on this thread
-                        self._idle -= 1
-                        return
-                continue
-            with lock:
-                self._idle -= 1
-                self._queued -= 1
-            result = outcome.capture(job.func, job.context)
-            # Idle again *before* reporting back: trio may submit the next job
-            # the moment it hears of this one, and must count this thread.
-            with lock:
-                self._idle += 1
-            job.pool._completed(job, result)
-            del job, result  # drop references while waiting for the next job
-
-
-#: How long an idle worker thread waits for a job before it exits (seconds).
-IDLE_TIMEOUT = 10.0
-_WORKERS = _Workers()
+    def run(self) -> None:
+        """In a worker thread: make the call, hand its outcome back to trio."""
+        self.pool._completed(self, outcome.capture(self.func, self.context))
 
 
 class _Pool:
@@ -147,7 +91,7 @@ class _Pool:
 
     def _start(self, job: _Job) -> None:
         self._running += 1
-        _WORKERS.submit(job)
+        run_in_worker_thread(job.run)
 
     def _drain(self) -> None:
         with self._lock:

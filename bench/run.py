@@ -1,19 +1,25 @@
 """``python -m bench run``: what running a DAG costs, and what parallelism it buys.
 
-Three suites, every contender in the same process and run:
+Every contender runs in the same process and run, so the ratios hold even on
+a busy machine:
 
-1. **overhead** - 10k no-op tasks in three shapes (independent, chain, random
-   layered DAG), async and blocking, per task. Peers: ``dask.threaded.get``
-   (8 workers), graphlib + ``ThreadPoolExecutor`` (8 workers), and a trio
-   runner that hands each blocking task to ``trio.to_thread.run_sync``.
-   dagwave runs with ``max_concurrent=8`` and events filtered at WARNING (a
-   production setting); a last row shows the cost with every event rendered as
-   JSON into a null sink.
-2. **speedup** - 100 independent tasks of ``time.sleep(0.01)`` (blocking) and
-   ``trio.sleep(0.01)`` (async) at limits 10 and 100: speedup over sequential
-   and its share of the ideal ``min(limit, 100)``.
-3. **makespan** - a layered DAG with uneven durations, limit not binding:
-   waves vs eager, each over the critical-path lower bound.
+1. **overhead** - 5,000 no-op tasks in three shapes (independent, chain, random
+   layered DAG), blocking and async, per task, graph building included.
+   Peers: graphlib + ``ThreadPoolExecutor(8)``, ``dask.threaded.get`` (8
+   workers), and a trio runner handing each task to ``trio.to_thread.run_sync``.
+   dagwave runs with ``max_concurrent=8``, eager, and events filtered at
+   WARNING (a production setting); a last column shows the cost with every
+   event rendered as JSON into a null sink.
+2. **startup** - 100 tasks of 10 ms at limit 100: async against a bare trio
+   nursery with a ``CapacityLimiter``, blocking against a ``ThreadPoolExecutor``
+   whose threads are already started.
+3. **speedup** - 100 independent sleeps at limits 10 and 100: speedup over
+   sequential and its share of the ideal ``min(limit, 100)``.
+4. **makespan** - a layered DAG with uneven durations: waves vs eager, each
+   over the critical-path lower bound.
+5. **cpu** - CPU-bound pure Python: threads (held back by the GIL) vs processes.
+6. **scale** - 1,000,000 independent async tasks and a 100,000-deep chain of
+   thread tasks, each in a fresh interpreter, with its peak RSS.
 """
 
 from __future__ import annotations
@@ -202,31 +208,33 @@ def overhead(n: int, repeats: int) -> list[Measurement]:
         rows.append(
             [
                 shape_name,
-                f"{us['dagwave async']:.1f} ({us['dagwave async, execute only']:.1f})",
                 f"{us['dagwave blocking']:.1f} ({us['dagwave blocking, execute only']:.1f})",
-                f"{us['dask.threaded']:.1f}",
+                f"{us['dagwave async']:.1f} ({us['dagwave async, execute only']:.1f})",
                 f"{us['graphlib+pool']:.1f}",
+                f"{us['dask.threaded']:.1f}",
                 f"{us['trio.to_thread']:.1f}",
                 f"{us['dagwave async +json events']:.1f}",
-                f"{us['dask.threaded'] / us['dagwave async']:.1f}x",
-                f"{us['dask.threaded'] / us['dagwave blocking']:.1f}x",
-                f"{us['trio.to_thread'] / us['dagwave blocking']:.1f}x",
+                f"{us['dagwave blocking'] / us['graphlib+pool']:.2f}",
+                f"{us['dagwave blocking'] / us['dask.threaded']:.2f}",
+                f"{us['dagwave blocking'] / us['trio.to_thread']:.2f}",
+                f"{us['dagwave async'] / us['dask.threaded']:.2f}",
             ]
         )
     print_table(
-        f"overhead per task, {n:,} no-op tasks, 8 workers (us, building included; "
-        "dagwave's execute() alone in brackets; ratio = peer / dagwave, both built)",
+        f"overhead per task, {n:,} no-op tasks, limit 8, eager (us, graph building included; "
+        "dagwave's execute() alone in brackets; ratios = dagwave / peer, lower is better)",
         [
             "shape",
-            "dw async",
             "dw block",
-            "dask",
+            "dw async",
             "pool",
+            "dask",
             "to_thread",
             "dw async+json",
-            "dask/async",
-            "dask/block",
-            "to_thread/block",
+            "block/pool",
+            "block/dask",
+            "block/to_thread",
+            "async/dask",
         ],
         rows,
     )
@@ -406,13 +414,148 @@ def cpu(tasks: int, n: int, repeats: int) -> list[Measurement]:
     return out
 
 
+def prestarted_pool_run(pool: cf.ThreadPoolExecutor, n: int, fn: Callable[[], Any]) -> float:
+    """n independent calls on a ThreadPoolExecutor whose threads are already running."""
+    start = time.perf_counter()
+    for future in [pool.submit(fn) for _ in range(n)]:
+        future.result()
+    return time.perf_counter() - start
+
+
+def startup(repeats: int, n: int = 100, pause: float = 0.01) -> list[Measurement]:
+    """Start-up of wide runs: n tasks of ``pause`` s at limit n, each against its floor.
+
+    Async: dagwave against a bare trio nursery with a CapacityLimiter.
+    Blocking: dagwave against a ThreadPoolExecutor(n) whose threads are
+    already started (dagwave's worker threads are warm after the first run too).
+    """
+    shape = independent(n)
+
+    def sleep_blocking(*_: Any) -> None:
+        time.sleep(pause)
+
+    async def sleep_async(context: Any = None) -> None:
+        await trio.sleep(pause)
+
+    quiet_events()
+    with cf.ThreadPoolExecutor(n) as pool:
+        prestarted_pool_run(pool, n, lambda: time.sleep(pause))  # start every thread
+        dagwave_run(shape, sleep_blocking, n)  # warm dagwave's worker threads likewise
+        times = {
+            "dagwave trio.sleep": best_of_run(repeats, lambda: dagwave_run(shape, sleep_async, n)),
+            "bare nursery + CapacityLimiter": best_of_run(
+                repeats, lambda: bare_trio_run(shape, sleep_async, n)
+            ),
+            "dagwave time.sleep": best_of_run(
+                repeats, lambda: dagwave_run(shape, sleep_blocking, n)
+            ),
+            "ThreadPoolExecutor, started": best_of_run(
+                repeats, lambda: prestarted_pool_run(pool, n, lambda: time.sleep(pause))
+            ),
+        }
+    out = [Measurement("startup", f"{n}x{pause * 1e3:.0f}ms", k, v) for k, v in times.items()]
+    async_ratio = times["dagwave trio.sleep"] / times["bare nursery + CapacityLimiter"]
+    block_ratio = times["dagwave time.sleep"] / times["ThreadPoolExecutor, started"]
+    print_table(
+        f"start-up of a wide run: {n} tasks of {pause * 1e3:.0f} ms at limit {n} "
+        "(makespan ms; ratio = dagwave / floor)",
+        ["kind", "dagwave ms", "floor ms", "ratio"],
+        [
+            [
+                "async vs bare nursery",
+                f"{times['dagwave trio.sleep'] * 1e3:.2f}",
+                f"{times['bare nursery + CapacityLimiter'] * 1e3:.2f}",
+                f"{async_ratio:.3f}",
+            ],
+            [
+                "blocking vs started pool",
+                f"{times['dagwave time.sleep'] * 1e3:.2f}",
+                f"{times['ThreadPoolExecutor, started'] * 1e3:.2f}",
+                f"{block_ratio:.3f}",
+            ],
+        ],
+    )
+    return out
+
+
+def best_of_run(repeats: int, fn: Callable[[], float]) -> float:
+    """Best of the makespans ``fn`` reports."""
+    return min(fn() for _ in range(repeats))
+
+
+_SCALE_CODE = """
+import logging, resource, sys, time
+import structlog, trio
+structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+from dagwave import DependencyAwareScheduler
+kind, n = sys.argv[1], int(sys.argv[2])
+
+async def anoop(context):
+    return None
+
+def noop(context):
+    return None
+
+start = time.perf_counter()
+s = DependencyAwareScheduler(max_concurrent=8, mode="eager")
+if kind == "async":
+    for i in range(n):
+        s.add_task(f"t{i}", anoop)
+else:
+    s.add_task("t0", noop)
+    for i in range(1, n):
+        s.add_task(f"t{i}", noop, dependencies=[f"t{i - 1}"])
+s.schedule()
+result = trio.run(s.execute)
+seconds = time.perf_counter() - start
+assert result.successful_tasks == n, result.task_errors
+print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def scale(quick: bool) -> list[Measurement]:
+    """Scale in one process, each case in a fresh interpreter (for its own peak RSS)."""
+    import subprocess
+    import sys
+
+    cases = [
+        ("async", 2_000 if quick else 1_000_000),
+        ("thread-chain", 1_000 if quick else 100_000),
+    ]
+    out: list[Measurement] = []
+    rows = []
+    for kind, n in cases:
+        proc = subprocess.run(
+            [sys.executable, "-c", _SCALE_CODE, kind, str(n)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"scale case {kind} x {n} failed:\n{proc.stderr[-2000:]}")
+        seconds, rss_mb = map(float, proc.stdout.split())
+        name = "independent async" if kind == "async" else "chain of thread tasks"
+        out.append(
+            Measurement("scale", f"{n:,} {name}", "dagwave", seconds, extra={"peak_rss_mb": rss_mb})
+        )
+        rows.append([f"{n:,} {name}", f"{seconds:.2f}", f"{rss_mb:.0f}"])
+    print_table(
+        "scale: no-op tasks in one process, limit 8, eager, building included",
+        ["case", "seconds", "peak RSS MB"],
+        rows,
+    )
+    return out
+
+
 def main(quick: bool = False) -> list[Measurement]:
     """Run all three suites; ``quick`` shrinks them to a smoke test."""
-    n = 300 if quick else 10_000
-    repeats = 1 if quick else 3
+    n = 300 if quick else 5_000
+    repeats = 1 if quick else 5
     return (
         overhead(n, repeats)
+        + startup(1 if quick else 5)
         + speedup(1 if quick else 3)
         + makespan(1 if quick else 3)
         + cpu(4 if quick else 8, 20_000 if quick else 2_000_000, 1 if quick else 2)
+        + scale(quick)
     )

@@ -46,6 +46,7 @@ from dagwave.run._records import (
 )
 from dagwave.run._scheduler import DependencyAwareScheduler, TaskView
 from dagwave.run._tasks import Task, TaskContext
+from dagwave.run._workers import run_in_worker_thread
 from dagwave.state._store import (
     SharedState,
     StateChange,
@@ -107,4 +108,5 @@ __all__ = [
     "WaveExecutionError",
     "__version__",
     "analyze_schedule",
+    "run_in_worker_thread",
 ]

@@ -87,6 +87,7 @@ def test_run_succeeds_prints_summary_and_runs_commands_in_the_files_folder(
     assert proc.returncode == 0, proc.stderr
     assert "3/3 completed, 0 failed" in proc.stdout
     assert "critical path: fetch -> crunch -> shell" in proc.stdout
+    assert re.search(r"speedup \d+\.\d\dx, cpu \d+ ms", proc.stdout), proc.stdout
     assert (tmp_path / "made.txt").read_text() == "from-shell\n"
     assert "run.completed" in proc.stderr  # logs on stderr
 

@@ -473,3 +473,52 @@ async def test_results_pass_to_the_state_without_a_copy(mode: str) -> None:
     copied = state.get("task_result_big")  # readers still get their own copy
     assert NoCopy.copies == 1
     assert copied is not made[0]
+
+
+# -- found in review: each pinned so it stays fixed ----------------------------------
+
+
+async def test_a_timeout_the_attempt_never_saw_does_not_cancel_the_next_task(
+    autojump_clock: Any,
+) -> None:
+    """The watchdog cancels a worker's scope; an attempt that ends without seeing it
+    (a shielded wait) must not leave that cancelled scope to the worker's next task."""
+
+    async def shielded(context: Any) -> str:
+        with trio.CancelScope(shield=True):
+            await trio.sleep(2)
+        return "late"
+
+    async def next_one(context: Any) -> str:
+        await trio.sleep(1)
+        return "ran"
+
+    s = DependencyAwareScheduler(max_concurrent=1, mode="eager")
+    s.add_task("a", shielded, timeout_seconds=1)
+    s.add_task("b", next_one, timeout_seconds=None)
+    with trio.fail_after(100):  # mock time: a hang fails at once instead of hanging CI
+        result = await run(s)
+    assert result.tasks["a"].status is TaskStatus.FAILED
+    assert isinstance(result.tasks["a"].error, TaskTimeoutError)
+    assert result.task_results == {"b": "ran"}
+
+
+class FailingStore(SharedState):
+    """A store that fails when a context is built from it."""
+
+    def get_version(self) -> int:
+        raise RuntimeError("store unavailable")
+
+
+@pytest.mark.parametrize("blocking", [True, False])
+async def test_a_context_that_cannot_be_built_fails_the_attempt_not_the_run(
+    blocking: bool,
+) -> None:
+    async def asynchronous(context: Any) -> None:
+        return None
+
+    s = DependencyAwareScheduler(state=FailingStore())
+    s.add_task("x", (lambda ctx: None) if blocking else asynchronous)
+    result = await run(s)
+    assert result.tasks["x"].status is TaskStatus.FAILED
+    assert result.task_errors["x"] == "RuntimeError: store unavailable"

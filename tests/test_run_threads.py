@@ -370,3 +370,18 @@ def test_ctrl_c_during_a_run_ends_it_cancelled_with_the_partial_result() -> None
         "ctrl_c": TaskStatus.CANCELLED,
         "never": TaskStatus.CANCELLED,
     }
+
+
+def test_run_in_worker_thread_runs_a_job_in_a_warm_dagwave_thread() -> None:
+    from dagwave import run_in_worker_thread
+
+    ran = threading.Event()
+    names: list[str] = []
+
+    def job() -> None:
+        names.append(threading.current_thread().name)
+        ran.set()
+
+    run_in_worker_thread(job)
+    assert ran.wait(WAIT)
+    assert names[0].startswith("dagwave-worker")

@@ -300,9 +300,34 @@ def _summary(result: Any) -> str:
         f"{result.skipped_tasks} skipped, {result.cancelled_tasks} cancelled",
         "critical path: " + (" -> ".join(result.critical_path) or "(none)"),
         f"wall {result.total_duration_ms:.0f} ms, "
-        f"sequential {result.sequential_duration_ms:.0f} ms, speedup {result.speedup_ratio:.2f}x",
+        f"sequential {result.sequential_duration_ms:.0f} ms, speedup {result.speedup_ratio:.2f}x, "
+        f"cpu {result.cpu_ms:.0f} ms",
     ]
+    note = gil_note(result)
+    if note:
+        lines.append(note)
     return writable_text("\n".join(lines))
+
+
+def gil_note(result: Any) -> str | None:
+    """A warning when blocking tasks were CPU-bound in threads, so the speedup overstates.
+
+    Python threads running Python code take turns on the GIL: their CPU time
+    adds up to about the wall time however many ran "at once", while the
+    speedup (attempt time over wall time) counts the turns as parallel. Then
+    say so, and point at the process adapter.
+    """
+    wall, threads = result.total_duration_ms, result.thread_cpu_ms
+    if wall <= 0 or threads <= 0:
+        return None
+    parallel = threads / wall  # CPU-seconds of thread work per wall-second
+    if parallel >= 0.5 and result.speedup_ratio >= 1.5 and result.speedup_ratio > 1.5 * parallel:
+        return (
+            f"note: the blocking tasks were CPU-bound ({threads:.0f} ms of thread CPU time in "
+            f"{wall:.0f} ms): the GIL ran them one at a time, so the speedup is not parallel "
+            'work; adapter = "process" runs such tasks in parallel'
+        )
+    return None
 
 
 def progress_line(stats: Any) -> str:

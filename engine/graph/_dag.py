@@ -25,6 +25,7 @@ import difflib
 import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from dagwave._errors import CircularDependencyError, TaskNotFoundError
 
@@ -53,13 +54,17 @@ def check_task_id(task_id: object) -> str:
 
 def check_dependencies(task_id: str, dependencies: object) -> list[str]:
     """Normalise a dependency list: a list of ids, duplicates counted once, order kept."""
-    if dependencies is None:
+    if dependencies is None or dependencies == ():
         return []
-    if isinstance(dependencies, list | tuple) and all(
-        type(dep) is str and dep and not dep[0].isspace() for dep in dependencies
-    ):
-        # The common case: a list of plain ids. Repeats count once.
-        return list(dict.fromkeys(dependencies)) if len(dependencies) > 1 else list(dependencies)
+    kind = type(dependencies)
+    if kind is list or kind is tuple:
+        # The common case, a list of plain ids, checked without a generator.
+        deps: list[Any] | tuple[Any, ...] = dependencies  # type: ignore[assignment]
+        for dep in deps:
+            if type(dep) is not str or not dep or dep[0].isspace():
+                break
+        else:
+            return list(dict.fromkeys(deps)) if len(deps) > 1 else list(deps)  # repeats once
     if isinstance(dependencies, str | bytes):
         raise TypeError(
             f"Dependencies of task {task_id!r} must be a list of task ids, "
@@ -116,10 +121,10 @@ class CompiledGraph:
     def __init__(
         self,
         order: list[str],
-        preds: list[list[int]],
+        preds: list[Sequence[int]],
         level: list[int],
-        done: list[int],
-        dependents: list[list[int]] | None = None,
+        done: Sequence[int],
+        dependents: list[Sequence[int]] | None = None,
     ) -> None:
         self.order = order
         self.preds = preds
@@ -133,19 +138,29 @@ class CompiledGraph:
         return len(self.done) < len(self.order)
 
     @property
-    def dependents(self) -> list[list[int]]:
+    def dependents(self) -> list[Sequence[int]]:
         """Per task, indices of the tasks that depend on it (built on first use)."""
         if self._dependents is None:
             self._dependents = _dependents_of(self.preds)
         return self._dependents
 
 
-def _dependents_of(preds: list[list[int]]) -> list[list[int]]:
+#: The one empty index list that every task without dependencies (or
+#: dependents) shares: a million-task graph does not hold a million empty lists.
+_NONE: tuple[int, ...] = ()
+_NONE_IDS: tuple[str, ...] = ()
+
+
+def _dependents_of(preds: list[Sequence[int]]) -> list[Sequence[int]]:
     with gc_paused():
-        dependents: list[list[int]] = [[] for _ in preds]
+        dependents: list[Sequence[int]] = [_NONE] * len(preds)
         for i, ps in enumerate(preds):
             for j in ps:
-                dependents[j].append(i)
+                known = dependents[j]
+                if known is _NONE:
+                    dependents[j] = [i]
+                else:
+                    known.append(i)  # type: ignore[attr-defined]  # a list once not _NONE
         return dependents
 
 
@@ -167,12 +182,12 @@ def compile_graph(order: Sequence[str], deps: Sequence[Sequence[str]]) -> Compil
         lookup = position.__getitem__
         get = position.get
         n = len(order)
-        preds: list[list[int]] = []
+        preds: list[Sequence[int]] = []
         append_preds = preds.append
         in_order = True  # every dependency comes earlier in ``order``
         for i, ds in enumerate(deps):
             if not ds:
-                append_preds([])
+                append_preds(_NONE)
                 continue
             try:
                 idx = list(map(lookup, ds))
@@ -192,7 +207,8 @@ def compile_graph(order: Sequence[str], deps: Sequence[Sequence[str]]) -> Compil
             for i, ps in enumerate(preds):
                 if ps:
                     level[i] = max(map(at, ps)) + 1
-            return CompiledGraph(list(order), preds, level, list(range(n)))
+            # Insertion order is topological: a range, not a list of a million ints.
+            return CompiledGraph(list(order), preds, level, range(n))
         dependents = _dependents_of(preds)
         indegree = [len(ps) for ps in preds]
         level = [-1] * n
@@ -231,7 +247,7 @@ def topological_levels(
         valid topological order.
     """
     compiled = compile_graph(order, [deps[tid] for tid in order])
-    return compiled.level, compiled.done
+    return compiled.level, list(compiled.done)
 
 
 def cycle_of(compiled: CompiledGraph) -> list[str] | None:
@@ -307,7 +323,7 @@ class DependencyGraph:
     """
 
     def __init__(self) -> None:
-        self._deps: dict[str, list[str]] = {}
+        self._deps: dict[str, Sequence[str]] = {}
         # Cached index form and validation verdict; reset by any change.
         self._compiled_graph: CompiledGraph | None = None
         self._valid = False
@@ -334,7 +350,8 @@ class DependencyGraph:
 
     def _add_checked(self, task_id: str, dependencies: list[str]) -> None:
         """Add a task whose id and dependencies the caller has checked already."""
-        self._deps[task_id] = dependencies
+        # Tasks without dependencies share one empty tuple (no list per task).
+        self._deps[task_id] = dependencies if dependencies else _NONE_IDS
         self._compiled_graph = None
         self._valid = False
 
@@ -388,7 +405,7 @@ class DependencyGraph:
         """Tasks with no dependencies at all, in insertion order."""
         return [tid for tid, deps in self._deps.items() if not deps]
 
-    def _require(self, task_id: str) -> list[str]:
+    def _require(self, task_id: str) -> Sequence[str]:
         try:
             return self._deps[task_id]
         except KeyError:

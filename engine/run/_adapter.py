@@ -155,7 +155,10 @@ class Adapter:
         raise NotImplementedError(f"{type(self).__name__} must implement run()")
 
     def check(self, task_id: str, func: Callable[..., Any]) -> None:
-        """Called by ``schedule()`` for each task using this adapter, before anything runs.
+        """Called by ``schedule()`` before anything runs, once per executor of its tasks.
+
+        Tasks that share one executor are checked once, through the first of
+        them (the one a refusal names).
 
         The base class refuses executors of the kind :attr:`accepts` excludes.
         An adapter with rules of its own overrides this, calls

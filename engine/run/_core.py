@@ -49,7 +49,7 @@ from dagwave.run._adapter import Adapter, Invocation, Runner
 from dagwave.run._deadlines import Deadlines
 from dagwave.run._dispatch import Dispatch
 from dagwave.run._events import RunEvents
-from dagwave.run._ledger import AttemptEntry, Ledger
+from dagwave.run._ledger import CANCELLED, COMPLETED, FAILED, PENDING, SKIPPED, AttemptEntry, Ledger
 from dagwave.run._records import (
     AttemptOutcome,
     ExecutionResult,
@@ -64,12 +64,6 @@ from dagwave.state._store import SharedState
 
 __all__ = ["RunCore", "RunPlan"]
 
-PENDING = TaskStatus.PENDING
-IN_PROGRESS = TaskStatus.IN_PROGRESS
-COMPLETED = TaskStatus.COMPLETED
-FAILED = TaskStatus.FAILED
-SKIPPED = TaskStatus.SKIPPED
-CANCELLED = TaskStatus.CANCELLED
 
 # Workers yield to the trio scheduler at least this often even when every
 # attempt finishes without awaiting anything, so other tasks are not starved.
@@ -185,15 +179,17 @@ class RunCore:
         self._worker_ids = list(range(workers - 1, -1, -1))
         self._worker_scopes = [trio.CancelScope() for _ in range(workers)]
         self._timed_out = [False] * workers
+        self._scope_spent = [False] * workers  # the watchdog cancelled the worker's scope
         self._slot_worker = [-1] * slots  # the worker timing the slot's attempt
         self._slot_token = [0] * slots  # that attempt's deadline token
         self._slots = slots
-        self._finished = trio.Event()
+        self._all_done = trio.Event()
         self._scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
         self._side_scope: trio.CancelScope | None = None
         self._failed = False
         self._interrupt: BaseException | None = None
+        self._draining = False
         self._created_at = datetime.now()
         self._t0 = 0.0
         self._position: dict[str, int] | None = None
@@ -232,12 +228,12 @@ class RunCore:
         if nursery is None:
             return
         while need > 0 and self._worker_ids:
-            w = self._worker_ids.pop()
+            worker = self._worker_ids.pop()
             try:
-                nursery.start_soon(self._worker, w)
+                nursery.start_soon(self._worker, worker)
             except RuntimeError:
                 # The nursery is closing: nothing more will start.
-                self._worker_ids.append(w)
+                self._worker_ids.append(worker)
                 return
             self._awake += 1
             need -= 1
@@ -254,21 +250,22 @@ class RunCore:
 
         await trio.lowlevel.wait_task_rescheduled(abort)
 
-    async def _worker(self, w: int) -> None:
-        """Run attempts handed to trio until none are left. ``w`` numbers the worker."""
+    async def _worker(self, worker: int) -> None:
+        """Run attempts handed to trio until none are left (``worker`` is this one's number)."""
         try:
             while True:
                 with trio.CancelScope() as scope:
-                    self._worker_scopes[w] = scope
-                    await self._work(w)
-                if not scope.cancel_called:
+                    self._worker_scopes[worker] = scope
+                    self._scope_spent[worker] = False
+                    await self._work(worker)
+                if not self._scope_spent[worker]:
                     return
                 # The watchdog cancelled this scope for a timed-out attempt: go on in a new one.
         finally:
             self._awake -= 1
-            self._worker_ids.append(w)
+            self._worker_ids.append(worker)
 
-    async def _work(self, w: int) -> None:
+    async def _work(self, worker: int) -> None:
         queue = self._queue
         since_yield = 0
         while True:
@@ -276,9 +273,14 @@ class RunCore:
                 i, slot = queue.popleft()
                 self._awake -= 1
                 try:
-                    await self._attempt(i, slot, w)
+                    await self._attempt(i, slot, worker)
                 finally:
                     self._awake += 1
+                if self._scope_spent[worker]:
+                    # The watchdog cancelled this worker's scope for an attempt that
+                    # ended without seeing it (a shielded or non-checkpointing wait):
+                    # leave it, so that the next attempt runs in a fresh one.
+                    return
                 since_yield += 1
                 if since_yield >= _FAIRNESS_EVERY:
                     since_yield = 0
@@ -293,7 +295,7 @@ class RunCore:
 
     # -- one attempt on the trio side -----------------------------------------------
 
-    async def _attempt(self, i: int, slot: int, w: int) -> None:
+    async def _attempt(self, i: int, slot: int, worker: int) -> None:
         # The hot path of async runs: keep lookups local and allocations few.
         plan, ledger, dispatch = self.plan, self.ledger, self.dispatch
         if dispatch.stopping:  # a cancelled run starts nothing new
@@ -302,25 +304,21 @@ class RunCore:
             return
         task = plan.tasks[i]
         start = trio.current_time()
-        attempt, wave_started = ledger.begin(i, start)
+        if self._threads is None:
+            attempt, wave_started = ledger.begin(i, start)
+        else:
+            with dispatch.lock:  # worker threads begin attempts (and waves) too
+                attempt, wave_started = ledger.begin(i, start)
         events = self.events
         if events.info:
+            self._catch_up()
             wave = plan.wave_of[i]
             if wave_started:
                 events.wave_started(wave, len(plan.waves[wave]), start)
             events.task_started(task.task_id, wave, attempt, self._adapter_names[i], start)
-        results = ledger.results
-        tasks = plan.tasks
-        context = TaskContext(
-            task.task_id,
-            task.metadata,
-            {tasks[d].task_id: results[d] for d in plan.deps[i]},
-            attempt,
-            self.state,
-        )
         timeout = task.timeout_seconds
         if timeout is not None:
-            self._slot_worker[slot] = w
+            self._slot_worker[slot] = worker
             self._arm(slot, timeout, start)
         runner = self._runners[i]
         lease: _Lease | None = None
@@ -328,7 +326,9 @@ class RunCore:
         outcome: AttemptOutcome = "completed"
         value: Any = None
         passed_on: BaseException | None = None
+        context: TaskContext | None = None
         try:
+            context = self.context(i, attempt)  # a store that fails here fails the attempt
             if runner is None:
                 value = await task.executor(context)
             else:
@@ -346,11 +346,12 @@ class RunCore:
             error, outcome = exc, "failed"
         except BaseException as exc:
             # Cancellation, KeyboardInterrupt, SystemExit: never captured, never retried.
-            context.cancelled = True
+            if context is not None:
+                context.cancelled = True
             outcome, error, passed_on = _classify(exc)
         end = trio.current_time()
-        timed_out = self._timed_out[w]
-        self._timed_out[w] = False
+        timed_out = self._timed_out[worker]
+        self._timed_out[worker] = False
         if timeout is not None:
             token = self._slot_token[slot]
             self._slot_token[slot] = 0
@@ -374,6 +375,19 @@ class RunCore:
             # A Cancelled from the watchdog ends at this worker's scope; any other at its owner's.
             raise passed_on
 
+    def context(self, i: int, attempt: int) -> TaskContext:
+        """What attempt ``attempt`` of task ``i`` is called with (any thread)."""
+        plan = self.plan
+        task, deps, results = plan.tasks[i], plan.deps[i], self.ledger.results
+        tasks = plan.tasks
+        return TaskContext(
+            task.task_id,
+            task.metadata,
+            {tasks[d].task_id: results[d] for d in deps} if deps else {},
+            attempt,
+            self.state,
+        )
+
     def _arm(self, slot: int, timeout: float, now: float) -> None:
         with self.dispatch.lock:
             self._slot_token[slot] = self.deadlines.arm(slot, now + timeout)
@@ -392,6 +406,7 @@ class RunCore:
         """The watchdog: the attempt in ``slot`` with ``token`` passed its deadline."""
         threads = self._threads
         entry: AttemptEntry | None = None
+        self._catch_up()  # the thread's "started" comes before its timeout
         with self.dispatch.lock:
             job = None if threads is None else threads.running[slot]
             if job is not None and job.token == token and not job.abandoned:
@@ -410,9 +425,10 @@ class RunCore:
             self._after_failure(entry)
             return
         if self._slot_token[slot] == token:
-            w = self._slot_worker[slot]
-            self._timed_out[w] = True
-            self._worker_scopes[w].cancel()
+            worker = self._slot_worker[slot]
+            self._timed_out[worker] = True
+            self._scope_spent[worker] = True
+            self._worker_scopes[worker].cancel()
 
     # -- ending attempts and tasks (trio thread) -----------------------------------
 
@@ -426,6 +442,7 @@ class RunCore:
         i = entry.task
         dispatch, ledger = self.dispatch, self.ledger
         closed: list[tuple[int, TaskStatus]] = []
+        self._catch_up()
         with dispatch.lock:
             ledger.ended(entry)
             if release:
@@ -444,7 +461,7 @@ class RunCore:
                 self.events.task_completed(task_id, wave, entry.attempt, entry.start, entry.end)
             self._report_waves(closed)
             if dispatch.remaining == 0:
-                self._finished.set()
+                self._all_done.set()
         elif entry.outcome == "cancelled":
             task_id = self.plan.tasks[i].task_id
             wave = self.plan.wave_of[i]
@@ -520,7 +537,7 @@ class RunCore:
             self.events.task_skipped(plan.tasks[j].task_id, plan.wave_of[j], cause, end)
         self._report_waves(closed)
         if dispatch.remaining == 0:
-            self._finished.set()
+            self._all_done.set()
         if dispatch.stopping and self._scope is not None:
             self._scope.cancel()
         self.launch(starts)
@@ -581,16 +598,35 @@ class RunCore:
         """
         threads = self._threads
         assert threads is not None
-        with self.dispatch.lock:
-            reports = threads.take_reports()
+        if self._draining:  # acting on reports already; they are taken in order there
+            return
+        self._draining = True
         try:
-            self._act_on(reports)
+            while True:
+                with self.dispatch.lock:
+                    reports = threads.take_reports()
+                if not reports:
+                    break
+                self._act_on(reports)
         except BaseException as exc:  # pragma: no cover - a bug in the core or in a logger
             if self._interrupt is None:
                 self._interrupt = exc
             self.dispatch.stopping = True
             if self._scope is not None:
                 self._scope.cancel()
+        finally:
+            self._draining = False
+
+    def _catch_up(self) -> None:
+        """Act on reports the threads made before what the trio side is about to emit.
+
+        Keeps events in the order things happened: a thread's ``wave.started``
+        before a trio task's ``task.started`` in that wave, a thread task's
+        ``task.started`` before its timeout.
+        """
+        threads = self._threads
+        if threads is not None and threads.reports:
+            self.drain()
 
     def _act_on(self, reports: list[tuple[Any, ...]]) -> None:
         plan, events = self.plan, self.events
@@ -619,7 +655,7 @@ class RunCore:
         if self.deadlines.stale:
             self.deadlines.aim()
         if self.dispatch.remaining == 0:
-            self._finished.set()
+            self._all_done.set()
 
     def _stop_threads(self) -> None:
         """The run is ending early: start nothing more; abandon what worker threads still run."""
@@ -642,8 +678,9 @@ class RunCore:
                 reports = threads.take_reports()
             else:
                 reports = []
-        # Failures that were reported but not yet acted on still count as failures.
-        self._act_on([r for r in reports if r[0] in ("failed", "completed", "waves")])
+        # What was reported but not yet acted on still counts (events, failures);
+        # only hand-offs to trio are moot now.
+        self._act_on([r for r in reports if r[0] != "start"])
         for entry in cancelled:
             task_id = self.plan.tasks[entry.task].task_id
             wave = self.plan.wave_of[entry.task]
@@ -713,7 +750,7 @@ class RunCore:
         self.launch(starts)
         try:
             if dispatch.remaining:
-                await self._finished.wait()
+                await self._all_done.wait()
         finally:
             self._stop_threads()
             nursery.cancel_scope.cancel()  # the watchdog, progress and parked workers
@@ -786,7 +823,7 @@ class RunCore:
 
 
 def _priorities(plan: RunPlan, mode: str, wave_optimization: bool) -> list[float]:
-    """Ready-heap keys (smaller runs first); ties fall back to insertion order."""
+    """Per task, how urgent it is (higher runs first); ties fall back to insertion order."""
     tasks = plan.tasks
     if mode == "eager":
         # Longest remaining path including the task itself, computed in
@@ -797,9 +834,9 @@ def _priorities(plan: RunPlan, mode: str, wave_optimization: bool) -> list[float
             for i in wave:
                 if dependents[i]:
                     remaining[i] += max(remaining[j] for j in dependents[i])
-        return [-r for r in remaining]
+        return remaining
     if wave_optimization:
-        return [-t.estimated_duration for t in tasks]
+        return [t.estimated_duration for t in tasks]
     return [0.0] * len(tasks)
 
 

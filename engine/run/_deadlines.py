@@ -73,19 +73,18 @@ class Deadlines:
     def aim(self) -> None:
         """Re-aim the watchdog at a deadline published before its target (trio thread)."""
         with self._lock:
-            target = min(self.target, self._published)
+            self._set_target(min(self.target, self._published))
             self._published = math.inf
             self.stale = False
-        self._set_target(target)
 
     def retarget(self) -> None:
         """Aim at the earliest deadline of an attempt still on the clock (trio thread)."""
-        with self._lock:
+        with self._lock:  # under the lock: a worker's arm() compares against this target
             self._published = math.inf
             self.stale = False
             target = self._earliest()
-        if target != self.target:
-            self._set_target(target)
+            if target != self.target:
+                self._set_target(target)
 
     def _earliest(self) -> float:
         token, deadline = self.token, self.deadline
@@ -116,7 +115,6 @@ class Deadlines:
                         token[slot] = -token[slot]
                 self._published = math.inf
                 self.stale = False
-                target = self._earliest()
-            self._set_target(target)
+                self._set_target(self._earliest())
             for slot, fired_token in fired:
                 expired(slot, fired_token)

@@ -10,7 +10,10 @@ How work moves:
 * A task becomes *ready* when its dependencies have completed (``eager``) or
   its wave is released (``waves``: wave k+1 is released when every task of
   wave k has finished). Ready tasks wait in one heap ordered by priority
-  (longest remaining path first in eager mode), whatever runs them.
+  (longest remaining path first in eager mode), whatever runs them; when
+  every task has the same priority, a FIFO queue of plain indices does the
+  same job for less (no tuple per ready task: a million ready tasks cost a
+  million list slots, not a million tuples).
 * :meth:`take` hands out ready tasks while slots are free: each gets a slot
   number (a heap of free slots, so traces show one track per slot) and, all or
   nothing, the resources it needs; one that cannot get its resources waits
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import heapq
 import threading
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -50,12 +54,14 @@ class Dispatch:
         "blocked",
         "dependents",
         "eager",
+        "fifo",
         "free",
         "lock",
         "needs",
         "next_wave",
         "pending",
         "priority",
+        "queue",
         "ready",
         "remaining",
         "status",
@@ -70,7 +76,7 @@ class Dispatch:
         plan: RunPlan,
         *,
         eager: bool,
-        priority: Sequence[float],
+        priority: Sequence[float],  # per task: higher runs first
         slots: int,
         status: list[TaskStatus],
     ) -> None:
@@ -81,7 +87,10 @@ class Dispatch:
         self.dependents = plan.dependents
         self.wave_of = plan.wave_of
         self.waves = plan.waves
-        self.ready: list[tuple[float, int]] = []
+        # All priorities equal (no estimates): first ready, first served.
+        self.fifo = len(set(priority)) <= 1
+        self.ready: list[tuple[float, int]] = []  # the heap (not fifo)
+        self.queue: deque[int] = deque()  # the FIFO (fifo)
         self.free = list(range(slots))  # a sorted list is a valid heap
         self.needs = plan.resources
         self.available = dict(plan.capacities)
@@ -95,30 +104,37 @@ class Dispatch:
     def release_initial(self) -> list[int]:
         """Make the first work ready; returns the waves that ended empty (waves mode)."""
         if self.eager:
-            ready = self.ready
-            priority = self.priority
-            for i, count in enumerate(self.pending):
-                if count == 0:
-                    ready.append((priority[i], i))
-            heapq.heapify(ready)
+            roots = [i for i, count in enumerate(self.pending) if count == 0]
+            if self.fifo:
+                self.queue.extend(roots)
+            else:
+                priority = self.priority
+                self.ready = [(-priority[i], i) for i in roots]
+                heapq.heapify(self.ready)
             return []
         return self._release_waves()
 
     def push(self, i: int) -> None:
         """Task ``i`` is ready (again, for a retry)."""
-        heapq.heappush(self.ready, (self.priority[i], i))
+        if self.fifo:
+            self.queue.append(i)
+        else:
+            heapq.heappush(self.ready, (-self.priority[i], i))  # a min-heap: highest first
 
     def take(self) -> list[tuple[int, int]]:
         """Hand out ready tasks while slots are free: ``(task, slot)`` pairs, best first."""
-        ready, free = self.ready, self.free
+        free = self.free
+        fifo = self.fifo
+        ready = self.queue if fifo else self.ready
         if not ready or not free or self.stopping:
             return []
         needs = self.needs
         taken: list[tuple[int, int]] = []
+        pop = self.queue.popleft
         while ready and free:
-            i = heapq.heappop(ready)[1]
+            i = pop() if fifo else heapq.heappop(self.ready)[1]
             if needs and needs[i] and not self._acquire(needs[i]):
-                self.blocked.append(i)  # back in the heap when resources are released
+                self.blocked.append(i)  # ready again when resources are released
                 continue
             taken.append((i, heapq.heappop(free)))
         return taken
@@ -131,7 +147,7 @@ class Dispatch:
                 available[name] += amount
             if self.blocked:
                 for j in self.blocked:
-                    heapq.heappush(self.ready, (self.priority[j], j))
+                    self.push(j)
                 self.blocked.clear()
         heapq.heappush(self.free, slot)
 
@@ -146,11 +162,11 @@ class Dispatch:
         w = self.wave_of[i]
         left = self.wave_left[w] = self.wave_left[w] - 1
         if self.eager:
-            pending, status, ready, priority = self.pending, self.status, self.ready, self.priority
+            pending, status = self.pending, self.status
             for j in self.dependents[i]:
                 count = pending[j] = pending[j] - 1
                 if count == 0 and status[j] is PENDING:
-                    heapq.heappush(ready, (priority[j], j))
+                    self.push(j)
             return [w] if left == 0 else []
         if left == 0 and w < self.next_wave:
             return [w, *self._release_waves()]
@@ -162,7 +178,7 @@ class Dispatch:
         A wave whose tasks were all skipped before it was released is done at
         once, and the next one follows.
         """
-        waves, status, priority, ready = self.waves, self.status, self.priority, self.ready
+        waves, status = self.waves, self.status
         emptied: list[int] = []
         while self.next_wave < len(waves):
             w = self.next_wave
@@ -171,7 +187,7 @@ class Dispatch:
             self.next_wave += 1
             for i in waves[w]:
                 if status[i] is PENDING:
-                    heapq.heappush(ready, (priority[i], i))
+                    self.push(i)
             if self.wave_left[w] > 0:
                 break
             emptied.append(w)

@@ -119,6 +119,11 @@ def _error_text(error: BaseException) -> str:
     return describe_error(error)
 
 
+def _span_ms(start: float, end: float) -> float:
+    """Run-clock seconds to the milliseconds events show."""
+    return (end - start) * 1000.0
+
+
 class RunEvents:
     """Emits one run's events through a structlog logger bound to its ``run_id``.
 
@@ -144,7 +149,7 @@ class RunEvents:
         self.t0 = 0.0
 
     def _ms(self, t: float) -> float:
-        return (t - self.t0) * 1000.0
+        return _span_ms(self.t0, t)
 
     def run_started(
         self, *, total_tasks: int, total_waves: int, mode: str, max_concurrent: int
@@ -172,7 +177,7 @@ class RunEvents:
             "wave.completed",
             wave_number=wave + 1,
             task_count=task_count,
-            duration_ms=0.0 if start is None or end is None else (end - start) * 1000.0,
+            duration_ms=0.0 if start is None or end is None else _span_ms(start, end),
             status=status,
             at_ms=None if end is None else self._ms(end),
         )
@@ -198,7 +203,7 @@ class RunEvents:
             task_id=task_id,
             wave_number=wave + 1,
             attempt=attempt,
-            duration_ms=(end - start) * 1000.0,
+            duration_ms=_span_ms(start, end),
             at_ms=self._ms(end),
         )
 
@@ -210,7 +215,7 @@ class RunEvents:
             task_id=task_id,
             wave_number=wave + 1,
             attempt=attempt,
-            duration_ms=(end - start) * 1000.0,
+            duration_ms=_span_ms(start, end),
             error=_error_text(error),
             exc_info=error,
             at_ms=self._ms(end),
@@ -224,7 +229,7 @@ class RunEvents:
             task_id=task_id,
             wave_number=wave + 1,
             attempt=attempt,
-            duration_ms=(end - start) * 1000.0,
+            duration_ms=_span_ms(start, end),
             error=_error_text(error),
             at_ms=self._ms(end),
         )
@@ -244,7 +249,7 @@ class RunEvents:
             task_id=task_id,
             wave_number=wave + 1,
             attempt=attempt,
-            duration_ms=(end - start) * 1000.0,
+            duration_ms=_span_ms(start, end),
             error=_error_text(error),
             delay=delay_s,
             delay_s=delay_s,
@@ -260,7 +265,7 @@ class RunEvents:
             task_id=task_id,
             wave_number=wave + 1,
             attempt=attempt,
-            duration_ms=None if start is None else (end - start) * 1000.0,
+            duration_ms=None if start is None else _span_ms(start, end),
             at_ms=self._ms(end),
         )
 

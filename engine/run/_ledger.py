@@ -9,12 +9,18 @@ objects; the lists live together here, in one class, with one docstring.
   trio thread or by the worker thread that ran the attempt.
 * ``attempts[i]``: attempts started so far.
 * ``start[i]`` / ``end[i]``: first attempt's start, last attempt's end (run clock, s).
-* ``busy[i]``: seconds spent running, over all attempts.
-* ``cpu[i]``: thread CPU seconds over all attempts that ran in a worker thread.
+* ``busy[i]``: seconds spent running, over the attempts in ``log`` (see
+  :meth:`Ledger.busy_of` for all of them).
+* ``cpu[i]``: thread CPU seconds over the attempts in ``log`` that ran in a
+  worker thread (``first_cpu[i]`` holds that of a first attempt that completed).
 * ``error[i]``: the exception a FAILED (or CANCELLED) task ended with.
 * ``skipped_because[i]``: the failed task that made a SKIPPED one skip.
 * ``results[i]``: the result of a COMPLETED task.
-* ``log``: one :class:`AttemptEntry` per attempt, in the order they ended.
+* ``log``: one :class:`AttemptEntry` per attempt, in the order they ended,
+  except the most common one, a task that completed at its first attempt:
+  that attempt is ``start[i]``, ``end[i]``, ``first_slot[i]`` and
+  ``first_cpu[i]`` (no entry kept per task, so a million tasks do not keep a
+  million tuples).
 * per wave (0-based ``w``): first start, last end, whether it is done, its final status.
 
 Everything is in run-clock seconds and 0-based wave numbers; :meth:`result`
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -76,6 +82,8 @@ class Ledger:
         "cpu",
         "end",
         "error",
+        "first_cpu",
+        "first_slot",
         "log",
         "plan",
         "results",
@@ -102,6 +110,8 @@ class Ledger:
         self.skipped_because: list[str | None] = [None] * n
         self.results: list[Any] = [None] * n
         self.log: list[AttemptEntry] = []
+        self.first_slot = [0] * n
+        self.first_cpu: list[float | None] = [None] * n
         self.wave_start: list[float | None] = [None] * waves
         self.wave_end: list[float | None] = [None] * waves
         self.wave_done = [False] * waves
@@ -125,15 +135,46 @@ class Ledger:
     def ended(self, entry: AttemptEntry) -> None:
         """Book an ended attempt: its log entry, the time it ran, its end."""
         i = entry.task
-        self.log.append(entry)
-        self.busy[i] += entry.end - entry.start
-        if entry.cpu is not None:
-            self.cpu[i] += entry.cpu
+        if entry.attempt == 1 and entry.outcome == "completed":
+            self.first_slot[i] = entry.slot
+            self.first_cpu[i] = entry.cpu
+        else:
+            self.log.append(entry)
+            self.busy[i] += entry.end - entry.start
+            if entry.cpu is not None:
+                self.cpu[i] += entry.cpu
         self.end[i] = entry.end
         w = self.plan.wave_of[i]
         last = self.wave_end[w]
         if last is None or entry.end > last:
             self.wave_end[w] = entry.end
+
+    def busy_of(self, i: int) -> float:
+        """Seconds task ``i`` spent running, over all its attempts."""
+        if self.attempts[i] == 1 and self.status[i] is COMPLETED:
+            start, end = self.start[i], self.end[i]
+            assert start is not None
+            assert end is not None
+            return end - start
+        return self.busy[i]
+
+    def busy_ms(self) -> list[float]:
+        """Per task, milliseconds spent running (built when asked for)."""
+        return [self.busy_of(i) * 1000.0 for i in range(len(self.busy))]
+
+    def completed_first_time(self, i: int, slot: int, end: float, cpu: float | None) -> None:
+        """Book the commonest attempt of all, a first one that completed (no entry kept).
+
+        The same as ``ended(AttemptEntry(i, 1, "completed", start[i], end, slot, None,
+        cpu))``, for the hot path.
+        """
+        self.first_slot[i] = slot
+        self.first_cpu[i] = cpu
+        self.end[i] = end
+        w = self.plan.wave_of[i]
+        last = self.wave_end[w]
+        if last is None or end > last:
+            self.wave_end[w] = end
 
     def wave_final(self, w: int) -> TaskStatus:
         """A wave's status from its tasks': COMPLETED only if all completed, else the worst."""
@@ -213,14 +254,14 @@ class Ledger:
                 task_ids=[plan.tasks[i].task_id for i in wave],
                 status=self.wave_status[w] or self.wave_final(w),
                 created_at=created_at,
-                duration_ms=_span_ms(self.wave_start[w], self.wave_end[w]),
+                duration_ms=_maybe_span_ms(self.wave_start[w], self.wave_end[w]),
                 start_ms=_offset_ms(self.wave_start[w], t0),
                 end_ms=_offset_ms(self.wave_end[w], t0),
             )
             for w, wave in enumerate(plan.waves)
         )
-        wall_ms = (end - t0) * 1000.0
-        sequential_ms = sum(self.busy) * 1000.0
+        wall_ms = _span_ms(t0, end)
+        sequential_ms = sum(map(self.busy_of, range(len(self.busy)))) * 1000.0
         return ExecutionResult(
             execution_id=execution_id,
             total_tasks=len(plan.tasks),
@@ -238,25 +279,40 @@ class Ledger:
             mode=mode,
             max_concurrent=max_concurrent,
             cpu_ms=cpu_s * 1000.0,
-            thread_cpu_ms=sum(self.cpu) * 1000.0,
+            thread_cpu_ms=(sum(self.cpu) + sum(c for c in self.first_cpu if c is not None))
+            * 1000.0,
             state=state,
             task_records_source=functools.partial(self.task_records, t0),
-            critical_path_source=functools.partial(
-                _critical_path, plan, [b * 1000.0 for b in self.busy]
-            ),
+            critical_path_source=functools.partial(_critical_path, plan, self.busy_ms),
         )
 
     def task_records(self, t0: float) -> dict[str, TaskRecord]:
         """The per-task records of a finished run (built when first asked for)."""
         plan = self.plan
         logs: list[list[AttemptRecord]] = [[] for _ in plan.tasks]
+        for i, status in enumerate(self.status):
+            if status is COMPLETED and self.attempts[i] == 1:
+                start, end, cpu = self.start[i], self.end[i], self.first_cpu[i]
+                assert start is not None
+                assert end is not None
+                logs[i].append(
+                    AttemptRecord(
+                        1,
+                        "completed",
+                        _span_ms(t0, start),
+                        _span_ms(t0, end),
+                        self.first_slot[i],
+                        None,
+                        None if cpu is None else cpu * 1000.0,
+                    )
+                )
         for entry in self.log:
             logs[entry.task].append(
                 AttemptRecord(
                     entry.attempt,
                     entry.outcome,
-                    (entry.start - t0) * 1000.0,
-                    (entry.end - t0) * 1000.0,
+                    _span_ms(t0, entry.start),
+                    _span_ms(t0, entry.end),
                     entry.slot,
                     entry.error,
                     None if entry.cpu is None else entry.cpu * 1000.0,
@@ -270,7 +326,7 @@ class Ledger:
                 attempts=self.attempts[i],
                 start_ms=_offset_ms(self.start[i], t0),
                 end_ms=_offset_ms(self.end[i], t0),
-                duration_ms=self.busy[i] * 1000.0,
+                duration_ms=self.busy_of(i) * 1000.0,
                 result=self.results[i] if self.status[i] is COMPLETED else None,
                 error=self.error[i],
                 skipped_because=self.skipped_because[i],
@@ -280,14 +336,19 @@ class Ledger:
         }
 
 
+def _span_ms(start: float, end: float) -> float:
+    """Run-clock seconds to the milliseconds records show (the one conversion)."""
+    return (end - start) * 1000.0
+
+
 def _offset_ms(t: float | None, t0: float) -> float | None:
-    return None if t is None else (t - t0) * 1000.0
+    return None if t is None else _span_ms(t0, t)
 
 
-def _span_ms(start: float | None, end: float | None) -> float | None:
-    return None if start is None or end is None else (end - start) * 1000.0
+def _maybe_span_ms(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else _span_ms(start, end)
 
 
-def _critical_path(plan: RunPlan, durations_ms: Sequence[float]) -> list[str]:
+def _critical_path(plan: RunPlan, durations_ms: Callable[[], list[float]]) -> list[str]:
     """The run's critical path by measured durations (the plan analysis, reused)."""
-    return list(analyze_compiled(plan.compiled, list(durations_ms)).critical_path)
+    return list(analyze_compiled(plan.compiled, durations_ms()).critical_path)

@@ -407,10 +407,15 @@ class DependencyAwareScheduler:
             if spec not in resolved:
                 resolved[spec] = resolve_adapter(spec, task.task_id)
             adapters.append(resolved[spec])
-        # Each adapter owns its rules (what it can call), however it was given.
+        # Each adapter owns its rules (what it can call), however it was given;
+        # an adapter is asked once per executor (tasks added in a loop share one).
+        checked: set[tuple[int, int]] = set()
         for task, adapter in zip(tasks, adapters, strict=True):
             if adapter is not None:
-                adapter.check(task.task_id, task.executor)
+                pair = (id(adapter), id(task.executor))  # both kept alive by the tasks
+                if pair not in checked:
+                    adapter.check(task.task_id, task.executor)
+                    checked.add(pair)
         self._plan = RunPlan(
             tasks=tasks,
             deps=compiled.preds,
@@ -425,8 +430,10 @@ class DependencyAwareScheduler:
             capacities=dict(self.resources),
         )
         self._planned_at = self._changes
+        planned_at = datetime.now()  # one timestamp for the plan, not one call per wave
         self._waves = [
-            Wave(wave_number=w + 1, task_ids=list(wave)) for w, wave in enumerate(waves)
+            Wave(wave_number=w + 1, task_ids=list(wave), created_at=planned_at)
+            for w, wave in enumerate(waves)
         ]
         self._core = None
         return list(self._waves)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import math
+import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ Executor: TypeAlias = Callable[["TaskContext"], Any] | Callable[[dict[str, Any]]
 
 
 _ASYNC_CACHE: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_LAST_ASKED: tuple[object, bool] = (None, False)
 _NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -45,13 +48,20 @@ def is_async_callable(func: object) -> bool:
     ``__call__`` is an ``async def``. Answers are cached per executor, since
     many tasks usually share one.
     """
+    global _LAST_ASKED
+    last_func, last_answer = _LAST_ASKED
+    if func is last_func:  # tasks added in a loop usually share one executor
+        return last_answer
     try:
-        return _ASYNC_CACHE[func]
+        answer = _ASYNC_CACHE[func]
     except (KeyError, TypeError):  # not seen yet, or not weak-referenceable/hashable
-        pass
-    answer = _is_async_callable(func)
-    with contextlib.suppress(TypeError):  # unhashable or not weak-referenceable: no cache
-        _ASYNC_CACHE[func] = answer
+        answer = _is_async_callable(func)
+        with contextlib.suppress(TypeError):  # unhashable or not weak-referenceable: no cache
+            _ASYNC_CACHE[func] = answer
+    if type(func) is types.FunctionType:
+        # A strong reference to one plain function costs nothing; bound methods and
+        # partials are made anew per call site, so keeping one would keep it alive.
+        _LAST_ASKED = (func, answer)
     return answer
 
 
@@ -68,6 +78,8 @@ def check_timeout(task_id: str, timeout: object) -> float | None:
     """Validate a per-attempt timeout (None means no limit)."""
     if timeout is None:
         return None
+    if type(timeout) is float and 0 < timeout < math.inf:  # the common case, at once
+        return timeout
     owner = f"task {task_id!r}"
     check_type("timeout_seconds", timeout, (int, float), owner=owner, expected="a number or None")
     return float(check_number("timeout_seconds", timeout, above=0, owner=owner))
@@ -75,6 +87,8 @@ def check_timeout(task_id: str, timeout: object) -> float | None:
 
 def check_retry_count(task_id: str, retry_count: object) -> int:
     """Validate the number of extra attempts."""
+    if type(retry_count) is int and retry_count >= 0:
+        return retry_count
     return check_int("retry_count", retry_count, minimum=0, owner=f"task {task_id!r}")
 
 
@@ -176,14 +190,14 @@ class Task(Dumpable):
                 task_id,
                 f"Executor for task {task_id!r} must be callable, got {type(executor).__name__}",
             )
-        owner = f"task {task_id!r}"
         if metadata is None:
-            metadata = _NO_METADATA
+            metadata, estimate = _NO_METADATA, 1.0
         else:
+            owner = f"task {task_id!r}"
             check_type("metadata", metadata, Mapping, owner=owner, expected="a mapping")
-        estimate = estimated_duration(task_id, metadata)
+            estimate = estimated_duration(task_id, metadata)
         if retry_policy is not None:
-            check_type("retry_policy", retry_policy, RetryPolicy, owner=owner)
+            check_type("retry_policy", retry_policy, RetryPolicy, owner=f"task {task_id!r}")
         return cls(
             task_id=task_id,
             executor=executor,
@@ -195,7 +209,9 @@ class Task(Dumpable):
             retry_policy=retry_policy,
             is_async=is_async_callable(executor),
             estimated_duration=estimate,
-            resources=tuple(sorted(check_resources(owner, resources).items())),
+            resources=()
+            if resources is None
+            else tuple(sorted(check_resources(f"task {task_id!r}", resources).items())),
         )
 
 

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from dagwave._errors import TaskTimeoutError
-from dagwave.run._ledger import AttemptEntry
-from dagwave.run._records import AttemptOutcome, TaskStatus
+from dagwave.run._ledger import COMPLETED, AttemptEntry
+from dagwave.run._records import AttemptOutcome
 from dagwave.run._tasks import TaskContext
 from dagwave.run._workers import worker_threads
 
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ThreadJob", "ThreadSide"]
 
-COMPLETED = TaskStatus.COMPLETED
 
 
 class ThreadJob:
@@ -157,27 +156,21 @@ class ThreadSide:
         i, slot, attempt, start, token = job.task, job.slot, job.attempt, job.start, job.token
         task = plan.tasks[i]
         results = ledger.results
-        tasks = plan.tasks
-        context = TaskContext(
-            task.task_id,
-            task.metadata,
-            {tasks[d].task_id: results[d] for d in plan.deps[i]},
-            attempt,
-            core.state,
-        )
-        job.context = context
-        if job.abandoned:
-            context.cancelled = True
         cpu_start = time.thread_time()
         error: BaseException | None = None
         value: Any = None
+        context: TaskContext | None = None
         try:
+            # A store that fails here fails the attempt (and never the thread).
+            context = job.context = core.context(i, attempt)
+            if job.abandoned:
+                context.cancelled = True
             value = task.executor(context)
         except BaseException as exc:  # booked below; KeyboardInterrupt too (trio re-raises it)
             error = exc
         cpu = time.thread_time() - cpu_start
         end = self._clock()
-        del context
+        context = None  # the attempt is over: drop it before waiting for the lock
         timeout = task.timeout_seconds
         info = core.events.info
         with dispatch.lock:
@@ -189,7 +182,11 @@ class ThreadSide:
                     deadlines.disarm(slot, token) and end - start <= timeout
                 )
                 if error is None and in_time:
-                    ledger.ended(AttemptEntry(i, attempt, "completed", start, end, slot, None, cpu))
+                    if attempt == 1:
+                        ledger.completed_first_time(i, slot, end, cpu)
+                    else:
+                        entry = AttemptEntry(i, attempt, "completed", start, end, slot, None, cpu)
+                        ledger.ended(entry)
                     ledger.status[i] = COMPLETED
                     results[i] = value
                     waves = dispatch.done(i)
@@ -201,7 +198,8 @@ class ThreadSide:
                             reports.append(("waves", closed))
                 else:
                     outcome: AttemptOutcome
-                    if in_time:
+                    if in_time or not isinstance(error, Exception | None):
+                        # KeyboardInterrupt / SystemExit stay themselves, late or not.
                         outcome = "failed"
                     else:  # past its deadline: the watchdog's, or returned late before it fired
                         assert timeout is not None

@@ -16,7 +16,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-__all__ = ["IDLE_TIMEOUT", "WorkerThreads", "worker_threads"]
+__all__ = ["IDLE_TIMEOUT", "WorkerThreads", "run_in_worker_thread", "worker_threads"]
 
 #: How long an idle worker thread waits for a job before it exits (seconds).
 IDLE_TIMEOUT = 10.0
@@ -72,3 +72,15 @@ _WORKERS = WorkerThreads()
 def worker_threads() -> WorkerThreads:
     """The process-wide worker threads."""
     return _WORKERS
+
+
+def run_in_worker_thread(job: Callable[[], object]) -> None:
+    """Run ``job()`` soon in one of dagwave's warm, process-wide worker threads.
+
+    The threads the run core runs blocking tasks in, for adapters that run
+    calls in threads of their own making (as ``trio.lowlevel.start_thread_soon``
+    is for trio): a thread is reused as soon as its job returns and exits after
+    ten idle seconds. ``job`` must not raise (nobody would hear of it) and
+    must hand its outcome back itself, e.g. with ``TrioToken.run_sync_soon``.
+    """
+    _WORKERS.submit(job)
