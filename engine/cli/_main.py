@@ -264,8 +264,11 @@ def _load_scheduler(args: argparse.Namespace, logger: Any = None) -> Any:
 
 
 def _failure_lines(task_id: str, error: BaseException) -> list[str]:
-    """``task: Type: message``, then why, indented: a command's last lines of stderr or
-    the last frames of the traceback (see :func:`~dagwave._errors.describe_failure`)."""
+    """``task: Type: message``, then why it failed, indented.
+
+    Why is a command's last lines of stderr or the last frames of the
+    traceback (see :func:`~dagwave._errors.describe_failure`).
+    """
     first, *rest = describe_error(error).splitlines() or [""]
     why = describe_failure(error).splitlines() or rest
     return [f"  {task_id}: {first}", *(f"    {line}" for line in why)]
