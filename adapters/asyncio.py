@@ -30,6 +30,21 @@ from dagwave import Adapter, Invocation
 __all__ = ["AsyncioAdapter"]
 
 
+async def _captured(func: Callable[..., Any], context: Any) -> outcome.Outcome[Any]:
+    """The executor's result, or its ``SystemExit`` / ``KeyboardInterrupt``, as an outcome.
+
+    asyncio re-raises those two out of the loop itself (ending the private
+    loop's thread, or the host's ``asyncio.run``) and never runs the task's
+    done callback, so the trio side would wait forever: they are caught here
+    and handed to trio as the attempt's error. Other exceptions, and
+    cancellation, stay the asyncio task's own.
+    """
+    try:
+        return outcome.Value(await func(context))
+    except (KeyboardInterrupt, SystemExit) as exc:
+        return outcome.Error(exc)
+
+
 class _LoopRunner:
     """Runs invocations as tasks of one asyncio loop, from trio."""
 
@@ -57,7 +72,7 @@ class _LoopRunner:
             elif (error := future.exception()) is not None:
                 trio.lowlevel.reschedule(task, outcome.Error(error))
             else:
-                trio.lowlevel.reschedule(task, outcome.Value(future.result()))
+                trio.lowlevel.reschedule(task, future.result())
 
         def start() -> None:  # on the asyncio loop
             if state["raise_cancel"] is not None:
@@ -65,7 +80,7 @@ class _LoopRunner:
                     lambda: trio.lowlevel.reschedule(task, outcome.capture(state["raise_cancel"]))
                 )
                 return
-            future = asyncio.ensure_future(invocation.func(invocation.context))
+            future = asyncio.ensure_future(_captured(invocation.func, invocation.context))
             state["future"] = future
             future.add_done_callback(finished)
 

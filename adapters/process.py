@@ -11,7 +11,9 @@ anything runs) and a plain-dict context with ``task_id``, ``task_metadata``,
 ``dependency_results``, ``attempt`` and the shared state's keys at the
 attempt's start. The live ``SharedState`` and the ``cancelled`` flag do not
 cross: a process task returns its result instead of writing shared state. A
-result that cannot be pickled fails the task with a clear error.
+result that cannot be pickled fails the task with a clear error; an exception
+that cannot be pickled fails it with a :class:`~dagwave.StandInError` keeping
+its type name, message and traceback text.
 
 A timeout or cancellation kills the worker process (SIGKILL), so the call
 really stops.
@@ -27,7 +29,7 @@ from typing import Any
 import trio
 import trio_parallel
 
-from dagwave import Adapter, Invocation
+from dagwave import Adapter, Invocation, StandInError
 from dagwave._checks import check_int
 
 __all__ = ["ProcessAdapter", "check_picklable", "plain_context"]
@@ -49,9 +51,47 @@ def check_picklable(task_id: str, func: Callable[..., Any]) -> None:
         ) from None
 
 
+def _survives_pickle(error: BaseException) -> bool:
+    """Whether ``error`` and the exceptions chained to it pickle and unpickle.
+
+    trio-parallel sends the chain (``__cause__``, ``__context__``) along with
+    the traceback, so one bad link loses the whole outcome.
+    """
+    seen: set[int] = set()
+    chain: list[BaseException | None] = [error]
+    while chain:
+        link = chain.pop()
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        try:
+            pickle.loads(pickle.dumps(link))
+        except Exception:
+            return False
+        chain += [link.__cause__, link.__context__]
+    return True
+
+
 def _call(func: Callable[..., Any], context: dict[str, Any]) -> Any:
-    """Runs in the worker process: call, and make sure the result can travel back."""
-    result = func(context)
+    """Runs in the worker process: call, and make sure the outcome can travel back.
+
+    An exception that would not survive the trip (it holds a lock; its class
+    cannot be rebuilt from its args) would arrive as pickle's own TypeError,
+    hiding the failure: it travels as a :class:`StandInError` with its type
+    name, message and traceback text instead.
+    """
+    try:
+        result = func(context)
+    except Exception as exc:
+        if _survives_pickle(exc):
+            raise
+        stand_in = StandInError.of(exc)
+    else:
+        return _checked_result(context, result)
+    raise stand_in  # outside the except block: no unpicklable __context__ rides along
+
+
+def _checked_result(context: dict[str, Any], result: Any) -> Any:
     try:
         pickle.dumps(result)
     except Exception as exc:

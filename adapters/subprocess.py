@@ -10,7 +10,7 @@ each are kept), and waits for it to exit:
   ``stdout``, ``stderr``);
 * any other status (with ``check=True``, the default): the task fails with
   :class:`CommandError`, whose message shows the command and the last lines of
-  its stderr;
+  its stderr (also kept as ``output_tail``);
 * a timeout or cancellation kills the whole process group (the command and
   everything it started), first with SIGTERM, then, after ``kill_grace``
   seconds, with SIGKILL, so nothing is left running.
@@ -63,12 +63,15 @@ class CommandError(SchedulerError):
 
     Attributes:
         result: the :class:`CommandResult` (exit status and output tails).
+        output_tail: the last ``tail_lines`` lines of its stderr (what the
+            command line summary and the HTML report show for the task).
     """
 
     def __init__(self, result: CommandResult, tail_lines: int = 10) -> None:
         self.result = result
         shown = result.args if isinstance(result.args, str) else shlex.join(result.args)
         tail = result.stderr.rstrip().splitlines()[-tail_lines:]
+        self.output_tail = "\n".join(tail)
         if result.returncode < 0:
             how = f"was killed by signal {-result.returncode}"
         else:

@@ -11,23 +11,34 @@ attributes (``.task_id``, ``.cycle_path``, ...); the message is for people.
 
 from __future__ import annotations
 
+import os
+import traceback
 from collections.abc import Mapping, Sequence
+from typing import Self
 
 __all__ = [
     "CircularDependencyError",
     "InvalidTaskError",
     "SchedulerError",
     "SchedulingTimeoutError",
+    "StandInError",
     "StateError",
     "StateKeyError",
     "StateRollbackError",
     "StateVersionError",
+    "TaskExit",
     "TaskNotFoundError",
     "TaskTimeoutError",
     "WaveExecutionError",
     "describe_error",
+    "describe_failure",
+    "describe_traceback",
     "writable_text",
 ]
+
+
+# How a traceback line of a frame in dagwave's own files starts (adapters included).
+_OWN_FRAME = '  File "' + os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def writable_text(text: str) -> str:
@@ -63,10 +74,20 @@ def describe_error(error: BaseException) -> str:
     Returns:
         One string, e.g. ``"ValueError: bad row 3"``.
     """
+    if isinstance(error, StandInError):
+        return writable_text(f"{error.type_name}: {error.message}")
+    return writable_text(f"{_type_name(error)}: {_message(error)}")
+
+
+def _type_name(error: BaseException) -> str:
     try:
-        name = str.__str__(type(error).__name__)
+        return str.__str__(type(error).__name__)
     except Exception:  # a metaclass with a broken __name__
-        name = "<exception>"
+        return "<exception>"
+
+
+def _message(error: BaseException) -> str:
+    """``str(error)``, else its ``repr``, else a note; never raises."""
     for form in (str, repr):
         try:
             text = form(error)
@@ -74,8 +95,74 @@ def describe_error(error: BaseException) -> str:
             continue
         # str() and repr() only return str; a subclass of it could still
         # misbehave when formatted, so take a plain copy.
-        return writable_text(f"{name}: {str.__str__(text)}")
-    return f"{name}: (the message could not be formatted)"
+        return str.__str__(text)
+    return "(the message could not be formatted)"
+
+
+def _traceback_text(error: BaseException) -> str:
+    """The whole formatted traceback of ``error`` (chained causes included); never raises."""
+    if isinstance(error, StandInError):
+        return error.traceback_text
+    try:
+        return "".join(traceback.format_exception(error))
+    except Exception:  # a broken __str__ is handled by traceback; anything else is not
+        return ""
+
+
+def describe_traceback(error: BaseException, frames: int = 3) -> str:
+    """The last ``frames`` frames of ``error``'s traceback and its closing lines; never raises.
+
+    What a person needs to see why a task failed: the innermost frames of
+    the exception itself (not of the ones it chained), leaving out the frames
+    above the task's code (dagwave's, and those of a worker process's entry
+    point), then the ``Type: message`` line. For a
+    :class:`StandInError`, the traceback text it carries is cut the same way.
+
+    Args:
+        error: the exception.
+        frames: how many of the innermost frames to keep (>= 1).
+
+    Returns:
+        Lines of text (no trailing newline); ``""`` when ``error`` has no
+        traceback (it was never raised, or lost it crossing a process).
+    """
+    lines = _traceback_text(error).rstrip("\n").splitlines()
+    heads = [i for i, line in enumerate(lines) if line == "Traceback (most recent call last):"]
+    last_block = heads[-1] + 1 if heads else 0  # the exception itself, not what it chained
+    starts = [i for i in range(last_block, len(lines)) if lines[i].startswith('  File "')]
+    if not starts:
+        return ""
+    # The task's code starts below the last of dagwave's own frames (the run
+    # core, an adapter, a worker's entry point) that calls into other code.
+    own = [lines[i].startswith(_OWN_FRAME) for i in starts]
+    cut = max((n + 1 for n in range(len(starts) - 1) if own[n] and not own[n + 1]), default=0)
+    theirs = starts[cut:]
+    return writable_text("\n".join(lines[theirs[-min(frames, len(theirs))] :]))
+
+
+def describe_failure(error: BaseException, frames: int = 3) -> str:
+    """What shows why a task failed, beyond ``Type: message``; never raises.
+
+    An exception that carries the output of the command that failed (an
+    ``output_tail`` attribute holding a ``str``, as
+    ``dagwave.adapters.subprocess.CommandError`` does) gives that output: its
+    traceback would only show dagwave's own frames. Any other gives the last
+    frames of its traceback (:func:`describe_traceback`).
+
+    Args:
+        error: the exception that failed the task.
+        frames: how many of the innermost frames to keep.
+
+    Returns:
+        Lines of text (no trailing newline); ``""`` when there is nothing to show.
+    """
+    try:
+        output = getattr(error, "output_tail", None)
+    except Exception:  # user code: a property or __getattr__ may raise
+        output = None
+    if isinstance(output, str):
+        return writable_text(str.__str__(output).rstrip("\n"))
+    return describe_traceback(error, frames)
 
 
 class SchedulerError(Exception):
@@ -188,6 +275,70 @@ class WaveExecutionError(SchedulerError):
         if self.skipped:
             msg += f" ({len(self.skipped)} dependent task(s) skipped)"
         super().__init__(msg)
+
+
+class StandInError(SchedulerError):
+    """Stands in for a task's exception that could not be kept as itself.
+
+    An exception raised in a worker process that does not survive pickling
+    (it holds a lock, or its class cannot be rebuilt from its args) comes back
+    as this, as does a pipeline ``call`` task's ``SystemExit`` (see
+    :class:`TaskExit`). It keeps what a person needs, and
+    :func:`describe_error` shows it as the original ``Type: message``.
+
+    Attributes:
+        type_name: the original exception's type name (``"ValueError"``).
+        message: its message (``str()``, or ``repr()`` when that failed).
+        traceback_text: its formatted traceback, as ``traceback.format_exception`` gives.
+    """
+
+    def __init__(self, type_name: str, message: str, traceback_text: str = "") -> None:
+        self.type_name = type_name
+        self.message = message
+        self.traceback_text = traceback_text
+        super().__init__(type_name, message, traceback_text)  # args rebuild it when unpickled
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"
+
+    @classmethod
+    def of(cls, error: BaseException) -> Self:
+        """A stand-in keeping ``error``'s type name, message and traceback text; never raises.
+
+        Args:
+            error: the exception to describe (with its ``__traceback__``, if raised).
+
+        Returns:
+            An instance of ``cls``, which pickles with plain pickle.
+        """
+        return cls(
+            _type_name(error), writable_text(_message(error)), writable_text(_traceback_text(error))
+        )
+
+
+class TaskExit(StandInError):
+    """A pipeline ``call`` task called ``sys.exit()`` (raised ``SystemExit``).
+
+    In a pipeline file a script's ``main()`` ending in ``sys.exit(0)`` fails
+    only its task, and the task is never retried: exiting was its choice.
+    (Through the Python API a task's ``SystemExit`` still cancels the run
+    and propagates.) Its message is the exit code: ``"SystemExit: 0"``.
+    """
+
+    @classmethod
+    def of(cls, error: BaseException) -> Self:
+        """A TaskExit for ``error`` (a ``SystemExit``); ``sys.exit()`` reads ``SystemExit: None``.
+
+        Args:
+            error: the ``SystemExit`` the task raised.
+
+        Returns:
+            The TaskExit.
+        """
+        stand_in = super().of(error)
+        if isinstance(error, SystemExit) and error.code is None:  # str() of it is ""
+            return cls(stand_in.type_name, "None", stand_in.traceback_text)
+        return stand_in
 
 
 class StateError(SchedulerError):

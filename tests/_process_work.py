@@ -38,3 +38,33 @@ def count(context: dict[str, Any]) -> int:
     for i in range(context["task_metadata"]["n"]):
         total += i * i
     return total
+
+
+class LockedError(Exception):
+    """An exception holding a lock: it cannot be pickled."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+class KeywordError(Exception):
+    """Pickles, but cannot be rebuilt from its args (a required keyword)."""
+
+    def __init__(self, *, code: int) -> None:
+        super().__init__(f"code {code}")
+
+
+def fail_holding_lock(context: dict[str, Any]) -> None:
+    raise LockedError(f"stuck in {context['task_id']}")
+
+
+def fail_needing_keyword(context: dict[str, Any]) -> None:
+    raise KeywordError(code=7)
+
+
+def fail_while_handling_locked(context: dict[str, Any]) -> None:
+    try:
+        raise LockedError("first")
+    except LockedError:
+        raise ValueError("second") from None

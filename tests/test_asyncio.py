@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 import pytest
+import trio
 
 from dagwave import (
     DependencyAwareScheduler,
@@ -20,6 +21,8 @@ from dagwave import (
     TaskTimeoutError,
     ThreadSafeState,
 )
+
+WAIT = 10.0  # a bound on a wait that ends at once when the code is right
 
 
 async def parse(context: dict[str, Any]) -> dict[str, str]:
@@ -222,3 +225,34 @@ async def test_asyncio_adapter_under_trio_timeout_cancels_the_task() -> None:
     result = await s.execute()
     assert isinstance(result.tasks["slow"].error, TaskTimeoutError)
     assert slow.cancelled
+
+
+async def exits(context: Any) -> None:
+    await asyncio.sleep(0)
+    raise SystemExit(4)
+
+
+async def test_system_exit_in_an_asyncio_task_under_trio_ends_the_run_without_hanging() -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("exits", exits, adapter="asyncio")
+    s.schedule()
+    with trio.fail_after(WAIT), pytest.raises(SystemExit) as caught:  # a bound, not a pause
+        await s.execute()
+    assert caught.value.code == 4
+    assert s.last_result is not None
+    assert s.last_result.tasks["exits"].status is TaskStatus.FAILED
+    assert not [t for t in threading.enumerate() if t.name == "dagwave-asyncio"]
+
+
+def test_system_exit_in_an_asyncio_task_under_asyncio_run_propagates() -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("exits", exits)
+
+    async def main() -> ExecutionResult:
+        s.schedule()
+        return await asyncio.wait_for(s.execute(), WAIT)
+
+    with pytest.raises(SystemExit):
+        run(main)
+    assert s.last_result is not None
+    assert s.last_result.tasks["exits"].status is TaskStatus.FAILED

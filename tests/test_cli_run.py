@@ -15,6 +15,7 @@ import pytest
 from tests._helpers import dagwave_command
 
 STEPS = """
+import sys
 import time
 import trio
 
@@ -28,8 +29,26 @@ def crunch(ctx):
 def boom(ctx):
     raise RuntimeError("boom")
 
+def parse_row(row):
+    return int(row)
+
+def convert(rows):
+    return list(map(parse_row, rows))
+
+def parse(ctx):
+    return convert(["1", "x"])
+
 def hang(ctx):
     time.sleep(60)
+
+def exit_zero(ctx):
+    sys.exit(0)
+
+async def exit_three(ctx):
+    sys.exit(3)
+
+def exit_bare(ctx):
+    sys.exit()
 """
 
 GOOD = """
@@ -83,6 +102,68 @@ def test_failure_exits_1_and_names_the_cause(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "bad: RuntimeError: boom" in proc.stdout
     assert "skipped: after (after bad)" in proc.stdout
+
+
+@pytest.mark.parametrize("adapter", [None, "process"])
+def test_failures_say_why_in_the_summary_and_the_report(
+    tmp_path: Path, adapter: str | None
+) -> None:
+    where = "" if adapter is None else f'adapter = "{adapter}"\n'
+    pipeline = (
+        f'[tasks.parse]\ncall = "steps:parse"\n{where}'
+        '\n[tasks.shell]\ncmd = "echo out; for i in 1 2 3 4 5 6 7 8 9 10 11 12; '
+        'do echo err$i >&2; done; exit 4"\n'
+    )
+    report = tmp_path / "run.html"
+    proc = dagwave("run", str(write(tmp_path, pipeline)), "--report", str(report))
+    assert proc.returncode == 1, proc.stderr
+    failures = proc.stdout.split("failures:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    steps = str(tmp_path / "steps.py")
+    # the call task: its innermost frames (none of dagwave's), then the error line
+    assert failures[0] == "  parse: ValueError: invalid literal for int() with base 10: 'x'"
+    frames = [line for line in failures if line.startswith('      File "')]
+    assert [line.rsplit(", in ", 1)[1] for line in frames] == ["parse", "convert", "parse_row"]
+    assert all(line.startswith(f'      File "{steps}", line ') for line in frames)
+    assert "        return int(row)" in failures
+    assert "    ValueError: invalid literal for int() with base 10: 'x'" in failures
+    # the cmd task: its last 10 lines of stderr, once
+    shell = failures[failures.index(next(f for f in failures if f.startswith("  shell: "))) :]
+    assert shell[0].startswith("  shell: CommandError: Command ")
+    assert shell[0].endswith("exited with status 4; last lines of stderr:")
+    assert shell[1:] == [f"    err{i}" for i in range(3, 13)]
+    html = report.read_text()
+    assert f'<pre class="why">  File &quot;{steps}&quot;, line ' in html
+    assert "    return int(row)\n" in html
+    assert '<pre class="why">err3\nerr4\n' in html
+
+
+@pytest.mark.parametrize(
+    ("call", "adapter", "error"),
+    [
+        ("steps:exit_zero", None, "SystemExit: 0"),  # a worker thread
+        ("steps:exit_three", None, "SystemExit: 3"),  # async, in trio
+        ("steps:exit_three", "asyncio", "SystemExit: 3"),
+        ("steps:exit_bare", None, "SystemExit: None"),
+        ("steps:exit_zero", "process", "SystemExit: 0"),
+    ],
+)
+def test_sys_exit_in_a_call_task_fails_that_task_only(
+    tmp_path: Path, call: str, adapter: str | None, error: str
+) -> None:
+    where = "" if adapter is None else f'adapter = "{adapter}"\n'
+    pipeline = (
+        GOOD
+        + f'\n[tasks.quits]\ncall = "{call}"\n{where}retries = 2\n'
+        + '\n[tasks.after]\ncall = "steps:crunch"\ndeps = ["quits"]\n'
+    )
+    proc = dagwave("run", str(write(tmp_path, pipeline)))
+    assert proc.returncode == 1, proc.stderr
+    assert re.search(r"^quits +FAILED +1 ", proc.stdout, flags=re.M)  # one attempt: no retry
+    assert f"  quits: {error}\n" in proc.stdout
+    assert "skipped: after (after quits)" in proc.stdout
+    assert "3/5 completed, 1 failed, 1 skipped, 0 cancelled" in proc.stdout
+    assert "task.retrying" not in proc.stderr
+    assert (tmp_path / "made.txt").read_text() == "from-shell\n"  # the rest of the run went on
 
 
 @pytest.mark.parametrize(

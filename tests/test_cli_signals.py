@@ -7,12 +7,13 @@ pids that nothing outlives dagwave.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -54,12 +55,13 @@ def gone(pid: int) -> bool:
 
 
 def start(
-    tmp_path: Path, ignored: signal.Signals | None = None
+    tmp_path: Path, ignored: signal.Signals | None = None, options: Sequence[str] = ()
 ) -> tuple[subprocess.Popen[str], list[int]]:
     """Start ``dagwave run`` and wait until the hanging command and its child run.
 
     ``ignored``: a signal the child starts with ignored, as ``nohup`` does for
-    SIGHUP and a script's background job has it for SIGINT.
+    SIGHUP and a script's background job has it for SIGINT. ``options``: more
+    arguments for ``dagwave run``.
     """
     path = tmp_path / "pipeline.toml"
     path.write_text(PIPELINE)
@@ -69,7 +71,7 @@ def start(
         signal.signal(ignored, signal.SIG_IGN)
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dagwave", "run", str(path)],
+        [sys.executable, "-m", "dagwave", "run", str(path), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -111,6 +113,37 @@ def test_stop_signal_cancels_kills_commands_prints_what_finished(
     lines = out.splitlines()
     assert any(line.split()[:2] == ["quick", "COMPLETED"] for line in lines), out
     assert any(line.split()[:2] == ["hang", "CANCELLED"] for line in lines), out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=str)
+def test_a_stopped_run_still_writes_its_trace_and_report(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    trace, report = tmp_path / "trace.json", tmp_path / "run.html"
+    options = ["--trace", str(trace), "--report", str(report), "--log-format", "json"]
+    proc, pids = start(tmp_path, options=options)
+    try:
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=GIVE_UP_S)
+        assert proc.returncode == 128 + sig, err
+    finally:
+        clean_up(proc, pids)
+    assert err.splitlines()[-1] == f"interrupted ({sig.name})"
+    (completed,) = [
+        event
+        for event in map(json.loads, err.splitlines()[:-1])
+        if event["event"] == "run.completed"
+    ]
+    assert (completed["status"], completed["cancelled_tasks"]) == ("cancelled", 1)
+    attempts = {
+        event["name"]: event["cat"]
+        for event in json.loads(trace.read_text())["traceEvents"]
+        if event["ph"] == "X" and event["cat"] != "wave"
+    }
+    assert attempts == {"quick": "completed", "hang": "cancelled"}
+    html = report.read_text()
+    assert '<tr data-task="quick"><td>quick</td><td style="color:#2e7d32">COMPLETED</td>' in html
+    assert '<tr data-task="hang"><td>hang</td><td style="color:#757575">CANCELLED</td>' in html
 
 
 def test_sighup_ignored_by_nohup_stays_ignored(tmp_path: Path) -> None:

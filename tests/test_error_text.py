@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from typing import Any
 
 import pytest
 import trio
 from structlog.testing import capture_logs
 
-from dagwave import DependencyAwareScheduler, TaskStatus, WaveExecutionError
-from dagwave._errors import describe_error, writable_text
+from dagwave import DependencyAwareScheduler, SharedState, TaskStatus, WaveExecutionError
+from dagwave._errors import (
+    StandInError,
+    describe_error,
+    describe_failure,
+    describe_traceback,
+    writable_text,
+)
 
 # What os.fsdecode makes of a file name that is not UTF-8: a lone surrogate.
 UNDECODABLE = os.fsdecode(b"data-\xff.csv")
@@ -109,3 +116,96 @@ async def test_a_hostile_error_fails_only_its_task_and_every_view_shows_it(
     assert "data-\\udcff.csv" in report or "BadStr(&#x27;x&#x27;)" in report
     with pytest.raises(WaveExecutionError, match="bad: "):
         result.raise_for_failures()
+
+
+# ------------------------------------------------------- tracebacks and stand-ins
+
+
+def _raised(error: BaseException) -> BaseException:
+    def inner() -> None:
+        raise error
+
+    def outer() -> None:
+        inner()
+
+    try:
+        outer()
+    except BaseException as caught:
+        return caught
+    raise AssertionError("unreachable")
+
+
+def test_describe_traceback_keeps_the_innermost_frames_and_the_error_line() -> None:
+    tail = describe_traceback(_raised(ValueError("bad row 3")), frames=2).splitlines()
+    files = [line for line in tail if line.startswith('  File "')]
+    assert [f.rsplit(" in ", 1)[1] for f in files] == ["outer", "inner"]
+    assert tail[-1] == "ValueError: bad row 3"
+
+
+def test_describe_traceback_of_an_exception_never_raised_is_empty() -> None:
+    assert describe_traceback(ValueError("never raised")) == ""
+
+
+def test_describe_traceback_survives_a_broken_str() -> None:
+    last = describe_traceback(_raised(BadStrAndRepr())).splitlines()[-1]
+    assert last.endswith("BadStrAndRepr: <exception str() failed>")
+
+
+def test_a_stand_in_describes_itself_as_the_original_and_pickles() -> None:
+    stand_in = StandInError.of(_raised(BadStr()))
+    again = pickle.loads(pickle.dumps(stand_in))
+    assert (again.type_name, again.traceback_text) == ("BadStr", stand_in.traceback_text)
+    assert describe_error(again) == f"BadStr: {again.message}"
+    assert again.message.startswith("BadStr(")  # str() raised: repr() stands in
+    assert describe_traceback(again, frames=1).splitlines()[0].endswith("in inner")
+
+
+def test_describe_traceback_shows_the_exception_itself_not_what_it_chained() -> None:
+    def fail() -> None:
+        try:
+            raise KeyError("first")
+        except KeyError as exc:
+            raise ValueError("second") from exc
+
+    tail = describe_traceback(_raised_by(fail), frames=5)
+    assert "KeyError" not in tail
+    assert tail.splitlines()[-1] == "ValueError: second"
+
+
+def _raised_by(func: Any) -> BaseException:
+    try:
+        func()
+    except BaseException as caught:
+        return caught
+    raise AssertionError("unreachable")
+
+
+class WithOutput(Exception):
+    output_tail = "make: *** [all] Error 1\n"
+
+
+class BrokenOutput(Exception):
+    @property
+    def output_tail(self) -> str:
+        raise RuntimeError("broken property")
+
+
+def test_describe_failure_prefers_captured_output_to_the_traceback() -> None:
+    assert describe_failure(_raised(WithOutput())) == "make: *** [all] Error 1"
+
+
+def test_describe_failure_falls_back_to_the_traceback() -> None:
+    error = _raised(BrokenOutput("x"))
+    assert describe_failure(error) == describe_traceback(error)
+    assert describe_failure(error).endswith("BrokenOutput: x")
+
+
+def test_describe_traceback_keeps_dagwave_frames_the_tasks_code_called() -> None:
+    def task() -> None:
+        SharedState().get_required("missing")
+
+    tail = describe_traceback(_raised_by(task), frames=2).splitlines()
+    files = [line for line in tail if line.startswith('  File "')]
+    assert files[0].endswith(", in task")
+    assert files[1].endswith(", in get_required")
+    assert tail[-1].startswith("dagwave._errors.StateKeyError: Required state key 'missing'")

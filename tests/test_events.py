@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 from collections import Counter
 from typing import Any
@@ -13,6 +15,7 @@ from structlog.testing import capture_logs
 from trio.testing import MockClock
 
 from dagwave import DependencyAwareScheduler, RetryPolicy
+from dagwave.run._events import configure_logging
 
 END_EVENTS = {"task.completed", "task.failed", "task.retrying", "task.timed_out", "task.cancelled"}
 
@@ -242,3 +245,32 @@ async def test_capture_logs_sees_every_event_of_the_default_logger() -> None:
     assert names["task.started"] == 2
     assert names["task.completed"] == 1
     assert names["task.failed"] == 1
+
+
+def nested_failure(context: Any) -> None:
+    def parse_row() -> None:
+        raise ValueError("bad row 3")
+
+    parse_row()
+
+
+@pytest.mark.parametrize("log_format", ["console", "json"])
+async def test_the_command_lines_log_formats_show_a_failures_traceback(log_format: str) -> None:
+    stream = io.StringIO()
+    configure_logging(log_format, stream)
+    s = DependencyAwareScheduler()
+    s.add_task("bad", nested_failure)
+    s.schedule()
+    await s.execute()
+    text = stream.getvalue()
+    if log_format == "json":
+        (failed,) = [e for e in map(json.loads, text.splitlines()) if e["event"] == "task.failed"]
+        (exception,) = failed["exception"]
+        assert (exception["exc_type"], exception["exc_value"]) == ("ValueError", "bad row 3")
+        assert [f["name"] for f in exception["frames"]][-2:] == ["nested_failure", "parse_row"]
+    else:
+        after = text.split("task.failed", 1)[1]
+        assert "Traceback (most recent call last):" in after
+        assert ", in nested_failure\n" in after
+        assert ", in parse_row\n" in after
+        assert "ValueError: bad row 3" in after

@@ -118,3 +118,31 @@ def test_dot_is_balanced_with_ranks_and_red_critical_edges() -> None:
     assert text.count("rank=same") == 3
     assert '"a" -> "b" [color=red, penwidth=2];' in text
     assert '"a" -> "c";' in text
+
+
+def hostile() -> DependencyAwareScheduler:
+    s = DependencyAwareScheduler()
+    s.add_task('say "hi"', sleeper(1))
+    s.add_task("<img src=x onerror=alert(1)>", sleeper(1), dependencies=['say "hi"'])
+    s.add_task("müll & #quot; `md`", sleeper(1), dependencies=['say "hi"'])
+    s.add_task("bad\udcffname\t", sleeper(1))
+    return s
+
+
+def test_mermaid_labels_escape_quotes_markup_and_entities_but_keep_unicode() -> None:
+    assert hostile().to_mermaid().splitlines()[1:7] == [
+        '  subgraph wave1["wave 1"]',
+        '    n0["say #34;hi#34;"]',
+        '    n3["bad\\udcffname#9;"]',
+        "  end",
+        '  subgraph wave2["wave 2"]',
+        '    n1["#60;img src=x onerror=alert(1)#62;"]',
+    ]
+    assert '    n2["müll #38; #35;quot; #96;md#96;"]' in hostile().to_mermaid()
+
+
+def test_dot_ids_are_utf8_with_quotes_escaped() -> None:
+    text = hostile().to_dot()
+    assert '  "say \\"hi\\"" -> "müll & #quot; `md`";' in text
+    assert '"bad\\udcffname\\t";' in text
+    text.encode("utf-8")  # a lone surrogate never reaches the output

@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 import trio_parallel._proc
 
-from dagwave import DependencyAwareScheduler, SharedState, TaskContext, TaskStatus, TaskTimeoutError
+from dagwave import (
+    DependencyAwareScheduler,
+    SharedState,
+    StandInError,
+    TaskContext,
+    TaskStatus,
+    TaskTimeoutError,
+)
+from dagwave._errors import describe_traceback
 from dagwave.adapters.process import plain_context
 from tests import _process_work as work
 
@@ -89,3 +97,30 @@ async def test_unpicklable_result_fails_the_task_clearly() -> None:
     result = await run(s)
     assert result.tasks["lock"].status is TaskStatus.FAILED
     assert "cannot be sent back from its worker process" in result.task_errors["lock"]
+
+
+@pytest.mark.parametrize(
+    ("executor", "described", "raise_line"),
+    [
+        (work.fail_holding_lock, "LockedError: stuck in t", "raise LockedError("),
+        (work.fail_needing_keyword, "KeywordError: code 7", "raise KeywordError(code=7)"),
+        # pickles itself, but its __context__ (sent along with it) does not
+        (work.fail_while_handling_locked, "ValueError: second", 'raise ValueError("second")'),
+    ],
+)
+async def test_an_exception_that_cannot_travel_back_keeps_type_message_and_traceback(
+    executor: Any, described: str, raise_line: str
+) -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("t", executor, adapter="process")
+    result = await run(s)
+    error = result.tasks["t"].error
+    assert isinstance(error, StandInError)
+    assert result.task_errors["t"] == described
+    assert error.traceback_text.startswith("Traceback (most recent call last):")
+    assert raise_line in error.traceback_text
+    assert error.traceback_text.rstrip().endswith(described)
+    tail = describe_traceback(error, frames=1).splitlines()
+    assert tail[0].startswith('  File "')
+    assert tail[0].endswith(f"in {executor.__name__}")
+    assert tail[-1].endswith(described)  # "tests._process_work.LockedError: ..."

@@ -105,11 +105,18 @@ async def test_blocking_tasks_hold_resources_from_threads() -> None:
     assert usage.peak["disk"] <= 3
 
 
-def test_unknown_resource_is_refused_before_the_run() -> None:
-    s = DependencyAwareScheduler(resources={"db": 1})
-    s.add_task("a", lambda ctx: None, resources={"dbb": 1})
-    with pytest.raises(ValueError, match=r"Task 'a' needs unknown resource 'dbb'"):
+@pytest.mark.parametrize(
+    ("asked", "hint"),
+    [("dbb", "; did you mean 'db'?"), ("GPU", "; did you mean 'gpu'?"), ("network", "")],
+)
+def test_unknown_resource_is_refused_before_the_run(asked: str, hint: str) -> None:
+    s = DependencyAwareScheduler(resources={"db": 1, "gpu": 1})
+    s.add_task("a", lambda ctx: None, resources={asked: 1})
+    with pytest.raises(ValueError, match="unknown resource") as caught:
         s.schedule()
+    assert str(caught.value) == (
+        f"Task 'a' needs unknown resource {asked!r} (the scheduler's resources: db, gpu){hint}"
+    )
 
 
 def test_request_above_capacity_is_refused_before_the_run() -> None:

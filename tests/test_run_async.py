@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -290,6 +291,39 @@ async def test_retries_with_exponential_backoff(autojump_clock: MockClock) -> No
     assert [a.outcome for a in rec.attempt_log] == ["failed", "failed", "completed"]
 
 
+@pytest.mark.parametrize(
+    ("policy", "failed_attempt", "expected"),
+    [
+        (RetryPolicy(jitter=0), 1_025, 30.0),
+        (RetryPolicy(jitter=0), 10**9, 30.0),
+        (RetryPolicy(multiplier=3, max_delay=1e9, jitter=0), 5_000, 1e9),
+        (RetryPolicy(initial_delay=0), 10**6, 0.0),
+        (RetryPolicy(max_delay=float("inf"), jitter=0), 2_000, float("inf")),
+        (RetryPolicy(initial_delay=1e-300, multiplier=10, max_delay=1e20, jitter=0), 311, 1e10),
+    ],
+)
+def test_retry_delay_is_capped_without_overflow(
+    policy: RetryPolicy, failed_attempt: int, expected: float
+) -> None:
+    assert policy.delay(failed_attempt, 0.0) == pytest.approx(expected)
+
+
+async def test_a_thousand_retries_wait_max_delay_each(autojump_clock: MockClock) -> None:
+    calls: list[float] = []
+
+    async def always(context: Any) -> None:
+        calls.append(trio.current_time())
+        raise ConnectionError("down")
+
+    s = DependencyAwareScheduler(retry_policy=RetryPolicy(initial_delay=1, max_delay=5, jitter=0))
+    s.add_task("a", always, retry_count=1_100)
+    result = await run_scheduler(s)
+    assert (result.tasks["a"].status, result.tasks["a"].attempts) == (TaskStatus.FAILED, 1_101)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(calls)]
+    assert gaps[:4] == pytest.approx([1, 2, 4, 5])
+    assert gaps[1_020:] == pytest.approx([5] * 80)
+
+
 async def test_per_task_retry_policy_overrides_scheduler(autojump_clock: MockClock) -> None:
     calls: list[float] = []
 
@@ -332,18 +366,21 @@ async def test_timeouts_are_retried_per_attempt(autojump_clock: MockClock) -> No
     assert [a.outcome for a in result.tasks["a"].attempt_log] == ["timed_out", "completed"]
 
 
-async def test_keyboard_interrupt_is_never_retried(autojump_clock: MockClock) -> None:
+@pytest.mark.parametrize("interrupt_type", [KeyboardInterrupt, SystemExit])
+async def test_keyboard_interrupt_and_system_exit_are_never_retried_and_propagate(
+    autojump_clock: MockClock, interrupt_type: type[BaseException]
+) -> None:
     calls = 0
 
     async def interrupt(context: Any) -> None:
         nonlocal calls
         calls += 1
-        raise KeyboardInterrupt
+        raise interrupt_type
 
     s = DependencyAwareScheduler()
     s.add_task("a", interrupt, retry_count=5)
     s.schedule()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(interrupt_type):
         await s.execute()
     assert calls == 1
     assert s.last_result is not None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from typing import Any
 
 import pytest
 import trio
+from structlog.testing import capture_logs
 
 from dagwave import (
     DependencyAwareScheduler,
@@ -108,20 +110,25 @@ async def test_blocking_retry_succeeds() -> None:
     assert result.tasks["a"].result == "ok"
 
 
-async def test_blocking_keyboard_interrupt_is_not_retried() -> None:
+@pytest.mark.parametrize("interrupt_type", [KeyboardInterrupt, SystemExit])
+async def test_blocking_keyboard_interrupt_and_system_exit_are_not_retried(
+    interrupt_type: type[BaseException],
+) -> None:
     calls = 0
 
     def interrupt(context: Any) -> None:
         nonlocal calls
         calls += 1
-        raise KeyboardInterrupt
+        raise interrupt_type
 
     s = DependencyAwareScheduler()
     s.add_task("a", interrupt, retry_count=3)
     s.schedule()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(interrupt_type):
         await s.execute()
     assert calls == 1
+    assert s.last_result is not None
+    assert s.last_result.tasks["a"].status is TaskStatus.FAILED
 
 
 async def test_blocking_timeout_abandons_thread_and_keeps_its_slot(autojump_clock: Any) -> None:
@@ -335,6 +342,34 @@ async def test_blocking_task_events_are_emitted_from_the_trio_thread() -> None:
     result = await run_scheduler(s)
     assert threads == {main}
     assert main not in set(result.task_results.values())
+
+
+def test_ctrl_c_during_a_run_ends_it_cancelled_with_the_partial_result() -> None:
+    """SIGINT while trio waits (a thread task runs): trio raises KeyboardInterrupt in the run."""
+    release = threading.Event()
+
+    def press_ctrl_c(context: Any) -> None:
+        signal.raise_signal(signal.SIGINT)  # handled in the main thread, by trio
+        release.wait(WAIT)
+
+    s = DependencyAwareScheduler()
+    s.add_task("first", lambda context: "done")
+    s.add_task("ctrl_c", press_ctrl_c, dependencies=["first"])
+    s.add_task("never", lambda context: None, dependencies=["ctrl_c"])
+    s.schedule()
+    try:
+        with capture_logs() as logs, pytest.raises(KeyboardInterrupt):
+            trio.run(s.execute)
+    finally:
+        release.set()
+    (completed,) = [e for e in logs if e["event"] == "run.completed"]
+    assert completed["status"] == "cancelled"
+    assert s.last_result is not None
+    assert {tid: r.status for tid, r in s.last_result.tasks.items()} == {
+        "first": TaskStatus.COMPLETED,
+        "ctrl_c": TaskStatus.CANCELLED,
+        "never": TaskStatus.CANCELLED,
+    }
 
 
 def test_run_in_worker_thread_runs_a_job_in_a_warm_dagwave_thread() -> None:

@@ -45,6 +45,7 @@ async def test_nonzero_exit_fails_with_command_and_stderr_tail() -> None:
     assert "line 19" in str(err)
     assert "line 9" not in str(err)  # only the last 10 lines
     assert PY in str(err)
+    assert err.output_tail == "\n".join(f"line {i}" for i in range(10, 20))
 
 
 async def test_check_false_returns_the_failure_as_a_result() -> None:

@@ -5,8 +5,9 @@ Subcommands:
 * ``dagwave run PIPELINE.toml``: run a pipeline file (see :mod:`dagwave.cli._pipeline`);
   logs on stderr, the summary on stdout; exit 0 when every task completed, 1
   otherwise, 2 for a bad file, 130 on Ctrl-C (SIGINT), 143 on SIGTERM and 129
-  on SIGHUP: each cancels the run, ends the running commands' process groups
-  and prints what finished.
+  on SIGHUP: each cancels the run, ends the running commands' process groups,
+  prints what finished and still writes ``--trace`` and ``--report`` (the
+  tasks that were stopped are marked cancelled).
 * ``dagwave graph PIPELINE.toml --format mermaid|dot``: the DAG as a diagram.
 * ``dagwave analyze PLAN.json [--workers K] [--json]``: static analysis of a
   plan in its JSON form (see :class:`dagwave.ScheduleGraph`).
@@ -31,7 +32,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from dagwave import __version__
-from dagwave._errors import describe_error, writable_text
+from dagwave._errors import describe_error, describe_failure, writable_text
 from dagwave.graph._analysis import ScheduleAnalysis, analyze_schedule
 from dagwave.graph._dag import suggest_id
 from dagwave.graph._plan import ScheduleGraph
@@ -262,6 +263,17 @@ def _load_scheduler(args: argparse.Namespace, logger: Any = None) -> Any:
         raise UserError(str(exc)) from None
 
 
+def _failure_lines(task_id: str, error: BaseException) -> list[str]:
+    """``task: Type: message``, then why it failed, indented.
+
+    Why is a command's last lines of stderr or the last frames of the
+    traceback (see :func:`~dagwave._errors.describe_failure`).
+    """
+    first, *rest = describe_error(error).splitlines() or [""]
+    why = describe_failure(error).splitlines() or rest
+    return [f"  {task_id}: {first}", *(f"    {line}" for line in why)]
+
+
 def _summary(result: Any) -> str:
     lines = ["", "wave  tasks  status       ms"]
     for wave in result.waves:
@@ -279,7 +291,7 @@ def _summary(result: Any) -> str:
     if failures:
         lines += ["", "failures:"]
         for tid, rec in failures:
-            lines.append(f"  {tid}: {describe_error(rec.error)}")
+            lines += _failure_lines(tid, rec.error)
     skipped = [(tid, rec) for tid, rec in result.tasks.items() if rec.status.name == "SKIPPED"]
     if skipped:
         lines.append(
@@ -420,12 +432,36 @@ def _stop_signals() -> Iterator[_StopSignals]:
             signal.signal(sig, handler)
 
 
-def _interrupted(scheduler: Any, signum: int) -> int:
-    """Print what finished and how the run was stopped; the exit status (128 + signal)."""
+def _write_outputs(args: argparse.Namespace, scheduler: Any, result: Any) -> None:
+    """Write the ``--trace`` and ``--report`` files asked for.
+
+    Raises:
+        UserError: a file could not be written.
+    """
+    if args.trace:
+        _write_output("--trace", args.trace, json.dumps(result.to_chrome_trace()))
+    if args.report:
+        _write_output("--report", args.report, scheduler.to_html_report())
+
+
+def _interrupted(args: argparse.Namespace, scheduler: Any, signum: int) -> int:
+    """Print what finished, write the trace and report of it, say how the run was stopped.
+
+    Returns:
+        The exit status, 128 + the signal's number.
+    """
+    result = scheduler.last_result
     # After SIGHUP the terminal may be gone: writing to it must not turn into a traceback.
     with contextlib.suppress(OSError):
-        if scheduler.last_result is not None:
-            print(_summary(scheduler.last_result))
+        if result is not None:
+            print(_summary(result))
+    if result is not None:
+        try:
+            _write_outputs(args, scheduler, result)
+        except UserError as exc:  # the signal decides the status; say what was lost
+            with contextlib.suppress(OSError):
+                print(f"dagwave run: error: {exc}", file=sys.stderr)
+    with contextlib.suppress(OSError):
         print(f"interrupted ({signal.Signals(signum).name})", file=sys.stderr)
     return 128 + signum
 
@@ -474,14 +510,11 @@ def _run(args: argparse.Namespace) -> int:
                     with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
                         sys.stderr.write("\r\x1b[K")  # leave the terminal clean
         except KeyboardInterrupt:  # Ctrl-C: trio raises it in the run
-            return _interrupted(scheduler, signal.SIGINT)
+            return _interrupted(args, scheduler, signal.SIGINT)
     if result is None:  # SIGTERM or SIGHUP cancelled it
-        return _interrupted(scheduler, stop.received[0])
+        return _interrupted(args, scheduler, stop.received[0])
     print(_summary(result))
-    if args.trace:
-        _write_output("--trace", args.trace, json.dumps(result.to_chrome_trace()))
-    if args.report:
-        _write_output("--report", args.report, scheduler.to_html_report())
+    _write_outputs(args, scheduler, result)
     return 0 if result.succeeded else 1
 
 

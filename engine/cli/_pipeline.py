@@ -16,9 +16,10 @@
     deps = ["fetch"]
 
 Commands run in the pipeline file's folder, and ``call`` modules are imported
-from it. ``max_concurrent`` is at most :data:`MAX_CONCURRENT`. Every problem is
-reported before anything runs, as a :class:`PipelineError` naming the task and
-the file's line.
+from it. A ``call`` task that calls ``sys.exit()`` fails (``SystemExit: 0``,
+never retried) and the run goes on, as for any failure. ``max_concurrent`` is
+at most :data:`MAX_CONCURRENT`. Every problem is reported before anything
+runs, as a :class:`PipelineError` naming the task and the file's line.
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ from dagwave._checks import check_number, check_type, must_be
 from dagwave._errors import (
     CircularDependencyError,
     SchedulerError,
+    TaskExit,
     TaskNotFoundError,
     describe_error,
 )
 from dagwave.adapters.subprocess import Command
 from dagwave.run._scheduler import DependencyAwareScheduler
+from dagwave.run._tasks import is_async_callable
 
 __all__ = ["MAX_CONCURRENT", "Pipeline", "PipelineError", "PipelineTask", "load_pipeline"]
 
@@ -253,6 +256,42 @@ def _command(path: Path, cmd: object, task_id: str, line: int | None) -> Command
     raise PipelineError(path, message, line=line, task_id=task_id)
 
 
+@dataclass(frozen=True)
+class _ExitFails:
+    """A sync ``call`` executor whose ``sys.exit()`` fails only its task.
+
+    A script's ``main()`` often ends in ``sys.exit(...)``; as a pipeline step
+    that must not end the whole run, so the ``SystemExit`` becomes a
+    :class:`~dagwave.TaskExit`, an ordinary failure that is never retried.
+    A dataclass, not a closure, so that ``adapter = "process"`` can pickle it.
+    """
+
+    func: Callable[..., Any]
+
+    def __call__(self, context: Any) -> Any:
+        try:
+            return self.func(context)
+        except SystemExit as exc:
+            raise TaskExit.of(exc) from None
+
+
+@dataclass(frozen=True)
+class _AsyncExitFails:
+    """:class:`_ExitFails` for an async ``call`` executor."""
+
+    func: Callable[..., Any]
+
+    async def __call__(self, context: Any) -> Any:
+        try:
+            return await self.func(context)
+        except SystemExit as exc:
+            raise TaskExit.of(exc) from None
+
+
+def _exit_fails(func: Callable[..., Any]) -> Callable[..., Any]:
+    return _AsyncExitFails(func) if is_async_callable(func) else _ExitFails(func)
+
+
 def _import_call(path: Path, spec: str, task_id: str, line: int | None) -> Callable[..., Any]:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
@@ -398,7 +437,7 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
             executor: Callable[..., Any] = _command(file, table["cmd"], task_id, line)
         else:
             call = _expect(file, table["call"], str, "call", f"task {task_id!r}", line, task_id)
-            executor = _import_call(file, call, task_id, line)
+            executor = _exit_fails(_import_call(file, call, task_id, line))
         deps = _expect(
             file, table.get("deps", []), list, "deps", f"task {task_id!r}", line, task_id
         )

@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dagwave._errors import describe_error, writable_text
+from dagwave._errors import describe_error, describe_failure, writable_text
 
 if TYPE_CHECKING:
     from dagwave.run._records import ExecutionResult
@@ -120,6 +120,30 @@ def _edges(critical: Sequence[str]) -> tuple[set[str], set[tuple[str, str]]]:
     return set(critical), set(itertools.pairwise(critical))
 
 
+# Characters Mermaid or the HTML it renders labels into would read as syntax: the
+# label's quotes, an entity's start ("#name;" is Mermaid's entity form), markup,
+# and the backtick that starts a Markdown label.
+_MERMAID_SYNTAX = frozenset('"#&<>`\'')
+
+
+def _mermaid_label(text: str) -> str:
+    """``text`` as a quoted Mermaid label that shows exactly ``text``.
+
+    Syntax characters and anything unprintable become Mermaid's numeric
+    entities (``#34;`` for ``"``), which it renders as the character itself;
+    everything else, non-ASCII included, is written as is.
+    """
+    return '"' + "".join(
+        f"#{ord(ch)};" if ch in _MERMAID_SYNTAX or not ch.isprintable() else ch
+        for ch in writable_text(text)
+    ) + '"'
+
+
+def _dot_id(text: str) -> str:
+    """``text`` as a quoted DOT id, non-ASCII written as UTF-8 (not ``\\u`` escapes)."""
+    return writable_text(json.dumps(text, ensure_ascii=False))
+
+
 def mermaid(
     dag: Mapping[str, Sequence[str]],
     waves: Sequence[Sequence[str]],
@@ -137,7 +161,7 @@ def mermaid(
     lines = ["flowchart LR"]
     for number, wave in enumerate(waves, start=1):
         lines.append(f'  subgraph wave{number}["wave {number}"]')
-        lines.extend(f"    {node[tid]}[{json.dumps(tid)}]" for tid in wave)
+        lines.extend(f"    {node[tid]}[{_mermaid_label(tid)}]" for tid in wave)
         lines.append("  end")
     link = 0
     critical_links = []
@@ -164,15 +188,15 @@ def dot(
     on_path, path_edges = _edges(critical_path)
     lines = ["digraph dagwave {", "  rankdir=LR;", "  node [shape=box];"]
     for number, wave in enumerate(waves, start=1):
-        members = " ".join(json.dumps(tid) + ";" for tid in wave)
+        members = " ".join(_dot_id(tid) + ";" for tid in wave)
         lines.append(f'  subgraph "wave{number}" {{ rank=same; {members} }}')
     for tid in dag:
         if tid in on_path:
-            lines.append(f"  {json.dumps(tid)} [color=red, penwidth=2];")
+            lines.append(f"  {_dot_id(tid)} [color=red, penwidth=2];")
     for tid, deps in dag.items():
         for dep in deps:
             style = " [color=red, penwidth=2]" if (dep, tid) in path_edges else ""
-            lines.append(f"  {json.dumps(dep)} -> {json.dumps(tid)}{style};")
+            lines.append(f"  {_dot_id(dep)} -> {_dot_id(tid)}{style};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -265,6 +289,15 @@ def _dag_svg(
     return "".join(parts)
 
 
+def _error_cell(error: BaseException | None) -> str:
+    """``Type: message`` (its first line), then why: traceback frames or a command's stderr."""
+    if error is None:
+        return ""
+    first, *rest = describe_error(error).splitlines() or [""]
+    why = describe_failure(error) or "\n".join(rest)
+    return _esc(first) + (f'<pre class="why">{_esc(why)}</pre>' if why else "")
+
+
 def html_report(
     result: ExecutionResult,
     dag: Mapping[str, Sequence[str]],
@@ -280,7 +313,7 @@ def html_report(
         f'<tr data-task="{_esc(tid)}"><td>{_esc(tid)}</td>'
         f'<td style="color:{_STATUS_COLOURS[r.status.name]}">{_esc(r.status.name)}</td>'
         f"<td>{r.attempts}</td><td>{r.duration_ms:.1f}</td>"
-        f"<td>{_esc('' if r.error is None else describe_error(r.error))}</td>"
+        f"<td>{_error_cell(r.error)}</td>"
         f"<td>{_esc(r.skipped_because or '')}</td></tr>"
         for tid, r in result.tasks.items()
     )
@@ -291,6 +324,7 @@ def html_report(
 body {{ font-family: sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
+pre.why {{ margin: 4px 0 0; font-size: 85%; color: #555; white-space: pre-wrap; }}
 </style></head><body>
 <h1>dagwave run</h1>
 <p id="summary">{result.successful_tasks}/{result.total_tasks} completed,

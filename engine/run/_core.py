@@ -56,6 +56,7 @@ from dagwave.run._records import (
     RetryPolicy,
     RunStatistics,
     TaskStatus,
+    retryable,
 )
 from dagwave.run._tasks import Task, TaskContext
 from dagwave.run._thread_side import ThreadSide
@@ -476,7 +477,7 @@ class RunCore:
         task = self.plan.tasks[i]
         wave = self.plan.wave_of[i]
         events = self.events
-        if isinstance(error, Exception) and attempt <= task.retry_count:
+        if retryable(error) and attempt <= task.retry_count:
             policy = task.retry_policy or self.retry_policy
             delay = policy.delay(attempt, self.rng.random())
             events.task_retrying(task.task_id, wave, attempt, entry.start, entry.end, error, delay)
@@ -724,9 +725,8 @@ class RunCore:
                         # not try to start a worker in the closed nursery.
                         self._nursery = None
         except BaseException as exc:
-            self.last_result = self._finish(
-                "cancelled" if _only_cancelled(exc) else "error", cpu_start
-            )
+            stopped = _only_cancelled(exc) or isinstance(_unwrap(exc), KeyboardInterrupt)
+            self.last_result = self._finish("cancelled" if stopped else "error", cpu_start)
             unwrapped = _unwrap(exc)
             if unwrapped is exc:
                 raise

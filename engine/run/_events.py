@@ -84,7 +84,8 @@ def configure_logging(log_format: str, stream: Any, min_level: str = "info") -> 
     In JSON lines a failure event's ``exc_info`` becomes a structured
     traceback (structlog's dict form, without local variables); its texts
     are taken with structlog's ``safe_str``, so an exception whose ``__str__``
-    or ``__repr__`` raises cannot break the line.
+    or ``__repr__`` raises cannot break the line. On the console it is printed
+    as a plain Python traceback under the event's line.
     """
     processors: list[Any] = [
         structlog.processors.add_log_level,
@@ -98,7 +99,13 @@ def configure_logging(log_format: str, stream: Any, min_level: str = "info") -> 
             structlog.processors.JSONRenderer(),
         ]
     else:
-        processors.append(structlog.dev.ConsoleRenderer(colors=False))
+        # Plain text tracebacks: with rich installed, structlog's default would
+        # render its boxes with every local variable's repr.
+        processors.append(
+            structlog.dev.ConsoleRenderer(
+                colors=False, exception_formatter=structlog.dev.plain_traceback
+            )
+        )
     structlog.configure(
         processors=processors,
         logger_factory=structlog.PrintLoggerFactory(stream),

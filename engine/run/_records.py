@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from dagwave._checks import check_number
-from dagwave._errors import WaveExecutionError, describe_error
+from dagwave._errors import TaskExit, WaveExecutionError, describe_error
 
 if TYPE_CHECKING:
     from dagwave.state._store import SharedState
@@ -41,6 +42,7 @@ __all__ = [
     "TaskRecord",
     "TaskStatus",
     "Wave",
+    "retryable",
 ]
 
 
@@ -226,8 +228,45 @@ class RetryPolicy(Dumpable):
             failed_attempt: the attempt that just failed.
             random_fraction: a number in [0, 1) (``random.random()``).
         """
-        base = min(self.max_delay, self.initial_delay * self.multiplier ** (failed_attempt - 1))
-        return base * (1.0 - self.jitter * random_fraction)
+        return self._backoff(failed_attempt - 1) * (1.0 - self.jitter * random_fraction)
+
+    def _backoff(self, steps: int) -> float:
+        """``min(max_delay, initial_delay * multiplier ** steps)``, never overflowing.
+
+        A float power past 1.8e308 raises OverflowError (``2.0 ** 1100``), so the
+        cap is decided in log space before any power is computed.
+        """
+        initial, cap, multiplier = self.initial_delay, self.max_delay, self.multiplier
+        if initial == 0 or cap == 0:
+            return 0.0
+        if initial >= cap or multiplier == 1 or steps == 0:
+            return min(cap, initial)
+        log_growth = steps * math.log(multiplier)
+        if math.log(initial) + log_growth >= math.log(cap):
+            return cap
+        try:
+            return min(cap, initial * multiplier**steps)
+        except OverflowError:  # a tiny initial delay times a huge growth, or an infinite cap
+            pass
+        try:
+            return min(cap, math.exp(math.log(initial) + log_growth))
+        except OverflowError:  # beyond any float: only an infinite cap is not reached
+            return cap
+
+
+def retryable(error: BaseException) -> bool:
+    """Whether a failed attempt that ended with ``error`` may be retried.
+
+    An ordinary failure (an ``Exception``) may; a ``BaseException`` never (it
+    ends the run), nor a :class:`~dagwave.TaskExit` (the task chose to exit).
+
+    Args:
+        error: what the attempt raised.
+
+    Returns:
+        True when a retry is allowed.
+    """
+    return isinstance(error, Exception) and not isinstance(error, TaskExit)
 
 
 @dataclass(frozen=True, slots=True)

@@ -379,9 +379,11 @@ class DependencyAwareScheduler:
             for name, amount in task.resources:
                 if name not in self.resources:
                     known = ", ".join(sorted(self.resources)) or "none"
+                    suggestion = suggest_id(name, sorted(self.resources))
+                    hint = "" if suggestion is None else f"; did you mean {suggestion!r}?"
                     raise ValueError(
                         f"Task {task_id!r} needs unknown resource {name!r} "
-                        f"(the scheduler's resources: {known})"
+                        f"(the scheduler's resources: {known}){hint}"
                     )
                 if amount > self.resources[name]:
                     raise ValueError(
