@@ -74,3 +74,21 @@ async def test_failure_events_carry_the_traceback_and_retries_say_when(
     assert isinstance(retrying["exc_info"], ValueError)
     assert failed["exc_info"] is result.tasks["a"].error
     assert failed["exc_info"].__traceback__ is not None
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "status"), [(KeyboardInterrupt, "cancelled"), (SystemExit, "error")]
+)
+async def test_an_interrupt_from_a_task_ends_the_run_with_its_status(
+    interrupt: type[BaseException], status: str
+) -> None:
+    async def stop(context: Any) -> None:
+        raise interrupt
+
+    s = DependencyAwareScheduler()
+    s.add_task("a", stop)
+    s.schedule()
+    with capture_logs() as logs, pytest.raises(interrupt):
+        await s.execute()
+    (completed,) = [e for e in logs if e["event"] == "run.completed"]
+    assert completed["status"] == status

@@ -732,7 +732,9 @@ class RunCore:
                 raise
             raise unwrapped from None
         if self._interrupt is not None:
-            self.last_result = self._finish("error", cpu_start)
+            # Ctrl-C that landed in a task's own code: the run was stopped, not broken.
+            stopped = isinstance(self._interrupt, KeyboardInterrupt)
+            self.last_result = self._finish("cancelled" if stopped else "error", cpu_start)
             raise self._interrupt
         self.last_result = self._finish("failed" if self._failed else "completed", cpu_start)
         return self.last_result
