@@ -190,6 +190,7 @@ class RunCore:
         self._failed = False
         self._interrupt: BaseException | None = None
         self._draining = False
+        self._ending = False  # _finish() closes what is left
         self._created_at = datetime.now()
         self._t0 = 0.0
         self._position: dict[str, int] | None = None
@@ -551,9 +552,15 @@ class RunCore:
         once, when the run ends (a task reads its inputs from
         ``dependency_results``). Either way the state adopts them without
         copying, since their tasks no longer run.
+
+        In eager mode with info events filtered out, nothing needs a wave
+        closed before the run ends (where every wave is closed): a chain,
+        a wave per task, then pays nothing per wave.
         """
         closed: list[tuple[int, TaskStatus]] = []
         store = not self.dispatch.eager
+        if not store and not self.events.info and not self._ending:
+            return closed
         for w in waves:
             status = self.ledger.close_wave(w)
             if status is not None:
@@ -762,6 +769,7 @@ class RunCore:
         ledger, plan = self.ledger, self.plan
         with self.dispatch.lock:
             self.dispatch.stopping = True
+            self._ending = True
             never: list[int] = []
             for i, task_status in enumerate(ledger.status):
                 if not task_status.is_finished:
@@ -814,7 +822,8 @@ class RunCore:
 
     def statistics(self) -> RunStatistics:
         """Counts of the run so far (O(tasks); meant for progress displays)."""
-        return self.ledger.statistics(trio.current_time() - self._t0)
+        waves_done = sum(1 for left in self.dispatch.wave_left if left == 0)
+        return self.ledger.statistics(trio.current_time() - self._t0, waves_done)
 
     def status_of(self, task_id: str) -> TaskStatus | None:
         """Live status of a task of this run, None if the run has no such task."""

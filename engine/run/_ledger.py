@@ -202,7 +202,7 @@ class Ledger:
             counts[status] += 1
         return counts
 
-    def statistics(self, elapsed: float) -> RunStatistics:
+    def statistics(self, elapsed: float, waves_done: int) -> RunStatistics:
         """Counts of the run so far (O(tasks); for progress displays)."""
         counts = self.counts()
         return RunStatistics(
@@ -213,7 +213,7 @@ class Ledger:
             failed=counts[FAILED],
             skipped=counts[SKIPPED],
             cancelled=counts[CANCELLED],
-            waves_done=sum(self.wave_done),
+            waves_done=waves_done,
             total_waves=len(self.wave_done),
             elapsed_s=elapsed,
         )
