@@ -207,32 +207,39 @@ class RunEvents:
             at_ms=self._ms(end),
         )
 
-    def task_failed(
-        self, task_id: str, wave: int, attempt: int, start: float, end: float, error: BaseException
+    def _went_wrong(
+        self,
+        event: str,
+        task_id: str,
+        wave: int,
+        attempt: int,
+        start: float,
+        end: float,
+        error: BaseException,
+        **extra: Any,
     ) -> None:
+        """A warning for an attempt that failed, timed out or will be retried."""
         self._log.warning(
-            "task.failed",
+            event,
             task_id=task_id,
             wave_number=wave + 1,
             attempt=attempt,
             duration_ms=_span_ms(start, end),
             error=_error_text(error),
-            exc_info=error,
+            **extra,
             at_ms=self._ms(end),
         )
+
+    def task_failed(
+        self, task_id: str, wave: int, attempt: int, start: float, end: float, error: BaseException
+    ) -> None:
+        # exc_info: the traceback, as structlog renders it (a timeout has none of its own).
+        self._went_wrong("task.failed", task_id, wave, attempt, start, end, error, exc_info=error)
 
     def task_timed_out(
         self, task_id: str, wave: int, attempt: int, start: float, end: float, error: BaseException
     ) -> None:
-        self._log.warning(
-            "task.timed_out",
-            task_id=task_id,
-            wave_number=wave + 1,
-            attempt=attempt,
-            duration_ms=_span_ms(start, end),
-            error=_error_text(error),
-            at_ms=self._ms(end),
-        )
+        self._went_wrong("task.timed_out", task_id, wave, attempt, start, end, error)
 
     def task_retrying(
         self,
@@ -244,17 +251,17 @@ class RunEvents:
         error: BaseException,
         delay_s: float,
     ) -> None:
-        self._log.warning(
+        self._went_wrong(
             "task.retrying",
-            task_id=task_id,
-            wave_number=wave + 1,
-            attempt=attempt,
-            duration_ms=_span_ms(start, end),
-            error=_error_text(error),
+            task_id,
+            wave,
+            attempt,
+            start,
+            end,
+            error,
             delay=delay_s,
             delay_s=delay_s,
             exc_info=error,
-            at_ms=self._ms(end),
         )
 
     def task_cancelled(
