@@ -1,6 +1,6 @@
 """The run core: runs one validated plan on trio. The only module that opens nurseries.
 
-A run is four parts, each with one job:
+A run is five parts, each with one job:
 
 * :class:`~dagwave.run._dispatch.Dispatch` decides who runs next (ready
   tasks, slots, resources, dependency counts, the wave barrier) under one
