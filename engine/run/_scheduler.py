@@ -397,16 +397,21 @@ class DependencyAwareScheduler:
             wave_indices[w].append(i)
         resolved: dict[str, Adapter] = {}
         adapters: list[Adapter | None] = []
+        append = adapters.append
         for task in tasks:
             spec = task.adapter
-            if spec is None and not task.is_async:
+            if spec is None:
+                if task.is_async:
+                    append(None)  # awaited in trio
+                    continue
                 spec = BLOCKING_ADAPTER
-            if spec is None or isinstance(spec, Adapter):
-                adapters.append(spec)
+            elif isinstance(spec, Adapter):
+                append(spec)
                 continue
-            if spec not in resolved:
-                resolved[spec] = resolve_adapter(spec, task.task_id)
-            adapters.append(resolved[spec])
+            adapter = resolved.get(spec)
+            if adapter is None:
+                adapter = resolved[spec] = resolve_adapter(spec, task.task_id)
+            append(adapter)
         # Each adapter owns its rules (what it can call), however it was given;
         # an adapter is asked once per executor (tasks added in a loop share one).
         checked: set[tuple[int, int]] = set()
@@ -431,8 +436,8 @@ class DependencyAwareScheduler:
         )
         self._planned_at = self._changes
         planned_at = datetime.now()  # one timestamp for the plan, not one call per wave
-        self._waves = [
-            Wave(wave_number=w + 1, task_ids=list(wave), created_at=planned_at)
+        self._waves = [  # construct_waves() made these lists for us: no copies
+            Wave(wave_number=w + 1, task_ids=wave, created_at=planned_at)
             for w, wave in enumerate(waves)
         ]
         self._core = None
