@@ -12,8 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import random
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
@@ -45,6 +44,35 @@ __all__ = ["DependencyAwareScheduler", "TaskView"]
 Mode = Literal["waves", "eager"]
 
 
+class _TaskViews(Mapping[str, "TaskView"]):
+    """``scheduler._tasks``: task id -> :class:`TaskView`, each made when first looked up.
+
+    The scheduler keeps its tasks as plain definitions; a million-task graph
+    does not pay for a million views nobody reads.
+    """
+
+    __slots__ = ("_owner", "_views")
+
+    def __init__(self, owner: DependencyAwareScheduler) -> None:
+        self._owner = owner
+        self._views: dict[str, TaskView] = {}
+
+    def __getitem__(self, task_id: str) -> TaskView:
+        view = self._views.get(task_id)
+        if view is None:
+            view = self._views[task_id] = TaskView(self._owner._defs[task_id], self._owner)
+        return view
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._owner._defs)
+
+    def __len__(self) -> int:
+        return len(self._owner._defs)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._owner._defs
+
+
 class TaskView(Dumpable):
     """One task as the seed's ``scheduler._tasks[task_id]`` showed it.
 
@@ -61,12 +89,11 @@ class TaskView(Dumpable):
         definition: the :class:`Task` as added.
     """
 
-    __slots__ = ("_added", "_owner", "definition")
+    __slots__ = ("_owner", "definition")
 
     def __init__(self, definition: Task, owner: DependencyAwareScheduler) -> None:
         self.definition = definition
         self._owner = owner
-        self._added = time.time()  # made a datetime only when asked for: add_task stays cheap
 
     _dump_fields = (
         "task_id",
@@ -136,7 +163,7 @@ class TaskView(Dumpable):
     @property
     def created_at(self) -> datetime:
         """When the task was added (timezone-aware, UTC)."""
-        return datetime.fromtimestamp(self._added, UTC)
+        return datetime.fromtimestamp(self.definition.added_at, UTC)
 
     # -- the run -------------------------------------------------------------------
 
@@ -243,7 +270,8 @@ class DependencyAwareScheduler:
         self.resources = check_resources("the scheduler", resources)
         self._graph = DependencyGraph()
         # The seed's users read ``scheduler._tasks[task_id]`` after a run: views.
-        self._tasks: dict[str, TaskView] = {}
+        self._defs: dict[str, Task] = {}  # in the order added
+        self._tasks = _TaskViews(self)  # the seed's view of them
         self._changes = 0
         self._plan: RunPlan | None = None
         self._planned_at = -1
@@ -296,7 +324,7 @@ class DependencyAwareScheduler:
         """
         self._check_idle("add_task")
         task_id = check_task_id(task_id)
-        if task_id in self._tasks:
+        if task_id in self._defs:
             raise ValueError(f"Task {task_id!r} already exists (task ids must be unique)")
         dep_list = check_dependencies(task_id, dependencies)
         deps = tuple(dep_list)
@@ -320,33 +348,34 @@ class DependencyAwareScheduler:
             resources=resources,
         )
         self._graph._add_checked(task_id, dep_list)  # id and dependencies checked above
-        self._tasks[task_id] = TaskView(task, self)
+        self._defs[task_id] = task
         self._changes += 1
 
     def clear(self) -> None:
         """Remove every task (the shared state is kept)."""
         self._check_idle("clear")
         self._graph.clear()
-        self._tasks.clear()
+        self._defs.clear()
+        self._tasks = _TaskViews(self)
         self._changes += 1
         self._plan = None
         self._waves = []
         self._core = None
 
     def __len__(self) -> int:
-        return len(self._tasks)
+        return len(self._defs)
 
     def __repr__(self) -> str:
         # The seed's shape, so logs read the same after switching.
         return (
-            f"DependencyAwareScheduler(tasks={len(self._tasks)}, waves={len(self._waves)}, "
+            f"DependencyAwareScheduler(tasks={len(self._defs)}, waves={len(self._waves)}, "
             f"state_version={self.state.get_version()})"
         )
 
     @property
     def tasks(self) -> dict[str, Task]:
         """Task id -> :class:`Task`, in the order they were added (a copy)."""
-        return {task_id: view.definition for task_id, view in self._tasks.items()}
+        return dict(self._defs)
 
     @property
     def graph(self) -> DependencyGraph:
@@ -373,7 +402,7 @@ class DependencyAwareScheduler:
         """
         self._check_idle("schedule")
         waves = self._graph.construct_waves()
-        tasks = [view.definition for view in self._tasks.values()]
+        tasks = list(self._defs.values())
         for task in tasks:
             task_id = task.task_id
             for name, amount in task.resources:
@@ -560,7 +589,7 @@ class DependencyAwareScheduler:
 
     def get_task_status(self, task_id: str) -> TaskStatus | None:
         """The task's current status (live during a run), or None for an unknown id."""
-        if task_id not in self._tasks:
+        if task_id not in self._defs:
             return None
         if self._core is None:
             return TaskStatus.PENDING
@@ -581,9 +610,9 @@ class DependencyAwareScheduler:
             TaskNotFoundError: no such task (with a suggestion when one is close).
         """
         try:
-            return self._tasks[task_id].definition
+            return self._defs[task_id]
         except KeyError:
-            known = list(self._tasks)
+            known = list(self._defs)
             raise TaskNotFoundError(None, task_id, known, suggest_id(task_id, known)) from None
 
     def get_wave_summary(self) -> list[dict[str, Any]]:
@@ -598,7 +627,7 @@ class DependencyAwareScheduler:
             critical = list(last.critical_path)  # measured, from the latest run
         else:
             compiled = self._graph.compiled()
-            estimates = [self._tasks[tid].estimated_duration for tid in compiled.order]
+            estimates = [self._defs[tid].estimated_duration for tid in compiled.order]
             critical = list(analyze_compiled(compiled, estimates).critical_path)
         return dag, waves, critical
 

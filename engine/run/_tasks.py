@@ -13,6 +13,7 @@ import contextlib
 import functools
 import inspect
 import math
+import time
 import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -155,6 +156,8 @@ class Task(Dumpable):
     #: ``metadata["estimated_duration"]``, or 1.0 (checked once, when added).
     estimated_duration: float = 1.0
     resources: tuple[tuple[str, int], ...] = ()
+    #: when it was added (``time.time()``), for the seed's ``created_at``.
+    added_at: float = field(default=0.0, compare=False, repr=False)
 
     def _dump_items(self) -> Iterable[tuple[str, Any]]:
         adapter = self.adapter
@@ -212,6 +215,7 @@ class Task(Dumpable):
             resources=()
             if resources is None
             else tuple(sorted(check_resources(f"task {task_id!r}", resources).items())),
+            added_at=time.time(),
         )
 
 
