@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import Callable
@@ -239,3 +240,40 @@ def test_an_unknown_or_ambiguous_run_is_refused(tmp_path: Path) -> None:
             store.resolve("x")
         with pytest.raises(StoreError, match="no run '_' in this store"):
             store.resolve("_")  # LIKE's wildcard is taken literally
+
+
+async def test_a_run_costs_the_store_two_transactions(tmp_path: Path) -> None:
+    """One at the start, one at the end with every task and attempt: none per task."""
+    s = DependencyAwareScheduler()
+    for i in range(200):
+        s.add_task(f"t{i}", lambda ctx: None, [f"t{i - 1}"] if i else [])
+    s.schedule()
+    statements: list[str] = []
+    with RunStore(tmp_path / "runs.db") as store:
+        store._db.set_trace_callback(statements.append)
+        await s.execute(store=store)
+        store._db.set_trace_callback(None)
+        (run,) = store.runs()
+        assert len(store.get_run(run.run_id).tasks) == 200
+    assert [q for q in statements if q.startswith("BEGIN")] == ["BEGIN IMMEDIATE"] * 2
+    assert run.pipeline == ""
+    assert len(run.pipeline_hash) == 64
+
+
+def test_a_run_awaited_from_asyncio_is_recorded(tmp_path: Path) -> None:
+    s = DependencyAwareScheduler()
+
+    async def fetch(ctx: object) -> int:
+        await asyncio.sleep(0)
+        return 1
+
+    s.add_task("fetch", fetch)
+    s.schedule()
+    result = asyncio.run(s.execute(store=str(tmp_path / "runs.db")))
+    with RunStore(tmp_path / "runs.db") as store:
+        (run,) = store.runs()
+    assert (run.run_id, run.status, run.completed_tasks) == (
+        str(result.execution_id),
+        "completed",
+        1,
+    )
