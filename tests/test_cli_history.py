@@ -225,3 +225,31 @@ def test_a_store_folder_that_cannot_be_made_exits_2_before_anything_runs(tmp_pat
     (line,) = done.stderr.splitlines()
     assert line.endswith("cannot create it (File exists); --no-store runs without recording")
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_run_stopped_with_sigterm_is_recorded_as_cancelled(tmp_path: Path) -> None:
+    (tmp_path / "pipeline.toml").write_text(
+        '[tasks.hang]\ncmd = "echo $$ > sleep.pid; exec sleep 30"\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dagwave", "run", "pipeline.toml"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sleep_pid = tmp_path / "sleep.pid"
+    try:
+        wait_for(lambda: sleep_pid.exists() and sleep_pid.read_text().endswith("\n"), "sleep")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=GIVE_UP_S) == 143
+    finally:
+        proc.kill()
+        proc.wait()
+        if sleep_pid.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(sleep_pid.read_text()), signal.SIGKILL)
+    history = dagwave("history", cwd=tmp_path)
+    (row,) = history.stdout.splitlines()[1:]
+    assert row.split()[3:5] == ["CANCELLED", "0/1"]
+    show = dagwave("show", row.split()[0], cwd=tmp_path)
+    assert ["hang", "CANCELLED", "1"] in [line.split()[:3] for line in show.stdout.splitlines()]
