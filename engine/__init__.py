@@ -7,6 +7,7 @@ imports pointing one way (each may use the ones above it):
 * ``graph``: the task graph, waves, cycles and the static plan analysis;
   pure Python, no trio, no logging;
 * ``state``: the shared store (a threading lock, no trio);
+* ``store``: the run store, runs and their tasks kept in SQLite (no trio);
 * ``run``: task definitions, records, the adapter interface, the run core
   (the only place that opens nurseries), its events (the only place that
   imports structlog) and the seed-compatible ``DependencyAwareScheduler``;
@@ -25,6 +26,7 @@ from dagwave._errors import (
     StateKeyError,
     StateRollbackError,
     StateVersionError,
+    StoreError,
     TaskExit,
     TaskNotFoundError,
     TaskTimeoutError,
@@ -54,6 +56,7 @@ from dagwave.state._store import (
     StateStore,
     StateView,
 )
+from dagwave.store._runstore import RunStore, StoredAttempt, StoredRun, StoredTask
 
 __version__ = "0.1.0"
 
@@ -77,6 +80,7 @@ __all__ = [
     "ModelExecutionResult",
     "ModelWave",
     "RecordedError",
+    "RunStore",
     "RetryPolicy",
     "RunStatistics",
     "Runner",
@@ -94,6 +98,10 @@ __all__ = [
     "StateRollbackError",
     "StateStore",
     "StateVersionError",
+    "StoreError",
+    "StoredAttempt",
+    "StoredRun",
+    "StoredTask",
     "StateView",
     "Task",
     "TaskContext",

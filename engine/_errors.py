@@ -26,6 +26,7 @@ __all__ = [
     "StateKeyError",
     "StateRollbackError",
     "StateVersionError",
+    "StoreError",
     "TaskExit",
     "TaskNotFoundError",
     "TaskTimeoutError",
@@ -403,3 +404,17 @@ class StateRollbackError(StateError, RuntimeError):
     def oldest_version(self) -> int:
         """The seed's name for :attr:`oldest_reachable`."""
         return self.oldest_reachable
+
+
+class StoreError(SchedulerError):
+    """The run store cannot be used: missing, not a store, from a newer dagwave, or unknown run.
+
+    Its message is one line naming the file and what to do.
+
+    Attributes:
+        path: the store's file.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")

@@ -89,7 +89,7 @@ def test_contract_names_are_exported() -> None:
 
 def test_every_folder_says_what_it_is() -> None:
     folders = [p for p in ENGINE.iterdir() if p.is_dir() and p.name != "__pycache__"]
-    assert {p.name for p in folders} == {"graph", "state", "run", "report", "cli"}
+    assert {p.name for p in folders} == {"graph", "state", "run", "report", "cli", "store"}
     for folder in folders:
         package = __import__(f"dagwave.{folder.name}", fromlist=["_"])
         assert package.__doc__, folder.name
@@ -107,19 +107,21 @@ def test_modules_behind_the_door_are_private() -> None:
 # runtimes it may touch at all.
 ALLOWED_INTERNAL = {
     "top": {"dagwave", "dagwave._errors", "dagwave._checks", "dagwave.graph", "dagwave.state",
-            "dagwave.run", "dagwave.report", "dagwave.cli"},
+            "dagwave.run", "dagwave.report", "dagwave.cli", "dagwave.store"},
     "graph": {"dagwave._errors", "dagwave._checks", "dagwave.graph"},
     "state": {"dagwave._errors", "dagwave._checks", "dagwave.state"},
     "run": {"dagwave._errors", "dagwave._checks", "dagwave.graph", "dagwave.state", "dagwave.run",
-            "dagwave.report"},
+            "dagwave.report", "dagwave.store"},
+    "store": {"dagwave._errors", "dagwave._checks", "dagwave.run", "dagwave.store"},
     "report": {"dagwave._errors", "dagwave.run"},
     "cli": {"dagwave", "dagwave._errors", "dagwave._checks", "dagwave.graph", "dagwave.run",
-            "dagwave.cli", "dagwave.adapters"},
+            "dagwave.cli", "dagwave.adapters", "dagwave.store"},
 }
 FORBIDDEN_EXTERNAL = {
     "graph": {"trio", "structlog", "outcome", "sniffio"},
     "state": {"trio", "structlog", "outcome", "sniffio"},
     "report": {"trio", "structlog", "outcome"},
+    "store": {"trio", "structlog", "outcome", "sniffio"},
 }
 
 

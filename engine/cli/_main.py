@@ -8,6 +8,12 @@ Subcommands:
   on SIGHUP: each cancels the run, ends the running commands' process groups,
   prints what finished and still writes ``--trace`` and ``--report`` (the
   tasks that were stopped are marked cancelled).
+  Each run is recorded in the run store ``.dagwave/runs.db`` beside the
+  pipeline file (``--no-store``: not recorded).
+* ``dagwave history [PIPELINE.toml]``: the recorded runs (of that pipeline), oldest first.
+* ``dagwave show RUN``: one recorded run, per task; RUN may be a unique prefix of its id.
+  ``history`` and ``show`` read the store in ``.dagwave/`` under the current
+  folder, or beside the file given with ``--pipeline FILE``.
 * ``dagwave graph PIPELINE.toml --format mermaid|dot``: the DAG as a diagram.
 * ``dagwave analyze PLAN.json [--workers K] [--json]``: static analysis of a
   plan in its JSON form (see :class:`dagwave.ScheduleGraph`).
@@ -29,13 +35,15 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from dagwave import __version__
-from dagwave._errors import describe_error, describe_failure, writable_text
+from dagwave._errors import StoreError, describe_error, describe_failure, writable_text
 from dagwave.graph._analysis import ScheduleAnalysis, analyze_schedule
 from dagwave.graph._dag import suggest_id
 from dagwave.graph._plan import ScheduleGraph
+from dagwave.store._runstore import RunStore
 
 if TYPE_CHECKING:  # trio is imported only when a run starts
     import trio
@@ -45,6 +53,9 @@ __all__ = ["main"]
 _T = TypeVar("_T")
 
 EXIT_USAGE = 2
+
+#: Where ``dagwave run`` records runs, relative to the pipeline file's folder.
+STORE_FILE = os.path.join(".dagwave", "runs.db")
 
 
 class UserError(Exception):
@@ -126,6 +137,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run", action="store_true", help="validate, print waves and the plan; run nothing"
     )
+    run.add_argument(
+        "--no-store", action="store_true", help=f"do not record the run in {STORE_FILE}"
+    )
+
+    history = sub.add_parser("history", help="list the recorded runs, oldest first")
+    history.add_argument(
+        "pipeline", nargs="?", help="only this pipeline's runs (its store is beside it)"
+    )
+    history.add_argument(
+        "--pipeline", dest="pipeline_option", metavar="FILE", help="same as the positional"
+    )
+
+    show = sub.add_parser("show", help="the stored summary of one run")
+    show.add_argument("run", help="the run's id, or a prefix of it that no other run has")
+    show.add_argument("--pipeline", metavar="FILE", help="read the store beside this pipeline file")
 
     graph = sub.add_parser("graph", help="print a pipeline's DAG as Mermaid or Graphviz DOT")
     graph.add_argument("pipeline", help="path to the pipeline TOML file")
@@ -499,9 +525,15 @@ def _run(args: argparse.Namespace) -> int:
     import trio
 
     execute = scheduler.execute
+    store = None if args.no_store else _open_store_for(args.pipeline)
+    if store is not None:
+        scheduler.pipeline_file = args.pipeline
+        execute = functools.partial(execute, store=store)
     if live:
         execute = functools.partial(execute, progress=_live_progress(sys.stderr))
-    with _stop_signals() as stop:
+    with _stop_signals() as stop, contextlib.ExitStack() as closing:
+        if store is not None:
+            closing.callback(store.close)
         try:
             try:
                 result = trio.run(stop.run, execute)
@@ -511,11 +543,121 @@ def _run(args: argparse.Namespace) -> int:
                         sys.stderr.write("\r\x1b[K")  # leave the terminal clean
         except KeyboardInterrupt:  # Ctrl-C: trio raises it in the run
             return _interrupted(args, scheduler, signal.SIGINT)
+        except StoreError as exc:
+            raise UserError(str(exc)) from None
     if result is None:  # SIGTERM or SIGHUP cancelled it
         return _interrupted(args, scheduler, stop.received[0])
     print(_summary(result))
     _write_outputs(args, scheduler, result)
     return 0 if result.succeeded else 1
+
+
+def _open_store_for(pipeline: str) -> RunStore:
+    """The run store beside ``pipeline`` (its ``.dagwave`` folder created if missing).
+
+    Raises:
+        UserError: the folder cannot be made, or the store cannot be used.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(pipeline)), STORE_FILE)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"{os.path.dirname(path)}: cannot create it ({exc.strerror}); "
+            "--no-store runs without recording"
+        ) from None
+    try:
+        return RunStore(path)
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _existing_store(pipeline: str | None) -> RunStore:
+    """The store beside ``pipeline``, or under the current folder; never created."""
+    folder = os.getcwd() if pipeline is None else os.path.dirname(os.path.abspath(pipeline))
+    path = os.path.join(folder, STORE_FILE)
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no run store here (dagwave run records one)")
+    try:
+        return RunStore(path, create=False)
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _history(args: argparse.Namespace) -> int:
+    pipeline = args.pipeline or args.pipeline_option
+    with _existing_store(pipeline) as store:
+        try:
+            runs = store.runs(None if pipeline is None else os.path.abspath(pipeline))
+        except StoreError as exc:
+            raise UserError(str(exc)) from None
+    if not runs:
+        print("no runs recorded" + ("" if pipeline is None else f" for {pipeline}"))
+        return 0
+    lines = [
+        f"{'run':<36}  {'when':<19}  {'status':<11}  {'done':>9}  {'failed':>6}  "
+        f"{'skipped':>7}  {'cancelled':>9}  {'wall ms':>9}  speedup"
+    ]
+    for run in runs:
+        speedup = run.speedup
+        lines.append(
+            f"{run.run_id:<36}  {_when(run.started_at):<19}  {run.status.upper():<11}  "
+            f"{f'{run.completed_tasks}/{run.total_tasks}':>9}  {run.failed_tasks:>6}  "
+            f"{run.skipped_tasks:>7}  {run.cancelled_tasks:>9}  {_ms(run.wall_ms):>9}  "
+            + ("-" if speedup is None else f"{speedup:.2f}x")
+        )
+    print(writable_text("\n".join(lines)))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    with _existing_store(args.pipeline) as store:
+        try:
+            run = store.get_run(args.run)
+        except StoreError as exc:
+            raise UserError(str(exc)) from None
+    speedup = run.speedup
+    lines = [
+        f"run {run.run_id}",
+        f"pipeline: {run.pipeline or '(Python API)'}  (sha256 {run.pipeline_hash[:12]})",
+        f"started {_when(run.started_at)}, "
+        + ("not ended" if run.ended_at is None else f"ended {_when(run.ended_at)}"),
+        f"status: {run.status.upper()}",
+        "",
+        f"{'task':<24} {'status':<11} {'attempts':>8} {'ms':>9}",
+    ]
+    for task in run.tasks:
+        lines.append(
+            f"{task.task_id:<24} {task.status.upper():<11} {task.attempts:>8} "
+            f"{task.duration_ms:>9.1f}"
+        )
+    failures = [task for task in run.tasks if task.status == "failed"]
+    if failures:
+        lines += ["", "failures:"]
+        for task in failures:
+            # As the run's summary: a command's output when the error carries
+            # it, else the last frames of the traceback.
+            first, *rest = (task.error or "").splitlines() or [""]
+            last = task.attempt_log[-1] if task.attempt_log else None
+            why = rest or ([] if last is None else last.traceback.splitlines())
+            lines += [f"  {task.task_id}: {first}", *(f"    {line}" for line in why)]
+    lines += [
+        "",
+        f"{run.completed_tasks}/{run.total_tasks} completed, {run.failed_tasks} failed, "
+        f"{run.skipped_tasks} skipped, {run.cancelled_tasks} cancelled",
+        f"wall {_ms(run.wall_ms)} ms, sequential {_ms(run.sequential_ms)} ms, "
+        f"speedup {'-' if speedup is None else f'{speedup:.2f}x'}, cpu {_ms(run.cpu_ms)} ms",
+    ]
+    print(writable_text("\n".join(lines)))
+    return 0
 
 
 def _graph(args: argparse.Namespace) -> int:
@@ -539,7 +681,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a bad argument (one line, status 2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    handlers: dict[str, Any] = {"analyze": _analyze, "run": _run, "graph": _graph}
+    handlers: dict[str, Any] = {
+        "analyze": _analyze,
+        "run": _run,
+        "graph": _graph,
+        "history": _history,
+        "show": _show,
+    }
     try:
         return int(handlers[args.command](args))
     except BrokenPipeError:

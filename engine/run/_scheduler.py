@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
+import os
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -38,6 +41,7 @@ from dagwave.run._records import (
 )
 from dagwave.run._tasks import Executor, Task, check_resources
 from dagwave.state._store import STORE_METHODS, SharedState, StateStore
+from dagwave.store._runstore import RunStatus, RunStore
 
 __all__ = ["DependencyAwareScheduler", "TaskView"]
 
@@ -71,6 +75,13 @@ class _TaskViews(Mapping[str, "TaskView"]):
 
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._owner._defs
+
+
+def _stopped(exc: BaseException) -> bool:
+    """Whether ``exc`` only stops the run (``Cancelled``, Ctrl-C; or a group of only those)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_stopped(e) for e in exc.exceptions)
+    return isinstance(exc, trio.Cancelled | KeyboardInterrupt)
 
 
 class TaskView(Dumpable):
@@ -278,6 +289,9 @@ class DependencyAwareScheduler:
         self._waves: list[Wave] = []
         self._core: RunCore | None = None
         self._running = False
+        #: The pipeline file the tasks came from, if any: runs recorded in a
+        #: store are listed under it, with a hash of its contents.
+        self.pipeline_file: str | None = None
 
     # -- building ---------------------------------------------------------------
 
@@ -487,6 +501,7 @@ class DependencyAwareScheduler:
         *,
         progress: Callable[[RunStatistics], object] | None = None,
         progress_interval: float = 0.1,
+        store: RunStore | str | os.PathLike[str] | None = None,
     ) -> ExecutionResult:
         """Run the scheduled tasks, from trio or from asyncio.
 
@@ -497,6 +512,11 @@ class DependencyAwareScheduler:
             progress_interval: seconds between ``progress`` calls (> 0). A
                 callback that raises is reported as a ``run.progress_failed``
                 warning event, and the run goes on.
+            store: record the run in this :class:`~dagwave.RunStore` (or the
+                store file at this path, created if missing, closed after the
+                run): its start before any task runs, its end (tasks,
+                attempts, errors) when it ends, however it ends. None (the
+                default): nothing is recorded.
 
         Inside trio (``trio.run``, pytest-trio, ...) the run happens in the
         caller's trio run. Awaited from asyncio (``asyncio.run``), dagwave's
@@ -512,6 +532,7 @@ class DependencyAwareScheduler:
                 or ``progress_interval`` is not > 0.
             TypeError: ``progress`` is not callable.
             RuntimeError: a run is already in progress.
+            StoreError: the store could not be opened or written.
             trio.Cancelled: the run was cancelled from outside; its tasks were
                 cancelled and the partial result is in :attr:`last_result`
                 (``asyncio.CancelledError`` when awaited from asyncio).
@@ -523,6 +544,20 @@ class DependencyAwareScheduler:
         if progress is not None and not callable(progress):
             raise TypeError(must_be("progress", "a callable or None", progress))
         self._check_store()
+        if store is not None and not isinstance(store, RunStore | str | os.PathLike):
+            raise TypeError(must_be("store", "a RunStore, a path or None", store))
+        if store is None or isinstance(store, RunStore):
+            return await self._execute_in_loop(progress, progress_interval, store)
+        with RunStore(store) as opened:
+            return await self._execute_in_loop(progress, progress_interval, opened)
+
+    async def _execute_in_loop(
+        self,
+        progress: Callable[[RunStatistics], object] | None,
+        progress_interval: float,
+        store: RunStore | None,
+    ) -> ExecutionResult:
+        assert self._plan is not None
         if in_asyncio():
             # Async executors become asyncio tasks on the caller's loop.
             loop_adapter = resolve_adapter(ASYNCIO_ADAPTER, "(default for async executors)")
@@ -533,15 +568,16 @@ class DependencyAwareScheduler:
                 ],
             )
             return await run_as_asyncio_guest(
-                functools.partial(self._execute, plan, progress, progress_interval)
+                functools.partial(self._execute, plan, progress, progress_interval, store)
             )
-        return await self._execute(self._plan, progress, progress_interval)
+        return await self._execute(self._plan, progress, progress_interval, store)
 
     async def _execute(
         self,
         plan: RunPlan,
         progress: Callable[[RunStatistics], object] | None = None,
         progress_interval: float = 0.1,
+        store: RunStore | None = None,
     ) -> ExecutionResult:
         self._check_idle("execute")
         core = RunCore(
@@ -558,13 +594,48 @@ class DependencyAwareScheduler:
             progress_interval=progress_interval,
         )
         self._core = core
+        if store is None:
+            self._running = True
+            try:
+                return await core.execute()
+            finally:
+                self._running = False
+                if core.last_result is not None:
+                    self._waves = list(core.last_result.waves)
+        run_id = str(core.execution_id)
+        pipeline, digest = self._pipeline_identity()
+        store.start_run(
+            run_id, pipeline=pipeline, pipeline_hash=digest, total_tasks=len(plan.tasks)
+        )
         self._running = True
+        status: RunStatus = "error"
         try:
-            return await core.execute()
+            result = await core.execute()
+            status = "completed" if result.succeeded else "failed"
+            return result
+        except BaseException as exc:
+            status = "cancelled" if _stopped(exc) else "error"
+            raise
         finally:
             self._running = False
             if core.last_result is not None:
                 self._waves = list(core.last_result.waves)
+            # A failed, cancelled or broken run is recorded too.
+            store.finish_run(run_id, status, core.last_result)
+
+    def _pipeline_identity(self) -> tuple[str, str]:
+        """The pipeline file's absolute path and SHA-256, or "" and a hash of the task graph."""
+        if self.pipeline_file is not None:
+            path = os.path.abspath(self.pipeline_file)
+            try:
+                with open(path, "rb") as file:
+                    return path, hashlib.sha256(file.read()).hexdigest()
+            except OSError:
+                pass  # moved away since it was loaded: the graph stands in
+        else:
+            path = ""
+        graph = json.dumps(self._graph.get_dag(), sort_keys=True).encode()
+        return path, hashlib.sha256(graph).hexdigest()
 
     def run(self, **trio_run_kwargs: Any) -> ExecutionResult:
         """Schedule and run from synchronous code (``trio.run`` underneath).

@@ -1,0 +1,1 @@
+"""The embedded run store: every run and its tasks and attempts, kept in SQLite."""

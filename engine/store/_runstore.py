@@ -1,0 +1,527 @@
+"""``RunStore``: runs, their tasks and their attempts, in one SQLite file.
+
+The file is opened in WAL mode with a busy timeout, so several processes can
+record into one store: a writer waits for another's transaction to end
+(``busy_timeout``) instead of failing. A run costs two write transactions:
+one row when it starts (status ``running``, with the recording process's
+pid) and, when it ends, the run's totals plus every task and attempt row in
+one ``executemany`` each. A run whose process died without its end being
+written (``kill -9``) is found when the store is next opened: its row says
+``running`` but its pid is gone, and it is marked ``interrupted``.
+
+The schema's version is ``PRAGMA user_version``. An older store is migrated
+when opened; a newer one, or a file that is not a store (not SQLite, or
+without the tables), is refused with a :class:`~dagwave.StoreError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from dagwave._errors import StoreError, describe_error, describe_traceback
+
+if TYPE_CHECKING:
+    from dagwave.run._records import ExecutionResult
+
+__all__ = ["SCHEMA_VERSION", "RunStatus", "RunStore", "StoredAttempt", "StoredRun", "StoredTask"]
+
+RunStatus = Literal["running", "completed", "failed", "cancelled", "error", "interrupted"]
+
+#: The schema this dagwave writes (``PRAGMA user_version``).
+SCHEMA_VERSION = 2
+
+#: How long (ms) a writer waits for another process's transaction before failing.
+BUSY_TIMEOUT_MS = 30_000
+
+# Version 1: the first schema. Each later version is reached by the
+# statements of _MIGRATIONS[version - 1], applied in order, so a new store and
+# a migrated one end up the same.
+_SCHEMA_V1 = (
+    """CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        pipeline TEXT NOT NULL,
+        pipeline_hash TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        status TEXT NOT NULL,
+        total_tasks INTEGER NOT NULL,
+        completed_tasks INTEGER NOT NULL DEFAULT 0,
+        failed_tasks INTEGER NOT NULL DEFAULT 0,
+        skipped_tasks INTEGER NOT NULL DEFAULT 0,
+        cancelled_tasks INTEGER NOT NULL DEFAULT 0,
+        wall_ms REAL,
+        sequential_ms REAL,
+        cpu_ms REAL
+    )""",
+    """CREATE TABLE tasks (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        task_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        duration_ms REAL NOT NULL,
+        error TEXT,
+        PRIMARY KEY (run_id, task_id)
+    )""",
+    """CREATE TABLE attempts (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        task_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        start_ms REAL NOT NULL,
+        end_ms REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        error TEXT,
+        PRIMARY KEY (run_id, task_id, attempt)
+    )""",
+)
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1 -> 2: the recording process (to tell a live run from an interrupted
+    # one), the attempts' tracebacks, and an index for listing by pipeline.
+    (
+        "ALTER TABLE runs ADD COLUMN pid INTEGER",
+        "ALTER TABLE attempts ADD COLUMN traceback TEXT",
+        "CREATE INDEX runs_by_pipeline ON runs (pipeline, started_at)",
+    ),
+)
+assert len(_MIGRATIONS) == SCHEMA_VERSION - 1
+_TABLES = {"runs", "tasks", "attempts"}
+
+_RUN_COLUMNS = (
+    "id, pipeline, pipeline_hash, started_at, ended_at, status, pid, total_tasks, "
+    "completed_tasks, failed_tasks, skipped_tasks, cancelled_tasks, wall_ms, sequential_ms, cpu_ms"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAttempt:
+    """One attempt of a task, as stored.
+
+    Attributes:
+        attempt: 1-based attempt number.
+        start_ms, end_ms: ms from the run's start.
+        outcome: ``completed``, ``failed``, ``timed_out`` or ``cancelled``.
+        error: ``"Type: message"``, or None.
+        traceback: the innermost frames of the error's traceback ("" if none).
+    """
+
+    attempt: int
+    start_ms: float
+    end_ms: float
+    outcome: str
+    error: str | None
+    traceback: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTask:
+    """One task of a stored run.
+
+    Attributes:
+        task_id: the task.
+        status: its end status (a :class:`~dagwave.TaskStatus` value).
+        attempts: how many attempts started.
+        duration_ms: time its attempts ran, added up.
+        error: why it did not complete (as ``ExecutionResult.task_errors``), or None.
+        attempt_log: its attempts, in order.
+    """
+
+    task_id: str
+    status: str
+    attempts: int
+    duration_ms: float
+    error: str | None
+    attempt_log: tuple[StoredAttempt, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRun:
+    """One run, as stored.
+
+    Attributes:
+        run_id: the run's ``execution_id`` (hex UUID with dashes).
+        pipeline: the pipeline file's absolute path ("" for a run through the API).
+        pipeline_hash: SHA-256 of the pipeline file (of the task graph through the API).
+        started_at, ended_at: seconds since the epoch (ended_at None while running).
+        status: ``running``, ``completed``, ``failed``, ``cancelled``, ``error``
+            or ``interrupted`` (its process died while it ran).
+        pid: the process that recorded it.
+        total_tasks, completed_tasks, failed_tasks, skipped_tasks, cancelled_tasks: counts.
+        wall_ms, sequential_ms, cpu_ms: as in :class:`~dagwave.ExecutionResult`
+            (None until the run ended).
+        tasks: the tasks' rows (filled in by :meth:`RunStore.get_run` only).
+    """
+
+    run_id: str
+    pipeline: str
+    pipeline_hash: str
+    started_at: float
+    ended_at: float | None
+    status: str
+    pid: int | None
+    total_tasks: int
+    completed_tasks: int
+    failed_tasks: int
+    skipped_tasks: int
+    cancelled_tasks: int
+    wall_ms: float | None
+    sequential_ms: float | None
+    cpu_ms: float | None
+    tasks: tuple[StoredTask, ...] = ()
+
+    @property
+    def speedup(self) -> float | None:
+        """Sequential over wall time (1.0 for a run that took no time; None until it ended)."""
+        if self.wall_ms is None or self.sequential_ms is None:
+            return None
+        return self.sequential_ms / self.wall_ms if self.wall_ms > 0 else 1.0
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether ``exc`` says another connection holds a lock (not that the file is bad)."""
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+class RunStore:
+    """The run store in one SQLite file (see the module docstring).
+
+    Safe to share between threads (one connection behind a lock) and between
+    processes (SQLite's locking; a writer waits up to ``busy_timeout`` ms).
+
+    Args:
+        path: the store's file.
+        create: create the file (not its folder) when it does not exist;
+            with False a missing file raises :class:`StoreError`.
+        busy_timeout: ms to wait for another process's write before failing.
+
+    Raises:
+        StoreError: the file is missing (``create=False``), cannot be opened,
+            is not a run store, or has a newer schema than this dagwave knows.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        busy_timeout: int = BUSY_TIMEOUT_MS,
+    ) -> None:
+        self.path = os.fspath(path)
+        if not create and not os.path.isfile(self.path):
+            raise StoreError(self.path, "no run store here (dagwave run records one)")
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=busy_timeout / 1000,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(self.path, f"cannot open the run store ({exc})") from None
+        # SQLite answers "locked" without waiting in a few cases (another
+        # process switching the file to WAL, or recovering it): retry those.
+        deadline = time.monotonic() + busy_timeout / 1000
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout)}")
+            while True:
+                try:
+                    self._prepare()
+                    self._mark_interrupted()
+                    break
+                except sqlite3.OperationalError as exc:
+                    if not _busy(exc):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise StoreError(
+                            self.path,
+                            f"the run store is in use by another process ({exc}); try again",
+                        ) from None
+                    time.sleep(0.01)
+        except StoreError:
+            self._db.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise self._corrupt(exc) from None
+
+    # -- opening -----------------------------------------------------------------------
+
+    def _corrupt(self, exc: BaseException) -> StoreError:
+        return StoreError(
+            self.path,
+            f"not a dagwave run store ({exc}); move it away or delete it to start a new one",
+        )
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``: waits for other writers up front)."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _prepare(self) -> None:
+        """Check the schema; create or migrate it; switch to WAL."""
+        db = self._db
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode = WAL")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            self._check_tables()
+            return
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                self.path,
+                f"run store has schema version {version}, newer than this dagwave's "
+                f"{SCHEMA_VERSION} (upgrade dagwave, or move the file away)",
+            )
+        with self._write() as db:
+            # Another process may have created or migrated it while this one waited.
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                if self._tables():
+                    raise self._corrupt(Exception("it holds other tables"))
+                for statement in _SCHEMA_V1:
+                    db.execute(statement)
+                version = 1
+            for statements in _MIGRATIONS[version - 1 :]:
+                for statement in statements:
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._check_tables()
+
+    def _tables(self) -> set[str]:
+        rows = self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {name for (name,) in rows}
+
+    def _check_tables(self) -> None:
+        missing = _TABLES - self._tables()
+        if missing:
+            raise self._corrupt(Exception(f"missing tables: {', '.join(sorted(missing))}"))
+
+    def _mark_interrupted(self) -> None:
+        """Mark ``running`` runs whose process is gone as ``interrupted``."""
+        rows = self._db.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall()
+        dead = [(run_id,) for run_id, pid in rows if pid is None or not _pid_alive(pid)]
+        if dead:
+            with self._write() as db:
+                db.executemany(
+                    "UPDATE runs SET status = 'interrupted' WHERE id = ? AND status = 'running'",
+                    dead,
+                )
+
+    def close(self) -> None:
+        """Close the connection (the store can no longer be used)."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunStore({self.path!r})"
+
+    # -- recording ---------------------------------------------------------------------
+
+    def start_run(
+        self, run_id: str, *, pipeline: str, pipeline_hash: str, total_tasks: int
+    ) -> None:
+        """Record that a run started (status ``running``, this process's pid).
+
+        Args:
+            run_id: the run's id.
+            pipeline: the pipeline file's path ("" when there is none).
+            pipeline_hash: a hash of what runs.
+            total_tasks: how many tasks it has.
+
+        Raises:
+            StoreError: the store could not be written.
+        """
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO runs (id, pipeline, pipeline_hash, started_at, status, pid, "
+                    "total_tasks) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                    (run_id, pipeline, pipeline_hash, time.time(), os.getpid(), total_tasks),
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(self.path, f"cannot record the run ({exc})") from None
+
+    def finish_run(self, run_id: str, status: RunStatus, result: ExecutionResult | None) -> None:
+        """Record a run's end: its totals, and every task and attempt, in one transaction.
+
+        Args:
+            run_id: the id given to :meth:`start_run`.
+            status: how the run ended.
+            result: what it produced (None when it ended before producing a result).
+
+        Raises:
+            StoreError: the store could not be written.
+        """
+        ended = time.time()
+        task_rows: list[tuple[Any, ...]] = []
+        attempt_rows: list[tuple[Any, ...]] = []
+        if result is not None:
+            errors = result.task_errors
+            for task_id, record in result.tasks.items():
+                task_rows.append(
+                    (
+                        run_id,
+                        task_id,
+                        record.status.value,
+                        record.attempts,
+                        record.duration_ms,
+                        errors.get(task_id),
+                    )
+                )
+                for a in record.attempt_log:
+                    error = a.error
+                    attempt_rows.append(
+                        (
+                            run_id,
+                            task_id,
+                            a.attempt,
+                            a.start_ms,
+                            a.end_ms,
+                            a.outcome,
+                            None if error is None else describe_error(error),
+                            "" if error is None else describe_traceback(error, frames=50),
+                        )
+                    )
+        try:
+            with self._write() as db:
+                if result is None:
+                    db.execute(
+                        "UPDATE runs SET status = ?, ended_at = ? WHERE id = ?",
+                        (status, ended, run_id),
+                    )
+                    return
+                db.execute(
+                    "UPDATE runs SET status = ?, ended_at = ?, completed_tasks = ?, "
+                    "failed_tasks = ?, skipped_tasks = ?, cancelled_tasks = ?, wall_ms = ?, "
+                    "sequential_ms = ?, cpu_ms = ? WHERE id = ?",
+                    (
+                        status,
+                        ended,
+                        result.successful_tasks,
+                        result.failed_tasks,
+                        result.skipped_tasks,
+                        result.cancelled_tasks,
+                        result.total_duration_ms,
+                        result.sequential_duration_ms,
+                        result.cpu_ms,
+                        run_id,
+                    ),
+                )
+                db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?)", task_rows)
+                db.executemany(
+                    "INSERT INTO attempts (run_id, task_id, attempt, start_ms, end_ms, outcome, "
+                    "error, traceback) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    attempt_rows,
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(self.path, f"cannot record the run's end ({exc})") from None
+
+    # -- looking back ------------------------------------------------------------------
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            with self._lock:
+                return self._db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from None
+
+    def runs(self, pipeline: str | None = None) -> list[StoredRun]:
+        """The stored runs, oldest first (without their tasks).
+
+        Args:
+            pipeline: only the runs of this pipeline path (None: all).
+        """
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        params: tuple[Any, ...] = ()
+        if pipeline is not None:
+            sql += " WHERE pipeline = ?"
+            params = (pipeline,)
+        return [StoredRun(*row) for row in self._read(sql + " ORDER BY started_at, rowid", params)]
+
+    def resolve(self, run: str) -> str:
+        """The full id of the one run whose id starts with ``run``.
+
+        Raises:
+            StoreError: no run, or several, have such an id.
+        """
+        pattern = run.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        ids = [
+            row[0]
+            for row in self._read(
+                "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 2", (pattern,)
+            )
+        ]
+        if not run or not ids:
+            raise StoreError(
+                self.path, f"no run {run!r} in this store (dagwave history lists them)"
+            )
+        if len(ids) > 1:
+            raise StoreError(self.path, f"several runs start with {run!r}; give more of the run id")
+        return str(ids[0])
+
+    def get_run(self, run: str) -> StoredRun:
+        """One run with its tasks and their attempts.
+
+        Args:
+            run: the run's id, or a prefix of it that only this run has.
+
+        Raises:
+            StoreError: no run (or several) matches.
+        """
+        run_id = self.resolve(run)
+        (row,) = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        attempts: dict[str, list[StoredAttempt]] = {}
+        for task_id, attempt, start_ms, end_ms, outcome, error, trace in self._read(
+            "SELECT task_id, attempt, start_ms, end_ms, outcome, error, traceback FROM attempts "
+            "WHERE run_id = ? ORDER BY rowid",
+            (run_id,),
+        ):
+            attempts.setdefault(task_id, []).append(
+                StoredAttempt(attempt, start_ms, end_ms, outcome, error, trace or "")
+            )
+        tasks = tuple(
+            StoredTask(task_id, status, count, duration, error, tuple(attempts.get(task_id, ())))
+            for task_id, status, count, duration, error in self._read(
+                "SELECT task_id, status, attempts, duration_ms, error FROM tasks "
+                "WHERE run_id = ? ORDER BY rowid",
+                (run_id,),
+            )
+        )
+        return dataclasses.replace(StoredRun(*row), tasks=tasks)
