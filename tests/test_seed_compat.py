@@ -222,6 +222,7 @@ def test_records_dump_their_fields() -> None:
         "end_ms": 5.0,
         "slot": 0,
         "error": "TimeoutError: slow",
+        "cpu_ms": None,
     }
     assert record.to_dict()["attempt_log"] == [attempt.to_dict()]
     assert record.to_dict(mode="json")["status"] == "failed"

@@ -299,6 +299,7 @@ class AttemptRecord(Dumpable):
         "end_ms",
         "slot",
         "error",
+        "cpu_ms",
     )
 
     @property
@@ -527,6 +528,8 @@ class ExecutionResult(Dumpable):
         "critical_path",
         "mode",
         "max_concurrent",
+        "cpu_ms",
+        "thread_cpu_ms",
     )
 
     @classmethod
@@ -566,6 +569,8 @@ class ExecutionResult(Dumpable):
                 waves=waves,
                 mode=data["mode"],
                 max_concurrent=data["max_concurrent"],
+                cpu_ms=data.get("cpu_ms", 0.0),
+                thread_cpu_ms=data.get("thread_cpu_ms", 0.0),
                 task_records_source=lambda: dict(records),
                 critical_path_source=lambda: list(critical),
             )
@@ -667,6 +672,7 @@ def _task_record_from(data: dict[str, Any]) -> TaskRecord:
                 end_ms=a["end_ms"],
                 slot=a["slot"],
                 error=_error_from(a["error"]),
+                cpu_ms=a.get("cpu_ms"),
             )
             for a in data["attempt_log"]
         ),
