@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 
 
 def stdout_per_hash_seed(code: str, seeds: tuple[str, ...] = ("0", "1", "12345")) -> set[str]:
@@ -33,3 +35,15 @@ def dagwave_command(
         check=False,
         cwd=cwd,
     )
+
+
+#: How long a real-time poll waits before it fails (a bound, never a pause).
+GIVE_UP_S = 30.0
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition()`` until it is true; fail after GIVE_UP_S seconds of real time."""
+    deadline = time.monotonic() + GIVE_UP_S
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.01)

@@ -8,24 +8,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from dagwave import RunStore
+from tests._helpers import GIVE_UP_S, wait_until
 from tests.test_run_store import newer, not_sqlite
-
-GIVE_UP_S = 30.0
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition()`` until it is true; fail after GIVE_UP_S (a bound, not a pause)."""
-    deadline = time.monotonic() + GIVE_UP_S
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.02)
 
 
 def dagwave(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -198,8 +187,8 @@ def test_a_run_killed_with_sigkill_is_shown_as_interrupted(tmp_path: Path) -> No
                 db.close()
             return rows == [("running",)]
 
-        wait_for(running, "the run to be recorded as running")
-        wait_for(lambda: sleep_pid.exists() and sleep_pid.read_text().endswith("\n"), "sleep")
+        wait_until(running, "the run to be recorded as running")
+        wait_until(lambda: sleep_pid.exists() and sleep_pid.read_text().endswith("\n"), "sleep")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=GIVE_UP_S)
         history = dagwave("history", cwd=tmp_path)
@@ -239,7 +228,7 @@ def test_a_run_stopped_with_sigterm_is_recorded_as_cancelled(tmp_path: Path) -> 
     )
     sleep_pid = tmp_path / "sleep.pid"
     try:
-        wait_for(lambda: sleep_pid.exists() and sleep_pid.read_text().endswith("\n"), "sleep")
+        wait_until(lambda: sleep_pid.exists() and sleep_pid.read_text().endswith("\n"), "sleep")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=GIVE_UP_S) == 143
     finally:

@@ -12,11 +12,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+
+from tests._helpers import GIVE_UP_S, wait_until
 
 PIPELINE = """
 [run]
@@ -30,15 +31,6 @@ cmd = "sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait"
 deps = ["quick"]
 """
 
-GIVE_UP_S = 30.0
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition()`` until it is true; fail after GIVE_UP_S (a bound, not a pause)."""
-    deadline = time.monotonic() + GIVE_UP_S
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.01)
 
 
 def gone(pid: int) -> bool:
@@ -78,7 +70,7 @@ def start(
         preexec_fn=None if ignored is None else ignore,
     )
     pid_files = [tmp_path / "shell.pid", tmp_path / "child.pid"]
-    wait_for(lambda: all(f.exists() and f.read_text().endswith("\n") for f in pid_files), "pids")
+    wait_until(lambda: all(f.exists() and f.read_text().endswith("\n") for f in pid_files), "pids")
     return proc, [int(f.read_text()) for f in pid_files]
 
 
@@ -105,7 +97,7 @@ def test_stop_signal_cancels_kills_commands_prints_what_finished(
         out, err = proc.communicate(timeout=GIVE_UP_S)
         assert proc.returncode == status, err
         for pid in pids:
-            wait_for(lambda pid=pid: gone(pid), f"process {pid} to end")
+            wait_until(lambda pid=pid: gone(pid), f"process {pid} to end")
     finally:
         clean_up(proc, pids)
     assert err.splitlines()[-1] == f"interrupted ({sig.name})"
@@ -156,7 +148,7 @@ def test_sighup_ignored_by_nohup_stays_ignored(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=GIVE_UP_S)
         assert proc.returncode == 143, err
         for pid in pids:
-            wait_for(lambda pid=pid: gone(pid), f"process {pid} to end")
+            wait_until(lambda pid=pid: gone(pid), f"process {pid} to end")
     finally:
         clean_up(proc, pids)
     assert err.splitlines()[-1] == "interrupted (SIGTERM)"
@@ -170,7 +162,7 @@ def test_sigterm_stops_a_run_whose_sigint_is_ignored(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=GIVE_UP_S)
         assert proc.returncode == 143, err
         for pid in pids:
-            wait_for(lambda pid=pid: gone(pid), f"process {pid} to end")
+            wait_until(lambda pid=pid: gone(pid), f"process {pid} to end")
     finally:
         clean_up(proc, pids)
     assert err.splitlines()[-1] == "interrupted (SIGTERM)"
