@@ -310,3 +310,28 @@ def test_topological_sort_puts_dependencies_first(pairs: list[tuple[str, list[st
     for tid, deps in pairs:
         for dep in deps:
             assert position[dep] < position[tid]
+
+
+@settings(max_examples=200, deadline=None)
+@given(random_graphs(acyclic=True), st.booleans())
+def test_index_waves_group_tasks_by_level(
+    pairs: list[tuple[str, list[str]]], wave_by_wave: bool
+) -> None:
+    if wave_by_wave:  # tasks added wave by wave: each wave is one contiguous range
+        levels = {
+            tid: lv
+            for lv, gen in enumerate(nx.topological_generations(to_nx(pairs)))
+            for tid in gen
+        }
+        pairs = sorted(pairs, key=lambda pair: levels[pair[0]])
+    compiled = graph_of(*pairs).compiled()
+    expected: list[list[int]] = [[] for _ in range(max(compiled.level, default=-1) + 1)]
+    for i, lv in enumerate(compiled.level):
+        expected[lv].append(i)
+    waves = compiled.waves()
+    assert [list(w) for w in waves] == expected
+    if wave_by_wave:
+        assert all(type(w) is range for w in waves)
+    assert graph_of(*pairs).construct_waves() == [
+        [compiled.order[i] for i in w] for w in expected
+    ]

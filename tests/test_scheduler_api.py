@@ -355,3 +355,34 @@ def test_trio_checkpoint_in_executor_works() -> None:
     s = DependencyAwareScheduler()
     s.add_task("a", sleepy)
     assert s.run().task_results == {"a": "ok"}
+
+
+def test_added_tasks_and_planned_waves_are_the_records_their_constructors_make() -> None:
+    import dataclasses
+
+    from dagwave import Task, Wave
+
+    s = DependencyAwareScheduler()
+    s.add_task("a", noop, timeout_seconds=5, retry_count=2, metadata={"estimated_duration": 3})
+    s.add_task("b", noop, ["a"])
+    task = s.tasks["a"]
+    assert task == Task(
+        task_id="a",
+        executor=noop,
+        timeout_seconds=5.0,
+        retry_count=2,
+        metadata={"estimated_duration": 3},
+        is_async=True,
+        estimated_duration=3.0,
+    )
+    assert task.added_at > 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        task.retry_count = 3  # type: ignore[misc]
+    waves = s.schedule()
+    planned = waves[0].created_at  # one plan, one timestamp
+    assert waves == [
+        Wave(wave_number=1, task_ids=["a"], created_at=planned),
+        Wave(wave_number=2, task_ids=["b"], created_at=planned),
+    ]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        waves[0].status = TaskStatus.COMPLETED  # type: ignore[misc]

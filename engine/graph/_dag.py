@@ -116,7 +116,7 @@ class CompiledGraph:
         done: the tasks Kahn's algorithm processed, in a topological order.
     """
 
-    __slots__ = ("_dependents", "done", "level", "order", "preds")
+    __slots__ = ("_dependents", "_waves", "done", "level", "order", "preds")
 
     def __init__(
         self,
@@ -131,11 +131,42 @@ class CompiledGraph:
         self.level = level
         self.done = done
         self._dependents = dependents
+        self._waves: list[Sequence[int]] | None = None
 
     @property
     def has_cycle(self) -> bool:
         """True when some tasks could not be ordered (a cycle)."""
         return len(self.done) < len(self.order)
+
+    def waves(self) -> list[Sequence[int]]:
+        """Per 0-based wave, its task indices in insertion order (built on first use).
+
+        When the levels never decrease along the insertion order (tasks added
+        wave by wave: chains, fans, layers), each wave is one ``range``, found
+        in one pass, and holds no list of ints. Tasks on a cycle are in no wave.
+        """
+        if self._waves is not None:
+            return self._waves
+        level = self.level
+        waves: list[Sequence[int]] = []
+        start, current = 0, 0
+        for i, lv in enumerate(level):
+            if lv != current:
+                if lv != current + 1:
+                    break  # not wave by wave (or a cycle's -1): group by level instead
+                waves.append(range(start, i))
+                start, current = i, lv
+        else:
+            if level:
+                waves.append(range(start, len(level)))
+            self._waves = waves
+            return waves
+        lists: list[list[int]] = [[] for _ in range(max(level) + 1)]
+        for i, lv in enumerate(level):
+            if lv >= 0:
+                lists[lv].append(i)
+        self._waves = list(lists)
+        return self._waves
 
     @property
     def dependents(self) -> list[Sequence[int]]:
@@ -487,8 +518,9 @@ class DependencyGraph:
             TaskNotFoundError, CircularDependencyError: as :meth:`validate`.
         """
         self.validate()
-        level = self.compiled().level
-        waves: list[list[str]] = [[] for _ in range(max(level, default=-1) + 1)]
-        for tid, lv in zip(self._deps, level, strict=True):
-            waves[lv].append(tid)
-        return waves
+        compiled = self.compiled()
+        order = compiled.order
+        return [
+            order[w.start : w.stop] if type(w) is range else [order[i] for i in w]
+            for w in compiled.waves()
+        ]

@@ -123,7 +123,7 @@ def _edges(critical: Sequence[str]) -> tuple[set[str], set[tuple[str, str]]]:
 # Characters Mermaid or the HTML it renders labels into would read as syntax: the
 # label's quotes, an entity's start ("#name;" is Mermaid's entity form), markup,
 # and the backtick that starts a Markdown label.
-_MERMAID_SYNTAX = frozenset('"#&<>`\'')
+_MERMAID_SYNTAX = frozenset("\"#&<>`'")
 
 
 def _mermaid_label(text: str) -> str:
@@ -133,10 +133,14 @@ def _mermaid_label(text: str) -> str:
     entities (``#34;`` for ``"``), which it renders as the character itself;
     everything else, non-ASCII included, is written as is.
     """
-    return '"' + "".join(
-        f"#{ord(ch)};" if ch in _MERMAID_SYNTAX or not ch.isprintable() else ch
-        for ch in writable_text(text)
-    ) + '"'
+    return (
+        '"'
+        + "".join(
+            f"#{ord(ch)};" if ch in _MERMAID_SYNTAX or not ch.isprintable() else ch
+            for ch in writable_text(text)
+        )
+        + '"'
+    )
 
 
 def _dot_id(text: str) -> str:

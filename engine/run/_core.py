@@ -83,6 +83,8 @@ class RunPlan:
         dependents: per task, indices of the tasks that depend on it.
         wave_of: per task, its 0-based wave.
         waves: per 0-based wave, its task indices in insertion order.
+        wave_ids: per 0-based wave, its task ids (the lists the scheduler's
+            ``Wave`` objects hold, shared with the result's).
         adapters: per task, the resolved adapter (None: awaited in trio).
         compiled: the graph in index form (same task order), for the analysis.
         resources: per task, what it needs as sorted ``(name, amount)`` pairs
@@ -97,6 +99,7 @@ class RunPlan:
     waves: Sequence[Sequence[int]]
     adapters: Sequence[Adapter | None]
     compiled: CompiledGraph
+    wave_ids: Sequence[list[str]] = ()
     resources: Sequence[tuple[tuple[str, int], ...]] = ()
     capacities: Mapping[str, int] = field(default_factory=dict)
 
@@ -358,8 +361,10 @@ class RunCore:
             self._slot_token[slot] = 0
             self._slot_worker[slot] = -1
             # Only the trio thread touches a slot that a trio attempt holds.
-            late = token != 0 and self.deadlines.disarm(slot, token) and (
-                end > self.deadlines.deadline[slot]
+            late = (
+                token != 0
+                and self.deadlines.disarm(slot, token)
+                and (end > self.deadlines.deadline[slot])
             )
             # Past the deadline, by the watchdog's Cancelled or by returning
             # before it could arrive (an inline call, an async def that
@@ -418,8 +423,14 @@ class RunCore:
                 assert task.timeout_seconds is not None
                 error = TaskTimeoutError(task.task_id, task.timeout_seconds, job.attempt)
                 entry = AttemptEntry(
-                    job.task, job.attempt, "timed_out", job.start, trio.current_time(), slot,
-                    error, None,
+                    job.task,
+                    job.attempt,
+                    "timed_out",
+                    job.start,
+                    trio.current_time(),
+                    slot,
+                    error,
+                    None,
                 )
                 self.ledger.ended(entry)
         if entry is not None:

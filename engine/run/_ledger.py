@@ -43,7 +43,7 @@ from dagwave.run._records import (
     RunStatistics,
     TaskRecord,
     TaskStatus,
-    Wave,
+    build_wave,
 )
 
 if TYPE_CHECKING:
@@ -248,17 +248,19 @@ class Ledger:
                 )
             elif status is CANCELLED:
                 task_errors[task.task_id] = "cancelled: the run was cancelled before it finished"
+        wave_ids = plan.wave_ids or [[plan.tasks[i].task_id for i in w] for w in plan.waves]
+        wave_start, wave_end = self.wave_start, self.wave_end
         waves = tuple(
-            Wave(
-                wave_number=w + 1,
-                task_ids=[plan.tasks[i].task_id for i in wave],
-                status=self.wave_status[w] or self.wave_final(w),
-                created_at=created_at,
-                duration_ms=_maybe_span_ms(self.wave_start[w], self.wave_end[w]),
-                start_ms=_offset_ms(self.wave_start[w], t0),
-                end_ms=_offset_ms(self.wave_end[w], t0),
+            build_wave(
+                w + 1,
+                ids,
+                self.wave_status[w] or self.wave_final(w),
+                _maybe_span_ms(wave_start[w], wave_end[w]),
+                created_at,
+                _offset_ms(wave_start[w], t0),
+                _offset_ms(wave_end[w], t0),
             )
-            for w, wave in enumerate(plan.waves)
+            for w, ids in enumerate(wave_ids)
         )
         wall_ms = _span_ms(t0, end)
         sequential_ms = sum(map(self.busy_of, range(len(self.busy)))) * 1000.0

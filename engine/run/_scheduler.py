@@ -24,7 +24,13 @@ import trio
 from dagwave._checks import check_int, check_number, check_type, must_be
 from dagwave._errors import TaskNotFoundError
 from dagwave.graph._analysis import analyze_compiled
-from dagwave.graph._dag import DependencyGraph, check_dependencies, check_task_id, suggest_id
+from dagwave.graph._dag import (
+    DependencyGraph,
+    check_dependencies,
+    check_task_id,
+    gc_paused,
+    suggest_id,
+)
 from dagwave.report._export import dot, html_report, mermaid
 from dagwave.run._adapter import ASYNCIO_ADAPTER, BLOCKING_ADAPTER, Adapter, resolve_adapter
 from dagwave.run._asyncio_host import in_asyncio, run_as_asyncio_guest
@@ -38,6 +44,7 @@ from dagwave.run._records import (
     TaskRecord,
     TaskStatus,
     Wave,
+    build_wave,
 )
 from dagwave.run._tasks import Executor, Task, check_resources
 from dagwave.state._store import STORE_METHODS, SharedState, StateStore
@@ -415,6 +422,10 @@ class DependencyAwareScheduler:
             RuntimeError: a run is in progress.
         """
         self._check_idle("schedule")
+        with gc_paused():  # a list or record per task and wave, none of them in a cycle
+            return self._schedule()
+
+    def _schedule(self) -> list[Wave]:
         waves = self._graph.construct_waves()
         tasks = list(self._defs.values())
         for task in tasks:
@@ -435,9 +446,7 @@ class DependencyAwareScheduler:
                     )
         compiled = self._graph.compiled()
         wave_of = compiled.level
-        wave_indices: list[list[int]] = [[] for _ in waves]
-        for i, w in enumerate(wave_of):
-            wave_indices[w].append(i)
+        wave_indices = compiled.waves()
         resolved: dict[str, Adapter] = {}
         adapters: list[Adapter | None] = []
         append = adapters.append
@@ -472,6 +481,7 @@ class DependencyAwareScheduler:
             waves=wave_indices,
             adapters=adapters,
             compiled=compiled,
+            wave_ids=waves,
             resources=[task.resources for task in tasks]
             if any(task.resources for task in tasks)
             else (),
@@ -480,7 +490,7 @@ class DependencyAwareScheduler:
         self._planned_at = self._changes
         planned_at = datetime.now()  # one timestamp for the plan, not one call per wave
         self._waves = [  # construct_waves() made these lists for us: no copies
-            Wave(wave_number=w + 1, task_ids=wave, created_at=planned_at)
+            build_wave(w + 1, wave, TaskStatus.PENDING, None, planned_at, None, None)
             for w, wave in enumerate(waves)
         ]
         self._core = None

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from dagwave._checks import check_int, check_number, check_type, must_be
 from dagwave._errors import InvalidTaskError, StateRollbackError
-from dagwave.run._records import Dumpable, RetryPolicy
+from dagwave.run._records import Dumpable, RetryPolicy, frozen_builder
 from dagwave.state._store import SharedState, StateStore
 
 if TYPE_CHECKING:
@@ -201,22 +201,26 @@ class Task(Dumpable):
             estimate = estimated_duration(task_id, metadata)
         if retry_policy is not None:
             check_type("retry_policy", retry_policy, RetryPolicy, owner=f"task {task_id!r}")
-        return cls(
-            task_id=task_id,
-            executor=executor,
-            dependencies=dependencies,
-            timeout_seconds=check_timeout(task_id, timeout_seconds),
-            retry_count=check_retry_count(task_id, retry_count),
-            metadata=metadata if metadata is _NO_METADATA else MappingProxyType(dict(metadata)),
-            adapter=adapter,
-            retry_policy=retry_policy,
-            is_async=is_async_callable(executor),
-            estimated_duration=estimate,
-            resources=()
+        return _build_task(
+            task_id,
+            executor,
+            dependencies,
+            check_timeout(task_id, timeout_seconds),
+            check_retry_count(task_id, retry_count),
+            metadata if metadata is _NO_METADATA else MappingProxyType(dict(metadata)),
+            adapter,
+            retry_policy,
+            is_async_callable(executor),
+            estimate,
+            ()
             if resources is None
             else tuple(sorted(check_resources(f"task {task_id!r}", resources).items())),
-            added_at=time.time(),
+            time.time(),
         )
+
+
+# Task fields in declaration order, values checked by Task.create.
+_build_task = frozen_builder(Task)
 
 
 _FIXED_KEYS = frozenset({"task_id", "task_metadata", "dependency_results", "attempt"})

@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["ThreadJob", "ThreadSide"]
 
 
-
 class ThreadJob:
     """One attempt running in a worker thread (``ThreadSide.running[slot]``)."""
 
