@@ -18,6 +18,8 @@ from dagwave import (
     TaskStatus,
     TaskTimeoutError,
 )
+from dagwave.run import _workers
+from tests._helpers import wait_until
 
 WAIT = 10.0  # generous guard for threading waits; never reached when the code is right
 
@@ -274,20 +276,29 @@ async def test_no_call_is_running_after_the_run_returns() -> None:
     assert running == 0
 
 
-async def test_worker_threads_are_reused_across_runs() -> None:
+async def test_worker_threads_are_reused_across_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Idle worker threads wait for the next run instead of being started again."""
+    pool = _workers.WorkerThreads(name="dagwave-worker-reuse", idle_timeout=6 * WAIT)
+    monkeypatch.setattr(_workers, "_WORKERS", pool)
 
     def workers() -> set[int | None]:
-        return {t.ident for t in threading.enumerate() if t.name.startswith("dagwave-worker")}
+        return {t.ident for t in threading.enumerate() if t.name.startswith("dagwave-worker-reuse")}
 
     def build() -> DependencyAwareScheduler:
+        # Four tasks that wait for each other: the run needs four threads at once.
+        barrier = threading.Barrier(4, timeout=WAIT)
         s = DependencyAwareScheduler(max_concurrent=4)
-        for i in range(8):
-            s.add_task(f"t{i}", lambda ctx: None)
+        for i in range(4):
+            s.add_task(f"t{i}", lambda ctx: barrier.wait())
         return s
 
     await run_scheduler(build())
     after_first = workers()
+    assert len(after_first) == 4
+    # A thread counts itself idle just after its last job returns: wait for all.
+    await trio.to_thread.run_sync(
+        wait_until, lambda: pool.idle() == len(workers()), "the workers to be idle"
+    )
     await run_scheduler(build())
     assert workers() == after_first
 

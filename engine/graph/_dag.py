@@ -209,6 +209,9 @@ def compile_graph(order: Sequence[str], deps: Sequence[Sequence[str]]) -> Compil
             ``order`` are ignored and repeats count once.
     """
     with gc_paused():
+        if not any(deps):  # no edges: no index of ids needed (a dict of a million entries)
+            n = len(order)
+            return CompiledGraph(list(order), [_NONE] * n, [0] * n, range(n), [_NONE] * n)
         position = {tid: i for i, tid in enumerate(order)}
         lookup = position.__getitem__
         get = position.get

@@ -8,13 +8,15 @@ objects; the lists live together here, in one class, with one docstring.
 * ``status[i]``: a :class:`TaskStatus`. Written under the dispatch lock, by the
   trio thread or by the worker thread that ran the attempt.
 * ``attempts[i]``: attempts started so far.
-* ``start[i]`` / ``end[i]``: first attempt's start, last attempt's end (run clock, s).
+* ``start[i]`` / ``end[i]``: first attempt's start, last attempt's end (run clock, s;
+  NaN until then). Arrays of doubles, not lists of floats: 16 bytes a task, not 64.
 * ``busy[i]``: seconds spent running, over the attempts in ``log`` (see
   :meth:`Ledger.busy_of` for all of them).
 * ``cpu[i]``: thread CPU seconds over the attempts in ``log`` that ran in a
   worker thread (``first_cpu[i]`` holds that of a first attempt that completed).
-* ``error[i]``: the exception a FAILED (or CANCELLED) task ended with.
-* ``skipped_because[i]``: the failed task that made a SKIPPED one skip.
+* ``error``: task -> the exception a FAILED (or CANCELLED) task ended with.
+* ``skipped_because``: task -> the failed task that made a SKIPPED one skip.
+  (These two are dicts: only tasks that went wrong have an entry.)
 * ``results[i]``: the result of a COMPLETED task.
 * ``log``: one :class:`AttemptEntry` per attempt, in the order they ended,
   except the most common one, a task that completed at its first attempt:
@@ -30,7 +32,9 @@ converts to the milliseconds and 1-based wave numbers that records show.
 from __future__ import annotations
 
 import functools
+import math
 import uuid
+from array import array
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -58,6 +62,10 @@ COMPLETED = TaskStatus.COMPLETED
 FAILED = TaskStatus.FAILED
 SKIPPED = TaskStatus.SKIPPED
 CANCELLED = TaskStatus.CANCELLED
+
+
+#: what ``start``/``end`` hold for a task that has not started/ended.
+_NOT_YET = (math.nan,)
 
 
 class AttemptEntry(NamedTuple):
@@ -102,12 +110,12 @@ class Ledger:
         self.plan = plan
         self.status: list[TaskStatus] = [PENDING] * n
         self.attempts = [0] * n
-        self.start: list[float | None] = [None] * n
-        self.end: list[float | None] = [None] * n
+        self.start = array("d", _NOT_YET) * n
+        self.end = array("d", _NOT_YET) * n
         self.busy = [0.0] * n
         self.cpu = [0.0] * n
-        self.error: list[BaseException | None] = [None] * n
-        self.skipped_because: list[str | None] = [None] * n
+        self.error: dict[int, BaseException] = {}
+        self.skipped_because: dict[int, str] = {}
         self.results: list[Any] = [None] * n
         self.log: list[AttemptEntry] = []
         self.first_slot = [0] * n
@@ -122,7 +130,7 @@ class Ledger:
     def begin(self, i: int, now: float) -> tuple[int, bool]:
         """An attempt of task ``i`` starts: returns its number and whether its wave just started."""
         attempt = self.attempts[i] = self.attempts[i] + 1
-        if self.start[i] is not None:
+        if self.start[i] == self.start[i]:  # not NaN: an earlier attempt started
             return attempt, False
         self.start[i] = now
         self.status[i] = IN_PROGRESS
@@ -152,10 +160,7 @@ class Ledger:
     def busy_of(self, i: int) -> float:
         """Seconds task ``i`` spent running, over all its attempts."""
         if self.attempts[i] == 1 and self.status[i] is COMPLETED:
-            start, end = self.start[i], self.end[i]
-            assert start is not None
-            assert end is not None
-            return end - start
+            return self.end[i] - self.start[i]
         return self.busy[i]
 
     def busy_ms(self) -> list[float]:
@@ -240,7 +245,7 @@ class Ledger:
         for i, (task, status) in enumerate(zip(plan.tasks, self.status, strict=True)):
             if status is COMPLETED:
                 task_results[task.task_id] = results[i]
-            elif (error := errors[i]) is not None and status in (FAILED, CANCELLED):
+            elif (error := errors.get(i)) is not None and status in (FAILED, CANCELLED):
                 task_errors[task.task_id] = error_text(error)
             elif status is SKIPPED:
                 task_errors[task.task_id] = (
@@ -295,8 +300,6 @@ class Ledger:
         for i, status in enumerate(self.status):
             if status is COMPLETED and self.attempts[i] == 1:
                 start, end, cpu = self.start[i], self.end[i], self.first_cpu[i]
-                assert start is not None
-                assert end is not None
                 logs[i].append(
                     AttemptRecord(
                         1,
@@ -330,8 +333,8 @@ class Ledger:
                 end_ms=_offset_ms(self.end[i], t0),
                 duration_ms=self.busy_of(i) * 1000.0,
                 result=self.results[i] if self.status[i] is COMPLETED else None,
-                error=self.error[i],
-                skipped_because=self.skipped_because[i],
+                error=self.error.get(i),
+                skipped_because=self.skipped_because.get(i),
                 attempt_log=tuple(logs[i]),
             )
             for i, task in enumerate(plan.tasks)
@@ -344,7 +347,7 @@ def _span_ms(start: float, end: float) -> float:
 
 
 def _offset_ms(t: float | None, t0: float) -> float | None:
-    return None if t is None else _span_ms(t0, t)
+    return None if t is None or t != t else _span_ms(t0, t)  # t != t: NaN, never set
 
 
 def _maybe_span_ms(start: float | None, end: float | None) -> float | None:

@@ -428,7 +428,8 @@ class DependencyAwareScheduler:
     def _schedule(self) -> list[Wave]:
         waves = self._graph.construct_waves()
         tasks = list(self._defs.values())
-        for task in tasks:
+        needing = [task for task in tasks if task.resources]
+        for task in needing:
             task_id = task.task_id
             for name, amount in task.resources:
                 if name not in self.resources:
@@ -447,32 +448,7 @@ class DependencyAwareScheduler:
         compiled = self._graph.compiled()
         wave_of = compiled.level
         wave_indices = compiled.waves()
-        resolved: dict[str, Adapter] = {}
-        adapters: list[Adapter | None] = []
-        append = adapters.append
-        for task in tasks:
-            spec = task.adapter
-            if spec is None:
-                if task.is_async:
-                    append(None)  # awaited in trio
-                    continue
-                spec = BLOCKING_ADAPTER
-            elif isinstance(spec, Adapter):
-                append(spec)
-                continue
-            adapter = resolved.get(spec)
-            if adapter is None:
-                adapter = resolved[spec] = resolve_adapter(spec, task.task_id)
-            append(adapter)
-        # Each adapter owns its rules (what it can call), however it was given;
-        # an adapter is asked once per executor (tasks added in a loop share one).
-        checked: set[tuple[int, int]] = set()
-        for task, adapter in zip(tasks, adapters, strict=True):
-            if adapter is not None:
-                pair = (id(adapter), id(task.executor))  # both kept alive by the tasks
-                if pair not in checked:
-                    adapter.check(task.task_id, task.executor)
-                    checked.add(pair)
+        adapters = self._resolve_adapters(tasks)
         self._plan = RunPlan(
             tasks=tasks,
             deps=compiled.preds,
@@ -482,9 +458,7 @@ class DependencyAwareScheduler:
             adapters=adapters,
             compiled=compiled,
             wave_ids=waves,
-            resources=[task.resources for task in tasks]
-            if any(task.resources for task in tasks)
-            else (),
+            resources=[task.resources for task in tasks] if needing else (),
             capacities=dict(self.resources),
         )
         self._planned_at = self._changes
@@ -495,6 +469,44 @@ class DependencyAwareScheduler:
         ]
         self._core = None
         return list(self._waves)
+
+    @staticmethod
+    def _resolve_adapters(tasks: list[Task]) -> list[Adapter | None]:
+        """Per task its adapter (None: awaited in trio), each checked once per executor.
+
+        Each adapter owns its rules (what it can call), however it was given.
+        Tasks added in a loop share one executor and one adapter spec, so the
+        answer for the previous task is reused before anything is looked up.
+        """
+        resolved: dict[str, Adapter] = {}
+        checked: set[tuple[int, int]] = set()
+        adapters: list[Adapter | None] = []
+        append = adapters.append
+        last_key: tuple[object, object, bool] | None = None
+        last: Adapter | None = None
+        for task in tasks:
+            key = (task.adapter, task.executor, task.is_async)
+            if key == last_key:
+                append(last)
+                continue
+            spec, executor, is_async = key
+            if spec is None and is_async:
+                adapter = None  # awaited in trio
+            elif isinstance(spec, Adapter):
+                adapter = spec
+            else:
+                name = BLOCKING_ADAPTER if spec is None else spec
+                adapter = resolved.get(name)
+                if adapter is None:
+                    adapter = resolved[name] = resolve_adapter(name, task.task_id)
+            if adapter is not None:
+                pair = (id(adapter), id(executor))  # both kept alive by the tasks
+                if pair not in checked:
+                    adapter.check(task.task_id, executor)
+                    checked.add(pair)
+            append(adapter)
+            last_key, last = key, adapter
+        return adapters
 
     def detect_deadlock(self) -> bool:
         """True when the tasks' dependencies form a cycle (which would deadlock a run)."""

@@ -23,10 +23,16 @@ IDLE_TIMEOUT = 10.0
 
 
 class WorkerThreads:
-    """A set of daemon threads running submitted callables (see the module docstring)."""
+    """A set of daemon threads running submitted callables (see the module docstring).
 
-    def __init__(self, name: str = "dagwave-worker") -> None:
+    Args:
+        name: the threads' name prefix.
+        idle_timeout: seconds an idle thread waits for a job before it exits.
+    """
+
+    def __init__(self, name: str = "dagwave-worker", idle_timeout: float = IDLE_TIMEOUT) -> None:
         self._name = name
+        self._idle_timeout = idle_timeout
         self._jobs: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0  # threads waiting for a job (guarded by _lock)
@@ -46,11 +52,16 @@ class WorkerThreads:
                 target=self._work, name=f"{self._name}-{next(self._count)}", daemon=True
             ).start()
 
+    def idle(self) -> int:
+        """Threads waiting for a job now (a thread just started counts as one)."""
+        with self._lock:
+            return self._idle
+
     def _work(self) -> None:
-        jobs, lock = self._jobs, self._lock
+        jobs, lock, idle_timeout = self._jobs, self._lock, self._idle_timeout
         while True:
             try:
-                job = jobs.get(timeout=IDLE_TIMEOUT)
+                job = jobs.get(timeout=idle_timeout)
             except queue.Empty:
                 with lock:
                     if self._queued < self._idle:  # nobody is counting on this thread

@@ -34,6 +34,7 @@ rollback, so a cached copy can never be served for different content.
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -487,19 +488,18 @@ class SharedState(Generic[T]):
         """
         if not mapping:
             return
-        items = list(mapping.items())
         with self._lock:
             self._version += 1
             self._set_count += 1
             data = self._data
+            items = iter(mapping.items())  # not a list: a million pairs would be a peak of its own
             # Records the bounded history would drop at once are not made at all.
-            skip = max(0, len(items) - self._max_history_size)
+            skip = max(0, len(mapping) - self._max_history_size)
             if skip:
                 self._history.clear()
                 self._history_floor = self._version
-                for key, value in items[:skip]:
-                    data[key] = value
-            for key, value in items[skip:]:
+                data.update(itertools.islice(items, skip))
+            for key, value in items:
                 old = data.get(key, _MISSING)
                 data[key] = value
                 self._record(key, "update", old, value, changed_by)
