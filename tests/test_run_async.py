@@ -213,6 +213,23 @@ async def test_eager_orders_ready_tasks_by_longest_remaining_path(
     }
 
 
+async def test_eager_with_equal_priorities_serves_first_ready_first(
+    autojump_clock: MockClock,
+) -> None:
+    # Estimates of 0 make every path equally long: a first-in, first-out run,
+    # where the tasks without dependencies come before anything they unblock.
+    s = DependencyAwareScheduler(mode="eager", max_concurrent=1)
+    zero = {"estimated_duration": 0}
+    s.add_task("a", sleeper(1), metadata=zero)
+    s.add_task("b", sleeper(1), metadata=zero)
+    s.add_task("c", sleeper(1), dependencies=["a"], metadata=zero)
+    s.add_task("d", sleeper(1), metadata=zero)
+    s.add_task("e", sleeper(1), dependencies=["b"], metadata=zero)
+    result = await run_scheduler(s)
+    order = sorted(starts(result), key=starts(result).__getitem__)
+    assert order == ["a", "b", "d", "c", "e"]
+
+
 async def test_eager_uses_estimated_duration(autojump_clock: MockClock) -> None:
     s = DependencyAwareScheduler(mode="eager", max_concurrent=1)
     s.add_task("small", sleeper(1), metadata={"estimated_duration": 1})

@@ -171,8 +171,8 @@ class RunCore:
         self.in_thread = [
             adapter is not None and adapter.runs_in_worker_threads for adapter in plan.adapters
         ]
-        self._adapter_names = ["trio" if a is None else a.name for a in plan.adapters]
-        self._runners: list[Runner | None] = [None] * len(plan.tasks)
+        # id(adapter) -> what its open() yielded for this run (per adapter, not per task).
+        self._runners: dict[int, Runner] = {}
         self._threads: ThreadSide | None = None
         # The trio side's workers: what Dispatch handed to trio waits in _queue.
         self._queue: deque[tuple[int, int]] = deque()
@@ -319,12 +319,14 @@ class RunCore:
             wave = plan.wave_of[i]
             if wave_started:
                 events.wave_started(wave, len(plan.waves[wave]), start)
-            events.task_started(task.task_id, wave, attempt, self._adapter_names[i], start)
+            adapter = plan.adapters[i]
+            name = "trio" if adapter is None else adapter.name
+            events.task_started(task.task_id, wave, attempt, name, start)
         timeout = task.timeout_seconds
         if timeout is not None:
             self._slot_worker[slot] = worker
             self._arm(slot, timeout, start)
-        runner = self._runners[i]
+        runner = self._runners.get(id(plan.adapters[i])) if self._runners else None
         lease: _Lease | None = None
         error: BaseException | None = None
         outcome: AttemptOutcome = "completed"
@@ -721,17 +723,13 @@ class RunCore:
             self._threads = ThreadSide(self, self._slots)
         try:
             async with AsyncExitStack() as stack:
-                opened: dict[int, Runner] = {}
+                opened = self._runners
                 for i, adapter in enumerate(plan.adapters):
-                    if adapter is None or self.in_thread[i]:
+                    if adapter is None or self.in_thread[i] or id(adapter) in opened:
                         continue
-                    runner = opened.get(id(adapter))
-                    if runner is None:
-                        runner = await stack.enter_async_context(
-                            adapter.open(max_workers=self._slots)
-                        )
-                        opened[id(adapter)] = runner
-                    self._runners[i] = runner
+                    opened[id(adapter)] = await stack.enter_async_context(
+                        adapter.open(max_workers=self._slots)
+                    )
                 with trio.CancelScope() as scope:
                     self._scope = scope
                     try:

@@ -13,7 +13,9 @@ How work moves:
   (longest remaining path first in eager mode), whatever runs them; when
   every task has the same priority, a FIFO queue of plain indices does the
   same job for less (no tuple per ready task: a million ready tasks cost a
-  million list slots, not a million tuples).
+  million list slots, not a million tuples). The first ready tasks of an
+  eager run, the first wave, are not even queued: they are taken from the
+  wave itself (often a ``range``) before anything queued after them.
 * :meth:`take` hands out ready tasks while slots are free: each gets a slot
   number (a heap of free slots, so traces show one track per slot) and, all or
   nothing, the resources it needs; one that cannot get its resources waits
@@ -33,7 +35,7 @@ from __future__ import annotations
 import heapq
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from dagwave.run._records import TaskStatus
@@ -64,6 +66,8 @@ class Dispatch:
         "queue",
         "ready",
         "remaining",
+        "roots",
+        "roots_left",
         "status",
         "stopping",
         "wave_left",
@@ -89,8 +93,12 @@ class Dispatch:
         self.waves = plan.waves
         # All priorities equal (no estimates): first ready, first served.
         self.fifo = len(set(priority)) <= 1
+        if self.fifo:
+            self.priority = ()  # never read: a million equal floats need not stay
         self.ready: list[tuple[float, int]] = []  # the heap (not fifo)
-        self.queue: deque[int] = deque()  # the FIFO (fifo)
+        self.queue: deque[int] = deque()  # the FIFO (fifo), after the roots
+        self.roots: Iterator[int] = iter(())  # the first wave, served first (fifo)
+        self.roots_left = 0
         self.free = list(range(slots))  # a sorted list is a valid heap
         self.needs = plan.resources
         self.available = dict(plan.capacities)
@@ -104,9 +112,10 @@ class Dispatch:
     def release_initial(self) -> list[int]:
         """Make the first work ready; returns the waves that ended empty (waves mode)."""
         if self.eager:
-            roots = [i for i, count in enumerate(self.pending) if count == 0]
+            # The tasks without dependencies are exactly the first wave, in order.
+            roots: Sequence[int] = self.waves[0] if self.waves else ()
             if self.fifo:
-                self.queue.extend(roots)
+                self.roots, self.roots_left = iter(roots), len(roots)
             else:
                 priority = self.priority
                 self.ready = [(-priority[i], i) for i in roots]
@@ -126,13 +135,19 @@ class Dispatch:
         free = self.free
         fifo = self.fifo
         ready = self.queue if fifo else self.ready
-        if not ready or not free or self.stopping:
+        if not (ready or self.roots_left) or not free or self.stopping:
             return []
         needs = self.needs
         taken: list[tuple[int, int]] = []
         pop = self.queue.popleft
-        while ready and free:
-            i = pop() if fifo else heapq.heappop(self.ready)[1]
+        while free:
+            if self.roots_left:  # fifo: the first wave comes before anything queued
+                self.roots_left -= 1
+                i = next(self.roots)
+            elif not ready:
+                break
+            else:
+                i = pop() if fifo else heapq.heappop(self.ready)[1]
             if needs and needs[i] and not self._acquire(needs[i]):
                 self.blocked.append(i)  # ready again when resources are released
                 continue

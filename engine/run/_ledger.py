@@ -10,13 +10,14 @@ objects; the lists live together here, in one class, with one docstring.
 * ``attempts[i]``: attempts started so far.
 * ``start[i]`` / ``end[i]``: first attempt's start, last attempt's end (run clock, s;
   NaN until then). Arrays of doubles, not lists of floats: 16 bytes a task, not 64.
-* ``busy[i]``: seconds spent running, over the attempts in ``log`` (see
+* ``busy``: task -> seconds spent running, over its attempts in ``log`` (see
   :meth:`Ledger.busy_of` for all of them).
-* ``cpu[i]``: thread CPU seconds over the attempts in ``log`` that ran in a
-  worker thread (``first_cpu[i]`` holds that of a first attempt that completed).
+* ``cpu``: task -> thread CPU seconds over its attempts in ``log`` that ran in
+  a worker thread (``first_cpu[i]`` holds that of a first attempt that completed).
 * ``error``: task -> the exception a FAILED (or CANCELLED) task ended with.
 * ``skipped_because``: task -> the failed task that made a SKIPPED one skip.
-  (These two are dicts: only tasks that went wrong have an entry.)
+  (``busy``, ``cpu``, ``error`` and ``skipped_because`` are dicts: only tasks
+  that were retried or went wrong have an entry.)
 * ``results[i]``: the result of a COMPLETED task.
 * ``log``: one :class:`AttemptEntry` per attempt, in the order they ended,
   except the most common one, a task that completed at its first attempt:
@@ -112,8 +113,8 @@ class Ledger:
         self.attempts = [0] * n
         self.start = array("d", _NOT_YET) * n
         self.end = array("d", _NOT_YET) * n
-        self.busy = [0.0] * n
-        self.cpu = [0.0] * n
+        self.busy: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}
         self.error: dict[int, BaseException] = {}
         self.skipped_because: dict[int, str] = {}
         self.results: list[Any] = [None] * n
@@ -148,9 +149,9 @@ class Ledger:
             self.first_cpu[i] = entry.cpu
         else:
             self.log.append(entry)
-            self.busy[i] += entry.end - entry.start
+            self.busy[i] = self.busy.get(i, 0.0) + (entry.end - entry.start)
             if entry.cpu is not None:
-                self.cpu[i] += entry.cpu
+                self.cpu[i] = self.cpu.get(i, 0.0) + entry.cpu
         self.end[i] = entry.end
         w = self.plan.wave_of[i]
         last = self.wave_end[w]
@@ -161,11 +162,11 @@ class Ledger:
         """Seconds task ``i`` spent running, over all its attempts."""
         if self.attempts[i] == 1 and self.status[i] is COMPLETED:
             return self.end[i] - self.start[i]
-        return self.busy[i]
+        return self.busy.get(i, 0.0)
 
     def busy_ms(self) -> list[float]:
         """Per task, milliseconds spent running (built when asked for)."""
-        return [self.busy_of(i) * 1000.0 for i in range(len(self.busy))]
+        return [self.busy_of(i) * 1000.0 for i in range(len(self.status))]
 
     def completed_first_time(self, i: int, slot: int, end: float, cpu: float | None) -> None:
         """Book the commonest attempt of all, a first one that completed (no entry kept).
@@ -268,7 +269,7 @@ class Ledger:
             for w, ids in enumerate(wave_ids)
         )
         wall_ms = _span_ms(t0, end)
-        sequential_ms = sum(map(self.busy_of, range(len(self.busy)))) * 1000.0
+        sequential_ms = sum(map(self.busy_of, range(len(self.status)))) * 1000.0
         return ExecutionResult(
             execution_id=execution_id,
             total_tasks=len(plan.tasks),
@@ -286,7 +287,7 @@ class Ledger:
             mode=mode,
             max_concurrent=max_concurrent,
             cpu_ms=cpu_s * 1000.0,
-            thread_cpu_ms=(sum(self.cpu) + sum(c for c in self.first_cpu if c is not None))
+            thread_cpu_ms=(sum(self.cpu.values()) + sum(c for c in self.first_cpu if c is not None))
             * 1000.0,
             state=state,
             task_records_source=functools.partial(self.task_records, t0),
