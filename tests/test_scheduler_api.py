@@ -386,3 +386,34 @@ def test_added_tasks_and_planned_waves_are_the_records_their_constructors_make()
     ]
     with pytest.raises(dataclasses.FrozenInstanceError):
         waves[0].status = TaskStatus.COMPLETED  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("blocking", [False, True], ids=["async", "thread"])
+def test_a_dropped_scheduler_is_freed_without_the_cyclic_collector(blocking: bool) -> None:
+    """No reference cycle holds a finished run: dropping it frees it at once."""
+    import gc
+    import weakref
+
+    def work(context: Any) -> int:
+        return 1
+
+    async def awork(context: Any) -> int:
+        return 1
+
+    s = DependencyAwareScheduler(max_concurrent=2)
+    s.add_task("a", work if blocking else awork)
+    s.add_task("b", work if blocking else awork, ["a"])
+    s.schedule()
+    result = trio.run(s.execute)
+    assert s._tasks["b"].status is TaskStatus.COMPLETED  # the seed's views, made and held
+    view = s._tasks["a"]
+    assert view.status is TaskStatus.COMPLETED
+    gone = weakref.ref(s)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del s, result, view
+        assert gone() is None
+    finally:
+        if was_enabled:
+            gc.enable()

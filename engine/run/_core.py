@@ -49,7 +49,16 @@ from dagwave.run._adapter import Adapter, Invocation, Runner
 from dagwave.run._deadlines import Deadlines
 from dagwave.run._dispatch import Dispatch
 from dagwave.run._events import RunEvents
-from dagwave.run._ledger import CANCELLED, COMPLETED, FAILED, PENDING, SKIPPED, AttemptEntry, Ledger
+from dagwave.run._ledger import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    SKIPPED,
+    AttemptEntry,
+    Ledger,
+)
 from dagwave.run._records import (
     AttemptOutcome,
     ExecutionResult,
@@ -584,9 +593,16 @@ class RunCore:
 
     def _store_results(self, indices: Sequence[int]) -> None:
         tasks, status, results = self.plan.tasks, self.ledger.status, self.ledger.results
-        updates = {
-            f"task_result_{tasks[i].task_id}": results[i] for i in indices if status[i] is COMPLETED
-        }
+        if len(indices) == len(tasks) and status.count(COMPLETED) == len(status):
+            # Every task of the run completed: the keys at C speed.
+            ids = self.plan.compiled.order
+            updates = dict(zip(map("task_result_".__add__, ids), results, strict=True))
+        else:
+            updates = {
+                f"task_result_{tasks[i].task_id}": results[i]
+                for i in indices
+                if status[i] is COMPLETED
+            }
         if not updates:
             return
         adopt = getattr(self.state, "_adopt", None)
@@ -617,7 +633,8 @@ class RunCore:
         trio itself: one is kept instead and ends the run.
         """
         threads = self._threads
-        assert threads is not None
+        if threads is None:  # the run is over: a thread finishing an abandoned call
+            return
         if self._draining:  # acting on reports already; they are taken in order there
             return
         self._draining = True
@@ -780,8 +797,8 @@ class RunCore:
             self.dispatch.stopping = True
             self._ending = True
             never: list[int] = []
-            for i, task_status in enumerate(ledger.status):
-                if not task_status.is_finished:
+            for i, task_status in enumerate(ledger.status if self.dispatch.remaining else ()):
+                if task_status is PENDING or task_status is IN_PROGRESS:
                     # Never started, or waiting to retry: no attempt is running
                     # any more (those ended with their own events), so attempt 0.
                     ledger.status[i] = CANCELLED
@@ -813,6 +830,10 @@ class RunCore:
                 "cancelled_tasks": result.cancelled_tasks,
             },
         )
+        # The thread side points back at the core: without this link a finished
+        # run is freed by reference counting, not left to the cyclic collector.
+        # (A thread still finishing an abandoned call keeps its own reference.)
+        self._threads = None
         return result
 
     async def _report_progress(self) -> None:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import random
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
@@ -59,19 +60,30 @@ class _TaskViews(Mapping[str, "TaskView"]):
     """``scheduler._tasks``: task id -> :class:`TaskView`, each made when first looked up.
 
     The scheduler keeps its tasks as plain definitions; a million-task graph
-    does not pay for a million views nobody reads.
+    does not pay for a million views nobody reads. It refers to its scheduler
+    weakly and keeps the views only while someone holds them, so a scheduler
+    is not part of a reference cycle and is freed (with everything its runs
+    built) as soon as it is dropped.
     """
 
-    __slots__ = ("_owner", "_views")
+    __slots__ = ("_owner_ref", "_views")
 
     def __init__(self, owner: DependencyAwareScheduler) -> None:
-        self._owner = owner
-        self._views: dict[str, TaskView] = {}
+        self._owner_ref = weakref.ref(owner)
+        self._views: weakref.WeakValueDictionary[str, TaskView] = weakref.WeakValueDictionary()
+
+    @property
+    def _owner(self) -> DependencyAwareScheduler:
+        owner = self._owner_ref()
+        if owner is None:
+            raise ReferenceError("the scheduler of these tasks no longer exists")
+        return owner
 
     def __getitem__(self, task_id: str) -> TaskView:
         view = self._views.get(task_id)
         if view is None:
-            view = self._views[task_id] = TaskView(self._owner._defs[task_id], self._owner)
+            owner = self._owner
+            view = self._views[task_id] = TaskView(owner._defs[task_id], owner)
         return view
 
     def __iter__(self) -> Iterator[str]:
@@ -107,7 +119,7 @@ class TaskView(Dumpable):
         definition: the :class:`Task` as added.
     """
 
-    __slots__ = ("_owner", "definition")
+    __slots__ = ("__weakref__", "_owner", "definition")
 
     def __init__(self, definition: Task, owner: DependencyAwareScheduler) -> None:
         self.definition = definition

@@ -326,7 +326,10 @@ class TaskContext(MutableMapping[str, Any]):
         self.dependency_results = dependency_results
         self.attempt = attempt
         self.state = state
-        self.state_version = state.get_version()
+        # dagwave's own store: its version is an int read atomically, no lock needed.
+        self.state_version = (
+            state._version if type(state) is SharedState else state.get_version()
+        )
         self._view: _Local | None = None
         self.cancelled = False
 

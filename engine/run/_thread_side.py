@@ -129,8 +129,11 @@ class ThreadSide:
             wake = self._wake_trio()
         if wake:
             self._notify()
+        # Reading a thread's CPU clock is a system call (~0.6 us): one per
+        # attempt, the end of one attempt's reading being the start of the next.
+        cpu_mark = time.thread_time()
         while job is not None:
-            job = self._step(job)
+            job, cpu_mark = self._step(job, cpu_mark)
 
     def _begin(self, i: int, slot: int) -> ThreadJob | None:
         """Book the start of an attempt of task ``i`` in ``slot``. Lock held."""
@@ -148,14 +151,19 @@ class ThreadSide:
             self.reports.append(("started", i, attempt, start, wave_started))
         return job
 
-    def _step(self, job: ThreadJob) -> ThreadJob | None:
-        """Run ``job``'s call, book how it ended, and start what this thread runs next."""
+    def _step(self, job: ThreadJob, cpu_start: float) -> tuple[ThreadJob | None, float]:
+        """Run ``job``'s call, book how it ended, and start what this thread runs next.
+
+        ``cpu_start`` is this thread's CPU clock before the call (taken at the
+        end of its previous attempt, so the attempt's CPU time includes the
+        microseconds of booking in between); returns the next job, if any, and
+        the clock read after this call.
+        """
         core = self._core
         dispatch, ledger, deadlines, plan = core.dispatch, core.ledger, core.deadlines, core.plan
         i, slot, attempt, start, token = job.task, job.slot, job.attempt, job.start, job.token
         task = plan.tasks[i]
         results = ledger.results
-        cpu_start = time.thread_time()
         error: BaseException | None = None
         value: Any = None
         context: TaskContext | None = None
@@ -167,7 +175,8 @@ class ThreadSide:
             value = task.executor(context)
         except BaseException as exc:  # booked below; KeyboardInterrupt too (trio re-raises it)
             error = exc
-        cpu = time.thread_time() - cpu_start
+        cpu_end = time.thread_time()
+        cpu = cpu_end - cpu_start
         end = self._clock()
         context = None  # the attempt is over: drop it before waiting for the lock
         timeout = task.timeout_seconds
@@ -227,4 +236,4 @@ class ThreadSide:
             self.submit(j, s)
         if wake:
             self._notify()
-        return following
+        return following, cpu_end
