@@ -52,10 +52,13 @@ def check_task_id(task_id: object) -> str:
     return task_id
 
 
-def check_dependencies(task_id: str, dependencies: object) -> list[str]:
-    """Normalise a dependency list: a list of ids, duplicates counted once, order kept."""
+def check_dependencies(task_id: str, dependencies: object) -> tuple[str, ...]:
+    """Normalise a dependency list: a tuple of ids, duplicates counted once, order kept.
+
+    Tasks without dependencies share one empty tuple (no container per task).
+    """
     if dependencies is None or dependencies == ():
-        return []
+        return _NONE_IDS
     kind = type(dependencies)
     if kind is list or kind is tuple:
         # The common case, a list of plain ids, checked without a generator.
@@ -64,7 +67,9 @@ def check_dependencies(task_id: str, dependencies: object) -> list[str]:
             if type(dep) is not str or not dep or dep[0].isspace():
                 break
         else:
-            return list(dict.fromkeys(deps)) if len(deps) > 1 else list(deps)  # repeats once
+            if len(deps) > 1:
+                return tuple(dict.fromkeys(deps))  # repeats once
+            return deps if kind is tuple else tuple(deps)  # type: ignore[return-value]
     if isinstance(dependencies, str | bytes):
         raise TypeError(
             f"Dependencies of task {task_id!r} must be a list of task ids, "
@@ -85,7 +90,7 @@ def check_dependencies(task_id: str, dependencies: object) -> list[str]:
         if not dep.strip():
             raise ValueError(f"Task {task_id!r} has an empty dependency id")
         seen[dep] = None  # a dict keeps first-seen order and drops repeats
-    return list(seen)
+    return tuple(seen) if seen else _NONE_IDS
 
 
 @contextmanager
@@ -219,28 +224,38 @@ def compile_graph(order: Sequence[str], deps: Sequence[Sequence[str]]) -> Compil
         preds: list[Sequence[int]] = []
         append_preds = preds.append
         in_order = True  # every dependency comes earlier in ``order``
+        # Levels are computed in the same pass while the order is topological;
+        # the first dependency found later in the order hands over to Kahn.
+        level = [0] * n
         for i, ds in enumerate(deps):
             if not ds:
                 append_preds(_NONE)
                 continue
             try:
-                idx = list(map(lookup, ds))
+                idx: tuple[int, ...] = tuple(map(lookup, ds))
             except KeyError:  # a dangling dependency: keep only the known ones
-                idx = [j for j in map(get, ds) if j is not None]
+                idx = tuple(j for j in map(get, ds) if j is not None)
                 if not idx:
-                    append_preds(idx)
+                    append_preds(_NONE)
                     continue
-            if len(idx) > 1 and len(set(idx)) < len(idx):
-                idx = list(dict.fromkeys(idx))
-            if in_order and max(idx) >= i:
-                in_order = False
+            if len(idx) == 1:
+                append_preds(idx)
+                if in_order:
+                    j = idx[0]
+                    if j >= i:
+                        in_order = False
+                    else:
+                        level[i] = level[j] + 1
+                continue
+            if len(set(idx)) < len(idx):
+                idx = tuple(dict.fromkeys(idx))
             append_preds(idx)
+            if in_order:
+                if max(idx) >= i:
+                    in_order = False
+                else:
+                    level[i] = max(map(level.__getitem__, idx)) + 1
         if in_order:
-            level = [0] * n
-            at = level.__getitem__
-            for i, ps in enumerate(preds):
-                if ps:
-                    level[i] = max(map(at, ps)) + 1
             # Insertion order is topological: a range, not a list of a million ints.
             return CompiledGraph(list(order), preds, level, range(n))
         dependents = _dependents_of(preds)
@@ -382,9 +397,9 @@ class DependencyGraph:
             raise ValueError(f"Task {task_id!r} already exists (task ids must be unique)")
         self._add_checked(task_id, check_dependencies(task_id, dependencies))
 
-    def _add_checked(self, task_id: str, dependencies: list[str]) -> None:
+    def _add_checked(self, task_id: str, dependencies: tuple[str, ...]) -> None:
         """Add a task whose id and dependencies the caller has checked already."""
-        # Tasks without dependencies share one empty tuple (no list per task).
+        # Tasks without dependencies share one empty tuple (no container per task).
         self._deps[task_id] = dependencies if dependencies else _NONE_IDS
         self._compiled_graph = None
         self._valid = False

@@ -359,8 +359,7 @@ class DependencyAwareScheduler:
         task_id = check_task_id(task_id)
         if task_id in self._defs:
             raise ValueError(f"Task {task_id!r} already exists (task ids must be unique)")
-        dep_list = check_dependencies(task_id, dependencies)
-        deps = tuple(dep_list)
+        deps = check_dependencies(task_id, dependencies)
         if adapter is not None:
             check_type(
                 "adapter",
@@ -380,7 +379,7 @@ class DependencyAwareScheduler:
             retry_policy=retry_policy,
             resources=resources,
         )
-        self._graph._add_checked(task_id, dep_list)  # id and dependencies checked above
+        self._graph._add_checked(task_id, deps)  # id and dependencies checked above
         self._defs[task_id] = task
         self._changes += 1
 
