@@ -170,6 +170,24 @@ async def test_task_results_fetch_a_result_when_it_is_read(adapter: DaskAdapter)
     assert s._tasks["a"].result == b"y" * 10  # the seed's task view fetches too
 
 
+async def test_release_frees_the_results_on_the_cluster_at_once(adapter: DaskAdapter) -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", work.blob, adapter=adapter, metadata={"size": 10})
+    s.add_task("b", work.blob, adapter=adapter, metadata={"size": 20})
+    result = await run(s)
+    remote = result.task_results.remote("a")
+    assert remote is not None
+    key = remote.handle.key
+    assert key in adapter.client.who_has()
+    del remote
+    assert len(result.task_results["b"]) == 20
+    result.task_results.release()
+    with pytest.raises(LookupError):
+        result.task_results["a"]
+    assert len(result.task_results["b"]) == 20  # read before: still here
+    wait_until(lambda: key not in adapter.client.who_has(), "the cluster to free 'a'")
+
+
 async def test_dask_results_are_not_written_to_the_shared_state(adapter: DaskAdapter) -> None:
     s = DependencyAwareScheduler()
     s.add_task("a", work.blob, adapter=adapter, metadata={"size": 10})

@@ -157,6 +157,18 @@ class RemoteResults(Mapping[str, Any]):
         value = self._results[key]
         return value if isinstance(value, RemoteResult) else None
 
+    def release(self) -> None:
+        """Release every result still held remotely: the cluster frees them now.
+
+        Without it they are released when this mapping (and the run's
+        :class:`~dagwave.ExecutionResult`) is garbage-collected, which a
+        reference cycle can put off until the next collection. Results read
+        (or settled) before stay readable; the others raise ``LookupError``.
+        """
+        for value in self._results.values():
+            if isinstance(value, RemoteResult) and not value.settled:
+                value.release()
+
     def __repr__(self) -> str:
         shown = ", ".join(
             f"{key!r}: {value!r}" for key, value in self._results.items()
