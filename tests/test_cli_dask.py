@@ -61,6 +61,20 @@ def pids_written(tmp_path: Path) -> set[int]:
     return {int((tmp_path / f"{t}.pid").read_text()) for t in "ab"}
 
 
+def test_the_run_adapter_is_the_default_and_a_cluster_adapter_replaces_the_name(
+    tmp_path: Path,
+) -> None:
+    from dagwave.adapters.dask import DaskAdapter
+    from dagwave.cli._pipeline import load_pipeline
+
+    tasks = TWO_COMMANDS.replace('deps = ["a"]', 'deps = ["a"]\nadapter = "asyncio"')
+    loaded = load_pipeline(pipeline(tmp_path, 'adapter = "dask"\ncluster = "local:3"', tasks))
+    assert (loaded.adapter, loaded.cluster) == ("dask", "local:3")
+    dask = DaskAdapter("tcp://nowhere:1")  # never connected: scheduling does not connect
+    s = loaded.scheduler(adapters={"dask": dask})
+    assert (s.tasks["a"].adapter, s.tasks["b"].adapter) == (dask, "asyncio")
+
+
 def test_cluster_local_n_runs_the_default_adapters_tasks_on_worker_processes(
     tmp_path: Path,
 ) -> None:

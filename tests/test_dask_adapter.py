@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from dagwave import (
     DependencyAwareScheduler,
@@ -25,7 +26,7 @@ from dagwave import (
 )
 from dagwave.adapters.subprocess import Command, CommandError, CommandResult
 from tests import _process_work as work
-from tests._helpers import wait_until
+from tests._helpers import process_alive, wait_until
 
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
@@ -292,15 +293,30 @@ async def test_a_command_that_times_out_on_a_worker_has_its_group_killed(
     result = await run(s)
     assert isinstance(result.tasks["slow"].error, TaskTimeoutError)
     sleeper = int(pids.read_text())
-    wait_until(lambda: not _alive(sleeper), "the command's child to be killed on the worker")
+    wait_until(lambda: not process_alive(sleeper), "the command's child to be killed on the worker")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+async def test_a_cancelled_run_kills_the_group_of_its_command_on_a_worker(
+    adapter: DaskAdapter, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+
+    async def fail_once_it_runs(context: Any) -> None:
+        def started() -> bool:
+            return pids.exists() and bool(pids.read_text().strip())
+
+        # Real time: the command runs on a real cluster.
+        await trio.to_thread.run_sync(wait_until, started, "the command to start")
+        raise RuntimeError("stop the run")
+
+    s = DependencyAwareScheduler(fail_fast=True)
+    s.add_task("slow", Command(f"sleep 60 & echo $! > {pids}; wait", kill_grace=0.5),
+               adapter=adapter)
+    s.add_task("fail", fail_once_it_runs)
+    result = await run(s)
+    assert result.tasks["slow"].status is TaskStatus.CANCELLED
+    sleeper = int(pids.read_text())
+    wait_until(lambda: not process_alive(sleeper), "the command's child to be killed on the worker")
 
 
 # -- resources ------------------------------------------------------------------------
