@@ -48,7 +48,6 @@ before closing it.
 
 from __future__ import annotations
 
-import itertools
 import threading
 import uuid
 import weakref
@@ -63,9 +62,6 @@ from dagwave import Adapter, Invocation, RemoteResult
 from dagwave.adapters.subprocess import Command
 
 __all__ = ["DaskAdapter"]
-
-_keys = itertools.count()
-
 
 def _call(
     func: Callable[..., Any],
@@ -156,15 +152,19 @@ class _ClientRunner:
                 return handle
         return value
 
-    def _submit(self, invocation: Invocation) -> Any:
+    def _submit(self, invocation: Invocation) -> tuple[Any, str | None]:
+        """Submit the attempt: its future, and for a command the name of its stop event."""
         adapter, context, task = self._adapter, invocation.context, invocation.task
-        key = f"{invocation.task_id}-{invocation.attempt}-{next(_keys)}-{uuid.uuid4().hex[:8]}"
+        # Each attempt is its own dask task (pure=False too): retries really rerun.
+        key = f"{invocation.task_id}-{invocation.attempt}-{uuid.uuid4().hex}"
         resources = dict(task.resources) if task is not None and task.resources else None
         func = invocation.func
         if isinstance(func, Command):
-            return self._client.submit(
-                _command, func, f"dagwave-stop-{key}", key=key, pure=False, resources=resources
-            ), f"dagwave-stop-{key}"
+            stop = f"dagwave-stop-{key}"
+            future = self._client.submit(
+                _command, func, stop, key=key, pure=False, resources=resources
+            )
+            return future, stop
         names = list(context.dependency_results)
         values = [self._argument(v) for v in context.dependency_results.values()]
         state = {k: context[k] for k in adapter.state_keys if k in context}
@@ -178,7 +178,7 @@ class _ClientRunner:
             names,
             *values,
             key=key,
-            pure=False,  # each attempt is its own dask task: retries really rerun
+            pure=False,
             resources=resources,
         )
         return future, None

@@ -7,6 +7,7 @@ in-process cluster) start a small one of their own.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Iterator
@@ -186,6 +187,18 @@ async def test_release_frees_the_results_on_the_cluster_at_once(adapter: DaskAda
     with pytest.raises(LookupError):
         result.task_results["a"]
     assert len(result.task_results["b"]) == 20  # read before: still here
+    wait_until(lambda: key not in adapter.client.who_has(), "the cluster to free 'a'")
+
+
+async def test_the_cluster_frees_the_results_once_the_run_is_dropped(adapter: DaskAdapter) -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", work.blob, adapter=adapter, metadata={"size": 10})
+    result = await run(s)
+    remote = result.task_results.remote("a")
+    assert remote is not None
+    key = remote.handle.key
+    del remote, result, s
+    gc.collect()  # the scheduler and its records refer to each other
     wait_until(lambda: key not in adapter.client.who_has(), "the cluster to free 'a'")
 
 
