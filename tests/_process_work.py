@@ -103,6 +103,10 @@ def blob(context: dict[str, Any]) -> bytes:
     return b"y" * context["task_metadata"]["size"]
 
 
+def dependency_sizes(context: dict[str, Any]) -> int:
+    return sum(len(value) for value in context["dependency_results"].values())
+
+
 def worker_address(context: dict[str, Any]) -> str:
     import distributed
 

@@ -142,19 +142,18 @@ async def test_a_dependent_dask_task_gets_its_input_without_this_process_unpickl
     assert str(os.getpid()) in log.read_text().split()
 
 
-@pytest.mark.parametrize("kind", ["thread", "trio"])
+@pytest.mark.parametrize("kind", ["thread", "trio", "process"])
 async def test_a_local_task_depending_on_a_dask_task_gets_the_value(
     adapter: DaskAdapter, kind: str
 ) -> None:
     async def in_trio(context: Any) -> int:
         return len(context["dependency_results"]["remote"])
 
-    def in_thread(context: Any) -> int:
-        return len(context["dependency_results"]["remote"])
-
+    executors = {"thread": work.dependency_sizes, "trio": in_trio, "process": work.dependency_sizes}
     s = DependencyAwareScheduler()
     s.add_task("remote", work.blob, adapter=adapter, metadata={"size": 1234})
-    s.add_task("local", in_trio if kind == "trio" else in_thread, dependencies=["remote"])
+    options = {"adapter": "process"} if kind == "process" else {}
+    s.add_task("local", executors[kind], dependencies=["remote"], **options)
     result = await run(s)
     assert result.task_results["local"] == 1234
 
