@@ -23,7 +23,8 @@ import os
 import shlex
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +114,14 @@ async def _drain(stream: trio.abc.ReceiveStream | None, tail: _Tail) -> None:
         return
     async with stream:
         while chunk := await stream.receive_some(_CHUNK):
+            tail.add(chunk)
+
+
+def _drain_blocking(stream: Any, tail: _Tail) -> None:
+    if stream is None:
+        return
+    with stream:
+        while chunk := stream.read1(_CHUNK):
             tail.add(chunk)
 
 
@@ -206,6 +215,82 @@ class Command:
         if self.check and result.returncode != 0:
             raise CommandError(result)
         return result
+
+    def run_blocking(
+        self, *, stop: Callable[[], bool] | None = None, poll: float = 0.2
+    ) -> CommandResult:
+        """Run the command to the end in this thread (no trio): what a cluster worker calls.
+
+        Same result, errors and output bounds as awaiting the command. The
+        process group is killed (SIGTERM, then SIGKILL after ``kill_grace``)
+        once ``stop()`` returns True; ``stop`` is asked every ``poll`` seconds.
+
+        Args:
+            stop: asked while the command runs; True ends it.
+            poll: seconds between two questions to ``stop``.
+
+        Returns:
+            The :class:`CommandResult`.
+
+        Raises:
+            CommandError: non-zero exit status with ``check=True``, or the
+                command was stopped.
+            OSError: the program could not be started.
+        """
+        env = None if self.env is None else {**os.environ, **self.env}
+        process = subprocess.Popen(
+            self._argv,
+            shell=isinstance(self._argv, str),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=self.cwd,
+            env=env,
+            start_new_session=True,
+        )
+        out, err = _Tail(self.max_output), _Tail(self.max_output)
+        readers = [
+            threading.Thread(target=_drain_blocking, args=(stream, tail), daemon=True)
+            for stream, tail in ((process.stdout, out), (process.stderr, err))
+        ]
+        for reader in readers:
+            reader.start()
+        try:
+            while True:
+                try:
+                    process.wait(timeout=poll)
+                    break
+                except subprocess.TimeoutExpired:
+                    if stop is not None and stop():
+                        self._stop_blocking(process)
+                        break
+        except BaseException:
+            self._stop_blocking(process)
+            raise
+        for reader in readers:
+            # A descendant that left the process group may still hold a pipe open.
+            reader.join(self.kill_grace + 1.0)
+        result = CommandResult(
+            args=self._argv,
+            returncode=process.returncode,
+            stdout=out.text(),
+            stderr=err.text(),
+            stdout_truncated=out.truncated,
+            stderr_truncated=err.truncated,
+        )
+        if self.check and result.returncode != 0:
+            raise CommandError(result)
+        return result
+
+    def _stop_blocking(self, process: subprocess.Popen[bytes]) -> None:
+        """:meth:`_stop` without trio: SIGTERM the group, SIGKILL what is left after the grace."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=self.kill_grace)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
     async def _stop(self, process: trio.Process) -> None:
         """SIGTERM the whole group, then SIGKILL what is left after the grace period."""

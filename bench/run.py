@@ -20,6 +20,10 @@ a busy machine:
 5. **cpu** - CPU-bound pure Python: threads (held back by the GIL) vs processes.
 6. **scale** - 1,000,000 independent async tasks and a 100,000-deep chain of
    thread tasks, each in a fresh interpreter, with its peak RSS.
+7. **cluster** - a chain-plus-fan pipeline with ten 50 MB intermediates on a
+   LocalCluster of 2 worker processes, against the same graph written with dask
+   futures: wall time and the coordinating process's peak RSS growth
+   (``bench/cluster.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import structlog
 import trio
 
 from bench._report import Measurement, best_of, print_table
+from bench.cluster import cluster
 from dagwave import DependencyAwareScheduler, ScheduleGraph, ScheduleUnit, analyze_schedule
 
 WORKERS = 8
@@ -548,7 +553,7 @@ def scale(quick: bool) -> list[Measurement]:
 
 
 def main(quick: bool = False) -> list[Measurement]:
-    """Run all three suites; ``quick`` shrinks them to a smoke test."""
+    """Run every suite; ``quick`` shrinks them to a smoke test."""
     n = 300 if quick else 5_000
     repeats = 1 if quick else 5
     return (
@@ -558,4 +563,5 @@ def main(quick: bool = False) -> list[Measurement]:
         + makespan(1 if quick else 3)
         + cpu(4 if quick else 8, 20_000 if quick else 2_000_000, 1 if quick else 2)
         + scale(quick)
+        + cluster(quick)
     )

@@ -46,6 +46,7 @@ from dagwave.run._records import (
     TaskStatus,
     Wave,
 )
+from dagwave.run._remote import RemoteResult, RemoteResults
 from dagwave.run._scheduler import DependencyAwareScheduler, TaskView
 from dagwave.run._tasks import Task, TaskContext
 from dagwave.run._workers import run_in_worker_thread
@@ -80,6 +81,8 @@ __all__ = [
     "ModelExecutionResult",
     "ModelWave",
     "RecordedError",
+    "RemoteResult",
+    "RemoteResults",
     "RunStore",
     "RetryPolicy",
     "RunStatistics",

@@ -68,3 +68,50 @@ def fail_while_handling_locked(context: dict[str, Any]) -> None:
         raise LockedError("first")
     except LockedError:
         raise ValueError("second") from None
+
+
+# -- for the dask tests (worker processes import them from here) ------------------
+
+
+def _unpickled(path: str, payload: bytes) -> Tracked:
+    with open(path, "a") as log:  # in whichever process unpickles it
+        log.write(f"{os.getpid()}\n")
+    return Tracked(path, payload)
+
+
+class Tracked:
+    """A result that writes the pid of every process that unpickles it to ``path``."""
+
+    def __init__(self, path: str, payload: bytes) -> None:
+        self.path = path
+        self.payload = payload
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_unpickled, (self.path, self.payload))
+
+
+def make_tracked(context: dict[str, Any]) -> Tracked:
+    meta = context["task_metadata"]
+    return Tracked(meta["log"], b"x" * meta["size"])
+
+
+def tracked_size(context: dict[str, Any]) -> int:
+    return sum(len(t.payload) for t in context["dependency_results"].values())
+
+
+def blob(context: dict[str, Any]) -> bytes:
+    return b"y" * context["task_metadata"]["size"]
+
+
+def dependency_sizes(context: dict[str, Any]) -> int:
+    return sum(len(value) for value in context["dependency_results"].values())
+
+
+def worker_address(context: dict[str, Any]) -> str:
+    import distributed
+
+    return str(distributed.get_worker().address)
+
+
+async def give_gpu(dask_worker: Any) -> None:
+    await dask_worker.set_resources(gpu=1)

@@ -1,18 +1,57 @@
-"""adapter='dask' against a real dask.distributed LocalCluster (in-process and processes)."""
+"""adapter='dask' on real dask.distributed LocalClusters: results stay on the cluster.
+
+One cluster of two worker processes serves the module (one of its workers
+declares a ``gpu``); the tests that need closures shared with the test (an
+in-process cluster) start a small one of their own.
+"""
 
 from __future__ import annotations
 
+import gc
 import os
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
-from dagwave import DependencyAwareScheduler, SharedState, TaskStatus, TaskTimeoutError
-from dagwave.adapters.dask import DaskAdapter
+from dagwave import (
+    DependencyAwareScheduler,
+    RemoteResult,
+    RetryPolicy,
+    SharedState,
+    TaskStatus,
+    TaskTimeoutError,
+)
+from dagwave.adapters.subprocess import Command, CommandError, CommandResult
 from tests import _process_work as work
+from tests._helpers import process_alive, wait_until
 
-pytest.importorskip("distributed")
+distributed = pytest.importorskip("distributed")
+cloudpickle = pytest.importorskip("cloudpickle")
+
+from dagwave.adapters.dask import DaskAdapter  # noqa: E402 - after the importorskip
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """Two worker processes; the first declares ``gpu=1``."""
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=2, processes=True, dashboard_address=":0"
+    ) as local, distributed.Client(local) as client:
+        first = sorted(client.scheduler_info()["workers"])[0]
+        client.run(work.give_gpu, workers=[first])
+        local.gpu_worker = first
+        yield local
+
+
+@pytest.fixture(scope="module")
+def adapter(cluster: Any) -> Iterator[DaskAdapter]:
+    with DaskAdapter(cluster.scheduler_address) as dask:
+        dask.connect()
+        yield dask
 
 
 async def run(s: DependencyAwareScheduler) -> Any:
@@ -20,20 +59,28 @@ async def run(s: DependencyAwareScheduler) -> Any:
     return await s.execute()
 
 
-async def test_in_process_cluster_runs_tasks_with_context() -> None:
-    adapter = DaskAdapter(n_workers=1, threads_per_worker=2, processes=False)
-    s = DependencyAwareScheduler(state=SharedState({"greeting": "hi"}))
-    s.add_task("a", lambda ctx: ctx["task_metadata"]["n"] * 2, adapter=adapter, metadata={"n": 21})
-    s.add_task(
-        "b", lambda ctx: ctx["dependency_results"]["a"] + 1, adapter=adapter, dependencies=["a"]
-    )
-    s.add_task("state", work.read_state, adapter=adapter)
-    result = await run(s)
-    assert result.task_results == {"a": 42, "b": 43, "state": "hi"}
+# -- what a task receives -------------------------------------------------------------
 
 
-async def test_worker_processes_run_elsewhere_and_failures_keep_their_exception() -> None:
-    adapter = DaskAdapter(n_workers=2, threads_per_worker=1, processes=True)
+async def test_a_task_gets_metadata_dependency_results_and_the_state_keys_it_asks_for(
+    cluster: Any,
+) -> None:
+    s = DependencyAwareScheduler(state=SharedState({"greeting": "hi", "secret": "no"}))
+    with DaskAdapter(cluster.scheduler_address, state_keys=["greeting"]) as asking:
+        s.add_task("a", work.pid_and_square, adapter=asking, metadata={"n": 6})
+        s.add_task("b", work.add_dependencies, adapter=asking, dependencies=["a"])
+        s.add_task("state", work.read_state, adapter=asking)
+        s.add_task("keys", lambda ctx: sorted(ctx), adapter=asking, dependencies=["a"])
+        result = await run(s)
+        assert (result.task_results["b"], result.task_results["state"]) == (36, "hi")
+        assert result.task_results["keys"] == [
+            "attempt", "dependency_results", "greeting", "task_id", "task_metadata"
+        ]
+
+
+async def test_worker_processes_run_elsewhere_and_failures_keep_their_exception(
+    adapter: DaskAdapter,
+) -> None:
     s = DependencyAwareScheduler()
     s.add_task("where", work.pid_and_square, adapter=adapter, metadata={"n": 5})
     s.add_task("bad", work.fail, adapter=adapter)
@@ -46,31 +93,252 @@ async def test_worker_processes_run_elsewhere_and_failures_keep_their_exception(
     assert result.tasks["after_bad"].status is TaskStatus.SKIPPED
 
 
+async def test_what_each_submission_ships_does_not_grow_with_earlier_results(
+    adapter: DaskAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes: list[int] = []
+    client = adapter.client
+    submit = client.submit
+
+    def measuring(func: Any, *args: Any, **kwargs: Any) -> Any:
+        sizes.append(len(cloudpickle.dumps(args)))
+        return submit(func, *args, **kwargs)
+
+    monkeypatch.setattr(client, "submit", measuring)
+    s = DependencyAwareScheduler(state=SharedState({"big": b"z" * 200_000}))
+    for i in range(8):
+        deps = [f"t{i - 1}"] if i else []
+        meta = {"size": 100_000}
+        s.add_task(f"t{i}", work.blob, adapter=adapter, dependencies=deps, metadata=meta)
+    result = await run(s)
+    assert result.successful_tasks == 8
+    # Each result is 100 kB and the state holds 200 kB: none of it is in any submission.
+    assert len(sizes) == 8
+    assert max(sizes) < 5_000
+    assert max(sizes[1:]) - min(sizes[1:]) < 100  # the same shape whatever came before
+
+
+# -- results stay on the cluster -------------------------------------------------------
+
+
+async def test_a_dependent_dask_task_gets_its_input_without_this_process_unpickling_it(
+    adapter: DaskAdapter, tmp_path: Path
+) -> None:
+    log = tmp_path / "unpickled.txt"
+    log.touch()
+    # "make" runs on the gpu worker; "use" may run on the other (dask moves the data then).
+    s = DependencyAwareScheduler(resources={"gpu": 1})
+    meta = {"log": str(log), "size": 1000}
+    s.add_task("make", work.make_tracked, adapter=adapter, metadata=meta, resources={"gpu": 1})
+    s.add_task("use", work.tracked_size, adapter=adapter, dependencies=["make"])
+    result = await run(s)
+    assert result.task_results["use"] == 1000
+    assert str(os.getpid()) not in log.read_text().split()
+    # The probe works: a local task that reads it does unpickle it here.
+    s2 = DependencyAwareScheduler()
+    s2.add_task("make", work.make_tracked, adapter=adapter, metadata=meta)
+    s2.add_task("local", work.tracked_size, dependencies=["make"])
+    assert (await run(s2)).task_results["local"] == 1000
+    assert str(os.getpid()) in log.read_text().split()
+
+
+@pytest.mark.parametrize("kind", ["thread", "trio", "process"])
+async def test_a_local_task_depending_on_a_dask_task_gets_the_value(
+    adapter: DaskAdapter, kind: str
+) -> None:
+    async def in_trio(context: Any) -> int:
+        return len(context["dependency_results"]["remote"])
+
+    executors = {"thread": work.dependency_sizes, "trio": in_trio, "process": work.dependency_sizes}
+    s = DependencyAwareScheduler()
+    s.add_task("remote", work.blob, adapter=adapter, metadata={"size": 1234})
+    options = {"adapter": "process"} if kind == "process" else {}
+    s.add_task("local", executors[kind], dependencies=["remote"], **options)
+    result = await run(s)
+    assert result.task_results["local"] == 1234
+
+
+async def test_task_results_fetch_a_result_when_it_is_read(adapter: DaskAdapter) -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", work.blob, adapter=adapter, metadata={"size": 10})
+    s.add_task("b", work.pid_and_square, adapter=adapter, metadata={"n": 3})
+    result = await run(s)
+    remote = result.task_results.remote("a")
+    assert isinstance(remote, RemoteResult)
+    assert isinstance(remote.handle, distributed.Future)
+    assert result.task_results["a"] == b"y" * 10
+    assert dict(result.task_results)["b"][1] == 9
+    assert s._tasks["a"].result == b"y" * 10  # the seed's task view fetches too
+
+
+async def test_release_frees_the_results_on_the_cluster_at_once(adapter: DaskAdapter) -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", work.blob, adapter=adapter, metadata={"size": 10})
+    s.add_task("b", work.blob, adapter=adapter, metadata={"size": 20})
+    result = await run(s)
+    remote = result.task_results.remote("a")
+    assert remote is not None
+    key = remote.handle.key
+    assert key in adapter.client.who_has()
+    del remote
+    assert len(result.task_results["b"]) == 20
+    result.task_results.release()
+    with pytest.raises(LookupError):
+        result.task_results["a"]
+    assert len(result.task_results["b"]) == 20  # read before: still here
+    wait_until(lambda: key not in adapter.client.who_has(), "the cluster to free 'a'")
+
+
+async def test_the_cluster_frees_the_results_once_the_run_is_dropped(adapter: DaskAdapter) -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", work.blob, adapter=adapter, metadata={"size": 10})
+    result = await run(s)
+    remote = result.task_results.remote("a")
+    assert remote is not None
+    key = remote.handle.key
+    del remote, result, s
+    gc.collect()  # the scheduler and its records refer to each other
+    wait_until(lambda: key not in adapter.client.who_has(), "the cluster to free 'a'")
+
+
+async def test_dask_results_are_not_written_to_the_shared_state(adapter: DaskAdapter) -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", work.blob, adapter=adapter, metadata={"size": 10})
+    s.add_task("local", lambda ctx: "here")
+    result = await run(s)
+    stored = s.state.snapshot()
+    assert "task_result_a" not in stored
+    assert stored["task_result_local"] == "here"
+    assert result.successful_tasks == 2
+
+
+async def test_keep_remote_hands_out_the_futures(cluster: Any) -> None:
+    with DaskAdapter(cluster.scheduler_address, keep_remote=True) as keeping:
+        s = DependencyAwareScheduler()
+        s.add_task("a", work.blob, adapter=keeping, metadata={"size": 10})
+        result = await run(s)
+        future = result.task_results["a"]
+        assert isinstance(future, distributed.Future)
+        assert future.result() == b"y" * 10
+
+
+async def test_a_result_not_read_before_close_is_gone_with_a_clear_error(cluster: Any) -> None:
+    dask = DaskAdapter(cluster.scheduler_address)
+    s = DependencyAwareScheduler()
+    s.add_task("a", work.blob, adapter=dask, metadata={"size": 10})
+    result = await run(s)
+    dask.close()
+    with pytest.raises(LookupError, match="was closed"):
+        result.task_results["a"]
+
+
+async def test_a_per_run_cluster_brings_the_results_home_before_it_closes() -> None:
+    per_run = DaskAdapter(close_after_run=True, n_workers=1, processes=False)
+    s = DependencyAwareScheduler()
+    s.add_task("a", lambda ctx: 21, adapter=per_run)
+    s.add_task(
+        "b", lambda ctx: ctx["dependency_results"]["a"] * 2, adapter=per_run, dependencies=["a"]
+    )
+    result = await run(s)
+    assert per_run.client is None
+    assert result.task_results == {"a": 21, "b": 42}
+
+
+# -- timeouts, retries ----------------------------------------------------------------
+
+
 async def test_timeout_cancels_the_dask_future() -> None:
     def slow(context: Any) -> None:
         time.sleep(2)
 
-    adapter = DaskAdapter(n_workers=1, threads_per_worker=1, processes=False)
-    s = DependencyAwareScheduler()
-    s.add_task("slow", slow, adapter=adapter, timeout_seconds=0.2)
-    result = await run(s)
+    with DaskAdapter(n_workers=1, threads_per_worker=1, processes=False) as dask:
+        s = DependencyAwareScheduler()
+        s.add_task("slow", slow, adapter=dask, timeout_seconds=0.2)
+        result = await run(s)
     assert isinstance(result.tasks["slow"].error, TaskTimeoutError)
 
 
 async def test_retries_resubmit() -> None:
-    calls = {"n": 0}
-
     def flaky(context: Any) -> str:
-        calls["n"] += 1  # in-process cluster: the closure's dict is shared
         if context["attempt"] < 2:
             raise ConnectionError("again")
         return "ok"
 
-    from dagwave import RetryPolicy
-
-    adapter = DaskAdapter(n_workers=1, processes=False)
-    s = DependencyAwareScheduler(retry_policy=RetryPolicy(initial_delay=0))
-    s.add_task("flaky", flaky, adapter=adapter, retry_count=2)
-    result = await run(s)
-    assert result.task_results == {"flaky": "ok"}
+    with DaskAdapter(n_workers=1, processes=False) as dask:
+        s = DependencyAwareScheduler(retry_policy=RetryPolicy(initial_delay=0))
+        s.add_task("flaky", flaky, adapter=dask, retry_count=2)
+        result = await run(s)
+        assert result.task_results == {"flaky": "ok"}
     assert result.tasks["flaky"].attempts == 2
+
+
+# -- commands on a worker -------------------------------------------------------------
+
+
+async def test_a_command_runs_on_a_worker_with_its_output(adapter: DaskAdapter) -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("cmd", Command("echo out; echo err >&2; echo $$"), adapter=adapter)
+    result = await run(s)
+    done = result.task_results["cmd"]
+    assert isinstance(done, CommandResult)
+    out, pid = done.stdout.split()
+    assert (out, done.stderr, done.returncode) == ("out", "err\n", 0)
+    assert int(pid) != os.getpid()
+
+
+async def test_a_failing_command_on_a_worker_fails_with_its_stderr(adapter: DaskAdapter) -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("bad", Command("echo first >&2; echo last >&2; exit 3"), adapter=adapter)
+    result = await run(s)
+    error = result.tasks["bad"].error
+    assert isinstance(error, CommandError)
+    assert (error.returncode, error.output_tail) == (3, "first\nlast")
+
+
+async def test_a_command_that_times_out_on_a_worker_has_its_group_killed(
+    adapter: DaskAdapter, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    script = f"sleep 60 & echo $! > {pids}; wait"
+    s = DependencyAwareScheduler()
+    s.add_task("slow", Command(script, kill_grace=0.5), adapter=adapter, timeout_seconds=1.0)
+    result = await run(s)
+    assert isinstance(result.tasks["slow"].error, TaskTimeoutError)
+    sleeper = int(pids.read_text())
+    wait_until(lambda: not process_alive(sleeper), "the command's child to be killed on the worker")
+
+
+async def test_a_cancelled_run_kills_the_group_of_its_command_on_a_worker(
+    adapter: DaskAdapter, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+
+    async def fail_once_it_runs(context: Any) -> None:
+        def started() -> bool:
+            return pids.exists() and bool(pids.read_text().strip())
+
+        # Real time: the command runs on a real cluster.
+        await trio.to_thread.run_sync(wait_until, started, "the command to start")
+        raise RuntimeError("stop the run")
+
+    s = DependencyAwareScheduler(fail_fast=True)
+    s.add_task("slow", Command(f"sleep 60 & echo $! > {pids}; wait", kill_grace=0.5),
+               adapter=adapter)
+    s.add_task("fail", fail_once_it_runs)
+    result = await run(s)
+    assert result.tasks["slow"].status is TaskStatus.CANCELLED
+    sleeper = int(pids.read_text())
+    wait_until(lambda: not process_alive(sleeper), "the command's child to be killed on the worker")
+
+
+# -- resources ------------------------------------------------------------------------
+
+
+async def test_a_task_needing_a_resource_runs_on_the_worker_that_declares_it(
+    cluster: Any, adapter: DaskAdapter
+) -> None:
+    s = DependencyAwareScheduler(resources={"gpu": 1})
+    for i in range(4):
+        s.add_task(f"g{i}", work.worker_address, adapter=adapter, resources={"gpu": 1})
+    result = await run(s)
+    assert {result.task_results[f"g{i}"] for i in range(4)} == {cluster.gpu_worker}

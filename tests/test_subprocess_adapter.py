@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import trio
 
 from dagwave import DependencyAwareScheduler, TaskStatus, TaskTimeoutError
 from dagwave.adapters.subprocess import Command, CommandError, CommandResult
+from tests._helpers import process_alive, wait_until
 
 PY = sys.executable
 
@@ -88,17 +88,7 @@ async def test_in_a_run_result_and_failure() -> None:
     assert result.tasks["after_bad"].status is TaskStatus.SKIPPED
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it is dead for our purpose.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+_alive = process_alive
 
 
 def read_pids(path: Path) -> list[int]:
@@ -145,3 +135,30 @@ async def test_cancellation_kills_the_whole_process_group(tmp_path: Path) -> Non
     while any(_alive(p) for p in pids):
         assert time.monotonic() < give_up
         await trio.sleep(0.01)
+
+
+# -- run_blocking: the same command without trio (what a dask worker runs) -------------
+
+
+@pytest.mark.parametrize("how", ["awaited", "blocking"])
+async def test_both_ways_give_the_same_result_and_the_same_error(how: str) -> None:
+    async def outcome(command: Command) -> CommandResult:
+        if how == "awaited":
+            return await command()
+        return await trio.to_thread.run_sync(command.run_blocking)
+
+    done = await outcome(Command([PY, "-c", "print('x' * 5000 + 'END')"], max_output=100))
+    assert (done.returncode, done.stdout_truncated, len(done.stdout)) == (0, True, 100)
+    assert done.stdout.endswith("END\n")
+    with pytest.raises(CommandError) as info:
+        await outcome(Command("echo one >&2; echo two >&2; exit 4"))
+    assert (info.value.returncode, info.value.output_tail) == (4, "one\ntwo")
+
+
+def test_run_blocking_kills_the_whole_group_once_stop_says_so(tmp_path: Path) -> None:
+    pids_file = tmp_path / "pids"
+    command = Command(f"sleep 60 & echo $! >> {pids_file}; wait", kill_grace=0.5)
+    with pytest.raises(CommandError, match="was killed by signal 15"):
+        command.run_blocking(stop=lambda: bool(read_pids(pids_file)), poll=0.01)
+    (child,) = read_pids(pids_file)
+    wait_until(lambda: not process_alive(child), "the command's child to end")

@@ -56,6 +56,8 @@ EXIT_USAGE = 2
 
 #: Where ``dagwave run`` records runs, relative to the pipeline file's folder.
 STORE_FILE = os.path.join(".dagwave", "runs.db")
+#: seconds ``--cluster ADDRESS`` waits for the scheduler before saying it cannot reach it.
+CONNECT_TIMEOUT_S = 5.0
 
 
 class UserError(Exception):
@@ -139,6 +141,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--no-store", action="store_true", help=f"do not record the run in {STORE_FILE}"
+    )
+    run.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help='run adapter = "dask" tasks on this dask scheduler (tcp://host:8786), or on an '
+        "embedded cluster of N worker processes (local:N); overrides [run] cluster",
     )
 
     history = sub.add_parser("history", help="list the recorded runs, oldest first")
@@ -274,19 +282,78 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_scheduler(args: argparse.Namespace, logger: Any = None) -> Any:
+def _load_pipeline(args: argparse.Namespace) -> Any:
     from dagwave.cli._pipeline import PipelineError, load_pipeline
 
     try:
-        pipeline = load_pipeline(args.pipeline)
+        return load_pipeline(args.pipeline)
+    except PipelineError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _load_scheduler(
+    args: argparse.Namespace,
+    logger: Any = None,
+    pipeline: Any = None,
+    adapters: dict[str, Any] | None = None,
+) -> Any:
+    from dagwave.cli._pipeline import PipelineError
+
+    if pipeline is None:
+        pipeline = _load_pipeline(args)
+    try:
         return pipeline.scheduler(
             max_concurrent=getattr(args, "max_concurrent", None),
             mode=getattr(args, "mode", None),
             fail_fast=getattr(args, "fail_fast", None),
             logger=logger,
+            adapters=adapters,
         )
     except PipelineError as exc:
         raise UserError(str(exc)) from None
+
+
+def _cluster_adapter(cluster: str) -> Any:
+    """The :class:`DaskAdapter` for ``--cluster`` / ``[run] cluster`` (not connected yet).
+
+    Raises:
+        UserError: not an address nor ``local:N``, or dask.distributed is missing.
+    """
+    from dagwave.cli._pipeline import cluster_problem, local_workers
+
+    problem = cluster_problem(cluster)
+    if problem is not None:
+        raise UserError(problem)
+    # Quiet the cluster's own INFO lines (workers inherit it); dagwave's events say enough.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    try:
+        import distributed  # noqa: F401 - only to know it is there
+
+        from dagwave.adapters.dask import DaskAdapter
+    except ImportError:
+        raise UserError(
+            f"cluster {cluster!r} needs dask.distributed: pip install 'dagwave[dask]'"
+        ) from None
+    workers = local_workers(cluster)
+    if workers is not None:
+        return DaskAdapter(n_workers=workers, processes=True)
+    return DaskAdapter(cluster, connect_timeout=CONNECT_TIMEOUT_S)
+
+
+def _connect(adapter: Any, cluster: str) -> None:
+    """Connect before anything runs.
+
+    Raises:
+        UserError: the scheduler cannot be reached, or the local cluster not started.
+    """
+    try:
+        adapter.connect()
+    except (OSError, TimeoutError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise UserError(f"cannot reach the dask cluster at {cluster}: {reason}") from None
+    except Exception as exc:  # a local cluster that did not start
+        reason = describe_error(exc)
+        raise UserError(f"cannot start the dask cluster {cluster}: {reason}") from None
 
 
 def _failure_lines(task_id: str, error: BaseException) -> list[str]:
@@ -493,6 +560,21 @@ def _interrupted(args: argparse.Namespace, scheduler: Any, signum: int) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    pipeline = _load_pipeline(args)
+    cluster = args.cluster if args.cluster is not None else pipeline.cluster
+    if cluster is None:
+        return _run_pipeline(args, pipeline, None)
+    adapter = _cluster_adapter(cluster)
+    try:
+        return _run_pipeline(args, pipeline, adapter, cluster)
+    finally:
+        # After the summary and outputs: the results stay on the cluster until here.
+        adapter.close()
+
+
+def _run_pipeline(
+    args: argparse.Namespace, pipeline: Any, dask: Any, cluster: str | None = None
+) -> int:
     from dagwave.run._events import configure_logging
 
     for option, path in (("--trace", args.trace), ("--report", args.report)):
@@ -503,7 +585,9 @@ def _run(args: argparse.Namespace) -> int:
     # lines; otherwise every event as a plain line.
     live = sys.stderr.isatty() and args.log_format == "console"
     configure_logging(args.log_format, sys.stderr, min_level="warning" if live else "info")
-    scheduler = _load_scheduler(args)
+    scheduler = _load_scheduler(
+        args, pipeline=pipeline, adapters=None if dask is None else {"dask": dask}
+    )
     if args.dry_run:
         print(f"{len(scheduler)} tasks in {len(scheduler.get_wave_summary())} waves:")
         for wave in scheduler.get_wave_summary():
@@ -524,6 +608,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     import trio
 
+    if dask is not None:
+        assert cluster is not None
+        _connect(dask, cluster)
     execute = scheduler.execute
     store = None if args.no_store else _open_store_for(args.pipeline)
     if store is not None:

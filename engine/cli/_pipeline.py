@@ -5,6 +5,8 @@
     [run]
     max_concurrent = 4          # optional: also mode, fail_fast, resources
     mode = "eager"
+    # cluster = "tcp://host:8786"  # optional: where adapter = "dask" tasks run ("local:N")
+    # adapter = "dask"             # optional: the adapter of tasks that name none
 
     [tasks.fetch]
     call = "steps:fetch"        # package.module:function, sync or async
@@ -43,6 +45,7 @@ from dagwave._errors import (
     describe_error,
 )
 from dagwave.adapters.subprocess import Command
+from dagwave.run._adapter import BUILTIN_ADAPTERS, Adapter
 from dagwave.run._scheduler import DependencyAwareScheduler
 from dagwave.run._tasks import is_async_callable
 
@@ -53,7 +56,7 @@ __all__ = ["MAX_CONCURRENT", "Pipeline", "PipelineError", "PipelineTask", "load_
 #: process and two pipes, each running ``call`` a thread.
 MAX_CONCURRENT = 10_000
 
-_RUN_KEYS = {"max_concurrent", "mode", "fail_fast", "resources"}
+_RUN_KEYS = {"max_concurrent", "mode", "fail_fast", "resources", "cluster", "adapter"}
 _MODES = ("waves", "eager")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _TASK_KEYS = {"cmd", "call", "deps", "timeout", "retries", "resources", "adapter", "metadata"}
@@ -103,6 +106,10 @@ class Pipeline:
     mode: str = "waves"
     fail_fast: bool = False
     resources: Mapping[str, int] = field(default_factory=dict)
+    #: where ``adapter = "dask"`` tasks run: a scheduler address or ``local:N``.
+    cluster: str | None = None
+    #: the adapter of every task that names none (None: the engine's default).
+    adapter: str | None = None
     run_line: int | None = None
 
     def scheduler(
@@ -112,10 +119,13 @@ class Pipeline:
         mode: str | None = None,
         fail_fast: bool | None = None,
         logger: Any = None,
+        adapters: Mapping[str, Adapter] | None = None,
     ) -> DependencyAwareScheduler:
         """A scheduled :class:`DependencyAwareScheduler` for this pipeline.
 
         Arguments given here override the file's ``[run]`` table.
+        ``adapters`` maps an adapter name to the instance its tasks use (the
+        command line's ``--cluster`` gives ``{"dask": DaskAdapter(...)}``).
 
         Raises:
             PipelineError: an unknown dependency (with a suggestion) or a cycle
@@ -139,8 +149,9 @@ class Pipeline:
         lines = {t.task_id: t.line for t in self.tasks}
         for task in self.tasks:
             options: dict[str, Any] = {}
-            if task.adapter is not None:
-                options["adapter"] = task.adapter
+            name = task.adapter if task.adapter is not None else self.adapter
+            if name is not None:
+                options["adapter"] = (adapters or {}).get(name, name)
             if task.resources:
                 options["resources"] = dict(task.resources)
             try:
@@ -220,12 +231,47 @@ def _check_run(path: Path, run: dict[str, Any], line: int | None) -> dict[str, A
         _expect(path, amount, int, what, "[run]", line, None)
         if amount < 1:
             raise PipelineError(path, must_be(what, ">= 1", amount, owner="[run]"), line=line)
+    cluster = run.get("cluster")
+    if cluster is not None:
+        _expect(path, cluster, str, "cluster", "[run]", line, None)
+        problem = cluster_problem(cluster)
+        if problem is not None:
+            raise PipelineError(path, f"[run]: {problem}", line=line)
+    adapter = run.get("adapter")
+    if adapter is not None:
+        _expect(path, adapter, str, "adapter", "[run]", line, None)
+        if adapter not in BUILTIN_ADAPTERS:
+            known = ", ".join(sorted(BUILTIN_ADAPTERS))
+            raise PipelineError(
+                path, f"[run]: unknown adapter {adapter!r} (known: {known})", line=line
+            )
     return {
         "max_concurrent": limit,
         "mode": mode,
         "fail_fast": fail_fast,
         "resources": resources,
+        "cluster": cluster,
+        "adapter": adapter,
     }
+
+
+def local_workers(cluster: str) -> int | None:
+    """N for ``"local:N"`` (an embedded cluster of N worker processes), else None."""
+    kind, sep, count = cluster.partition(":")
+    if kind != "local" or not sep:
+        return None
+    return int(count) if count.isdigit() and int(count) >= 1 else 0
+
+
+def cluster_problem(cluster: str) -> str | None:
+    """Why ``cluster`` is neither ``local:N`` nor a scheduler address, or None."""
+    workers = local_workers(cluster)
+    if workers == 0:
+        return must_be("cluster", "'local:N' with N >= 1 worker processes", cluster)
+    if workers is None and "://" not in cluster and ":" not in cluster:
+        rule = "a scheduler address such as 'tcp://host:8786', or 'local:N'"
+        return must_be("cluster", rule, cluster)
+    return None
 
 
 def _check_timeout(path: Path, timeout: object, task_id: str, line: int | None) -> float:

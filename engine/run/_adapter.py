@@ -26,7 +26,7 @@ from dagwave._checks import check_type
 from dagwave.run._tasks import is_async_callable
 
 if TYPE_CHECKING:
-    from dagwave.run._tasks import TaskContext
+    from dagwave.run._tasks import Task, TaskContext
 
 __all__ = [
     "ASYNCIO_ADAPTER",
@@ -44,7 +44,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "inline": "dagwave.adapters.inline:InlineAdapter",
     "asyncio": "dagwave.adapters.asyncio:AsyncioAdapter",
     "process": "dagwave.adapters.process:ProcessAdapter",
-    "dask": "dagwave.adapters.dask:DaskAdapter",
+    "dask": "dagwave.adapters.dask:per_run_adapter",
 }
 #: runs a blocking executor whose task names no adapter.
 BLOCKING_ADAPTER = "thread"
@@ -61,9 +61,11 @@ class Invocation:
         func: its executor.
         context: the :class:`TaskContext` to call it with.
         attempt: 1-based attempt number.
+        task: the task's definition (its timeout, resources, metadata), or
+            None for an invocation made outside a run.
     """
 
-    __slots__ = ("_clock", "_detach", "attempt", "context", "func", "task_id")
+    __slots__ = ("_clock", "_detach", "attempt", "context", "func", "task", "task_id")
 
     def __init__(
         self,
@@ -73,7 +75,9 @@ class Invocation:
         attempt: int,
         detach: Callable[[], Callable[[], None]],
         clock: Callable[[bool], None] | None = None,
+        task: Task | None = None,
     ) -> None:
+        self.task = task
         self.task_id = task_id
         self.func = func
         self.context = context
@@ -139,6 +143,12 @@ class Adapter:
     #: into its ready dependents in the same thread, without a round trip
     #: through trio. :meth:`run` is then used only outside a run.
     runs_in_worker_threads: bool = False
+
+    #: True when :meth:`run` returns a :class:`~dagwave.RemoteResult` (a
+    #: handle to a result that stays where it was computed) and takes such
+    #: handles in ``dependency_results`` as they are. The core fetches them
+    #: for the tasks of every other adapter (see ``dagwave.run._remote``).
+    remote: bool = False
 
     @asynccontextmanager
     async def open(self, *, max_workers: int) -> AsyncIterator[Runner]:

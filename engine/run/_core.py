@@ -37,7 +37,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -67,6 +67,7 @@ from dagwave.run._records import (
     TaskStatus,
     retryable,
 )
+from dagwave.run._remote import RemoteResult, RemoteResults, fetch_dependencies, remote_fetches
 from dagwave.run._tasks import Task, TaskContext
 from dagwave.run._thread_side import ThreadSide
 from dagwave.state._store import SharedState
@@ -182,6 +183,9 @@ class RunCore:
         ]
         # id(adapter) -> what its open() yielded for this run (per adapter, not per task).
         self._runners: dict[int, Runner] = {}
+        # Per task: fetch dependency results held on a cluster before it starts
+        # (None: no adapter of the plan keeps results remote).
+        self.fetch_remote = remote_fetches(plan.adapters, plan.deps)
         self._threads: ThreadSide | None = None
         # The trio side's workers: what Dispatch handed to trio waits in _queue.
         self._queue: deque[tuple[int, int]] = deque()
@@ -344,6 +348,8 @@ class RunCore:
         context: TaskContext | None = None
         try:
             context = self.context(i, attempt)  # a store that fails here fails the attempt
+            if self.fetch_remote is not None and self.fetch_remote[i]:
+                await trio.to_thread.run_sync(fetch_dependencies, context)
             if runner is None:
                 value = await task.executor(context)
             else:
@@ -355,6 +361,7 @@ class RunCore:
                     attempt,
                     lease.detach,
                     None if timeout is None else (lambda on: self._clock(slot, timeout, on)),
+                    task,
                 )
                 value = await runner.run(invocation)
         except Exception as exc:  # the task's failure; anything else is not ours to catch
@@ -603,6 +610,8 @@ class RunCore:
                 for i in indices
                 if status[i] is COMPLETED
             }
+        if self.fetch_remote is not None:  # results held on a cluster stay out of the state
+            updates = {k: v for k, v in updates.items() if not isinstance(v, RemoteResult)}
         if not updates:
             return
         adopt = getattr(self.state, "_adopt", None)
@@ -819,6 +828,8 @@ class RunCore:
             created_at=self._created_at,
             error_text=_error_text,
         )
+        if self.fetch_remote is not None:  # fetched when read
+            result = replace(result, task_results=RemoteResults(result.task_results))
         self.events.run_completed(
             status=status,
             end=end,

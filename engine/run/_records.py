@@ -486,7 +486,9 @@ class ExecutionResult(Dumpable):
         total_duration_ms: wall time of the run.
         sequential_duration_ms: attempt run times, added up.
         speedup_ratio: sequential over wall time (1.0 when no attempt took any time).
-        task_results: task id -> result, for COMPLETED tasks.
+        task_results: task id -> result, for COMPLETED tasks. When an adapter
+            keeps results on a cluster (dask), a :class:`~dagwave.RemoteResults`
+            mapping that fetches each such result when it is first read.
         task_errors: an entry for every task that did not complete: its
             error as "ExcType: message" when FAILED, ``"skipped: dependency
             'x' failed"`` when SKIPPED, the cancellation when CANCELLED.
@@ -505,7 +507,8 @@ class ExecutionResult(Dumpable):
             time, whatever the speedup says.
         thread_cpu_ms: CPU time of the attempts that ran in worker threads,
             added up.
-        state: the run's shared state (results are also stored there).
+        state: the run's shared state (results are also stored there, as
+            ``task_result_<id>``, except those kept on a cluster).
     """
 
     execution_id: uuid.UUID

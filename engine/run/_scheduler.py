@@ -47,6 +47,7 @@ from dagwave.run._records import (
     Wave,
     build_wave,
 )
+from dagwave.run._remote import local_value
 from dagwave.run._tasks import Executor, Task, check_resources
 from dagwave.state._store import STORE_METHODS, SharedState, StateStore
 from dagwave.store._runstore import RunStatus, RunStore
@@ -221,9 +222,12 @@ class TaskView(Dumpable):
 
     @property
     def result(self) -> Any:
-        """What its executor returned, once the run has ended and if it completed."""
+        """What its executor returned, once the run has ended and if it completed.
+
+        A result held on a cluster is fetched (see :class:`~dagwave.RemoteResult`).
+        """
         record = self._record()
-        return None if record is None else record.result
+        return None if record is None else local_value(record.result)
 
     def __repr__(self) -> str:
         return f"TaskView(task_id={self.task_id!r}, status={self.status.value!r})"

@@ -35,6 +35,7 @@ import trio
 from dagwave._errors import TaskTimeoutError
 from dagwave.run._ledger import COMPLETED, AttemptEntry
 from dagwave.run._records import AttemptOutcome
+from dagwave.run._remote import fetch_dependencies
 from dagwave.run._tasks import TaskContext
 from dagwave.run._workers import worker_threads
 
@@ -170,6 +171,8 @@ class ThreadSide:
         try:
             # A store that fails here fails the attempt (and never the thread).
             context = job.context = core.context(i, attempt)
+            if core.fetch_remote is not None and core.fetch_remote[i]:
+                fetch_dependencies(context)  # results held on a cluster: fetched here, blocking
             if job.abandoned:
                 context.cancelled = True
             value = task.executor(context)

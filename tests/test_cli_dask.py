@@ -1,0 +1,149 @@
+"""``dagwave run`` reaches a dask cluster: ``--cluster``, ``[run] cluster``, ``[run] adapter``.
+
+End to end through the real ``dagwave`` command in a subprocess. Each command
+task writes the pid of the process that started it (``$PPID``): a dask worker's,
+not the ``dagwave`` process's.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+TWO_COMMANDS = """
+[tasks.a]
+cmd = "echo $PPID > a.pid"
+
+[tasks.b]
+cmd = "echo $PPID > b.pid"
+deps = ["a"]
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[str, set[int]]]:
+    """A running cluster of two worker processes: its address and the workers' pids."""
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as local, distributed.Client(local) as client:
+        pids = set(client.run(os.getpid).values())
+        yield local.scheduler_address, pids
+
+
+def dagwave(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run the ``dagwave`` command to the end; its output and its pid."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dagwave", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err), process.pid
+
+
+def pipeline(tmp_path: Path, run_table: str, tasks: str = TWO_COMMANDS) -> Path:
+    path = tmp_path / "pipeline.toml"
+    path.write_text(f"[run]\n{run_table}\n{tasks}")
+    return path
+
+
+def pids_written(tmp_path: Path) -> set[int]:
+    return {int((tmp_path / f"{t}.pid").read_text()) for t in "ab"}
+
+
+def test_the_run_adapter_is_the_default_and_a_cluster_adapter_replaces_the_name(
+    tmp_path: Path,
+) -> None:
+    from dagwave.adapters.dask import DaskAdapter
+    from dagwave.cli._pipeline import load_pipeline
+
+    tasks = TWO_COMMANDS.replace('deps = ["a"]', 'deps = ["a"]\nadapter = "asyncio"')
+    loaded = load_pipeline(pipeline(tmp_path, 'adapter = "dask"\ncluster = "local:3"', tasks))
+    assert (loaded.adapter, loaded.cluster) == ("dask", "local:3")
+    dask = DaskAdapter("tcp://nowhere:1")  # never connected: scheduling does not connect
+    s = loaded.scheduler(adapters={"dask": dask})
+    assert (s.tasks["a"].adapter, s.tasks["b"].adapter) == (dask, "asyncio")
+
+
+def test_cluster_local_n_runs_the_default_adapters_tasks_on_worker_processes(
+    tmp_path: Path,
+) -> None:
+    path = pipeline(tmp_path, 'adapter = "dask"')
+    done, pid = dagwave("run", str(path), "--cluster", "local:2", "--no-store", cwd=tmp_path)
+    assert (done.returncode, done.stderr.count("Traceback")) == (0, 0), done.stderr
+    assert "2/2 completed" in done.stdout
+    assert pid not in pids_written(tmp_path)
+
+
+def test_run_cluster_sends_dask_tasks_to_that_scheduler(
+    tmp_path: Path, cluster: tuple[str, set[int]]
+) -> None:
+    address, workers = cluster
+    tasks = TWO_COMMANDS.replace(".pid\"\n", '.pid"\nadapter = "dask"\n')
+    path = pipeline(tmp_path, f"cluster = {address!r}", tasks)
+    done, _ = dagwave("run", str(path), "--no-store", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert pids_written(tmp_path) <= workers
+
+
+def test_an_unreachable_cluster_is_one_line_and_exit_2_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"
+    path = pipeline(tmp_path, 'adapter = "dask"')
+    done, _ = dagwave("run", str(path), "--cluster", address, "--no-store", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"dagwave run: error: cannot reach the dask cluster at {address}: "
+    )
+    assert done.stderr.count("\n") == 1
+    assert not (tmp_path / "a.pid").exists()
+
+
+@pytest.mark.parametrize(
+    ("run_table", "args", "message"),
+    [
+        (
+            'cluster = "local:0"',
+            (),
+            "[run]: 'cluster' must be 'local:N' with N >= 1 worker processes (got 'local:0')",
+        ),
+        (
+            'adapter = "gpu"',
+            (),
+            "[run]: unknown adapter 'gpu' (known: asyncio, dask, inline, process, thread)",
+        ),
+        (
+            "",
+            ("--cluster", "nowhere"),
+            "'cluster' must be a scheduler address such as 'tcp://host:8786', "
+            "or 'local:N' (got 'nowhere')",
+        ),
+    ],
+)
+def test_a_bad_cluster_or_adapter_is_one_line_and_exit_2(
+    tmp_path: Path, run_table: str, args: tuple[str, ...], message: str
+) -> None:
+    path = pipeline(tmp_path, run_table)
+    done, _ = dagwave("run", str(path), *args, "--no-store", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.rstrip().endswith(message), done.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
