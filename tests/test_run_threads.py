@@ -396,3 +396,15 @@ def test_run_in_worker_thread_runs_a_job_in_a_warm_dagwave_thread() -> None:
     run_in_worker_thread(job)
     assert ran.wait(WAIT)
     assert names[0].startswith("dagwave-worker")
+
+
+def test_worker_pool_loses_no_job_to_a_thread_that_is_timing_out() -> None:
+    """A job handed to a worker just as its idle time runs out still runs."""
+    pool = _workers.WorkerThreads(name="dagwave-worker-race", idle_timeout=0.0005)
+    done = [threading.Event() for _ in range(3000)]
+    for i, event in enumerate(done):
+        pool.submit(event.set)
+        if i % 7 == 0:
+            time.sleep(0.0005)  # let workers reach their idle timeout now and then
+    assert all(event.wait(WAIT) for event in done)
+    wait_until(lambda: pool.idle() == 0, "the idle workers to exit")
