@@ -115,6 +115,16 @@ def dagwave_run(shape: Shape, executor: Any, limit: int = WORKERS, mode: str = "
     return elapsed
 
 
+def dagwave_build(shape: Shape, executor: Any = sync_noop) -> float:
+    """``add_task`` for every task, then ``schedule()``: the time to build a run."""
+    start = time.perf_counter()
+    s = DependencyAwareScheduler(max_concurrent=WORKERS, mode="eager")
+    for tid, deps in shape:
+        s.add_task(tid, executor, dependencies=deps)
+    s.schedule()
+    return time.perf_counter() - start
+
+
 def noop(*_: Any) -> None:
     return None
 
@@ -194,6 +204,7 @@ def overhead(n: int, repeats: int) -> list[Measurement]:
             "dagwave async, execute only": best_run_only(
                 repeats, lambda shape=shape: dagwave_run(shape, async_noop)
             ),
+            "dagwave build": best_run_only(repeats, lambda shape=shape: dagwave_build(shape)),
             "dagwave blocking": best_of(repeats, lambda shape=shape: dagwave_run(shape, sync_noop)),
             "dagwave blocking, execute only": best_run_only(
                 repeats, lambda shape=shape: dagwave_run(shape, sync_noop)
@@ -213,6 +224,7 @@ def overhead(n: int, repeats: int) -> list[Measurement]:
         rows.append(
             [
                 shape_name,
+                f"{us['dagwave build']:.2f}",
                 f"{us['dagwave blocking']:.1f} ({us['dagwave blocking, execute only']:.1f})",
                 f"{us['dagwave async']:.1f} ({us['dagwave async, execute only']:.1f})",
                 f"{us['graphlib+pool']:.1f}",
@@ -227,9 +239,11 @@ def overhead(n: int, repeats: int) -> list[Measurement]:
         )
     print_table(
         f"overhead per task, {n:,} no-op tasks, limit 8, eager (us, graph building included; "
-        "dagwave's execute() alone in brackets; ratios = dagwave / peer, lower is better)",
+        "dw build: add_task + schedule() alone; dagwave's execute() alone in brackets; "
+        "ratios = dagwave / peer, lower is better)",
         [
             "shape",
+            "dw build",
             "dw block",
             "dw async",
             "pool",

@@ -193,7 +193,9 @@ class RunCore:
         self._awake = 0  # workers neither parked nor in an attempt
         workers = min(slots, len(plan.tasks))
         self._worker_ids = list(range(workers - 1, -1, -1))
-        self._worker_scopes = [trio.CancelScope() for _ in range(workers)]
+        # Each trio worker's current scope, set when it starts (most runs of
+        # blocking tasks start none, so none is made up front).
+        self._worker_scopes: list[trio.CancelScope | None] = [None] * workers
         self._timed_out = [False] * workers
         self._scope_spent = [False] * workers  # the watchdog cancelled the worker's scope
         self._slot_worker = [-1] * slots  # the worker timing the slot's attempt
@@ -458,7 +460,9 @@ class RunCore:
             worker = self._slot_worker[slot]
             self._timed_out[worker] = True
             self._scope_spent[worker] = True
-            self._worker_scopes[worker].cancel()
+            scope = self._worker_scopes[worker]
+            assert scope is not None  # the worker timing the slot runs in it
+            scope.cancel()
 
     # -- ending attempts and tasks (trio thread) -----------------------------------
 
