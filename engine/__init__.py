@@ -56,7 +56,8 @@ from dagwave.state._store import (
     StateStore,
     StateView,
 )
-from dagwave.store._runstore import RunStore, StoredAttempt, StoredRun, StoredTask
+from dagwave.store._outputs import OutputRecord, OutputWriter, output_writer
+from dagwave.store._runstore import RunStore, StoredAttempt, StoredRun, StoredTask, StoredWave
 
 __version__ = "0.1.0"
 
@@ -79,6 +80,8 @@ __all__ = [
     "Invocation",
     "ModelExecutionResult",
     "ModelWave",
+    "OutputRecord",
+    "OutputWriter",
     "RecordedError",
     "RunStore",
     "RetryPolicy",
@@ -102,6 +105,7 @@ __all__ = [
     "StoredAttempt",
     "StoredRun",
     "StoredTask",
+    "StoredWave",
     "StateView",
     "Task",
     "TaskContext",
@@ -116,5 +120,6 @@ __all__ = [
     "WaveExecutionError",
     "__version__",
     "analyze_schedule",
+    "output_writer",
     "run_in_worker_thread",
 ]
