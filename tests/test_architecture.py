@@ -115,7 +115,7 @@ ALLOWED_INTERNAL = {
     "store": {"dagwave._errors", "dagwave._checks", "dagwave.run", "dagwave.store"},
     "report": {"dagwave._errors", "dagwave.run"},
     "cli": {"dagwave", "dagwave._errors", "dagwave._checks", "dagwave.graph", "dagwave.run",
-            "dagwave.cli", "dagwave.adapters", "dagwave.store"},
+            "dagwave.cli", "dagwave.adapters", "dagwave.store", "dagwave.report"},
 }
 FORBIDDEN_EXTERNAL = {
     "graph": {"trio", "structlog", "outcome", "sniffio"},

@@ -2,18 +2,28 @@
 
 Subcommands:
 
-* ``dagwave run PIPELINE.toml``: run a pipeline file (see :mod:`dagwave.cli._pipeline`);
+* ``dagwave run PIPELINE.toml [TASK...] [--from TASK]``: run a pipeline file (see
+  :mod:`dagwave.cli._pipeline`), or only the given tasks and what they need,
+  or only what is downstream of ``--from`` tasks and what that needs (see
+  :mod:`dagwave.graph._select`);
   logs on stderr, the summary on stdout; exit 0 when every task completed, 1
   otherwise, 2 for a bad file, 130 on Ctrl-C (SIGINT), 143 on SIGTERM and 129
   on SIGHUP: each cancels the run, ends the running commands' process groups,
   prints what finished and still writes ``--trace`` and ``--report`` (the
   tasks that were stopped are marked cancelled).
   Each run is recorded in the run store ``.dagwave/runs.db`` beside the
-  pipeline file (``--no-store``: not recorded).
+  pipeline file (``--no-store``: not recorded), its commands' stdout and
+  stderr in ``.dagwave/runs/<run>/`` (``--output-cap``, ``[run] output_cap``).
 * ``dagwave history [PIPELINE.toml]``: the recorded runs (of that pipeline), oldest first.
 * ``dagwave show RUN``: one recorded run, per task; RUN may be a unique prefix of its id.
-  ``history`` and ``show`` read the store in ``.dagwave/`` under the current
-  folder, or beside the file given with ``--pipeline FILE``.
+* ``dagwave logs RUN TASK``: the task's kept stdout and stderr, and the
+  tracebacks of its failed attempts.
+* ``dagwave report RUN -o FILE`` and ``dagwave trace RUN -o FILE``: the HTML
+  report and the Chrome trace of a recorded run, as ``--report`` and
+  ``--trace`` write them.
+  ``history``, ``show``, ``logs``, ``report`` and ``trace`` read the store in
+  ``.dagwave/`` under the current folder, or beside the file given with
+  ``--pipeline FILE``.
 * ``dagwave graph PIPELINE.toml --format mermaid|dot``: the DAG as a diagram.
 * ``dagwave analyze PLAN.json [--workers K] [--json]``: static analysis of a
   plan in its JSON form (see :class:`dagwave.ScheduleGraph`).
@@ -39,11 +49,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from dagwave import __version__
-from dagwave._errors import StoreError, describe_error, describe_failure, writable_text
+from dagwave._errors import (
+    StoreError,
+    describe_error,
+    describe_failure,
+    writable_text,
+)
 from dagwave.graph._analysis import ScheduleAnalysis, analyze_schedule
 from dagwave.graph._dag import suggest_id
 from dagwave.graph._plan import ScheduleGraph
-from dagwave.store._runstore import RunStore
+from dagwave.graph._select import select_tasks
+from dagwave.store._outputs import DEFAULT_OUTPUT_CAP
+from dagwave.store._runstore import RunStore, StoredRun, StoredTask
 
 if TYPE_CHECKING:  # trio is imported only when a run starts
     import trio
@@ -77,6 +94,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _size(text: str) -> int:
+    from dagwave.cli._pipeline import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _concurrency_limit(text: str) -> int:
@@ -125,6 +151,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("pipeline", help="path to the pipeline TOML file")
     run.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TASK",
+        help="run only these tasks and what they need (default: every task)",
+    )
+    run.add_argument(
+        "--from",
+        dest="starts",
+        action="append",
+        default=[],
+        metavar="TASK",
+        help="run TASK, everything downstream of it, and what those need (repeatable; "
+        "with TASK arguments: only up to them)",
+    )
+    run.add_argument(
         "--max-concurrent", type=_concurrency_limit, metavar="N", help="override [run]"
     )
     run.add_argument("--mode", choices=["waves", "eager"], help="override [run] mode")
@@ -140,6 +181,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-store", action="store_true", help=f"do not record the run in {STORE_FILE}"
     )
+    run.add_argument(
+        "--output-cap",
+        type=_size,
+        metavar="SIZE",
+        help="bytes of each command's stdout and of its stderr kept per attempt "
+        "(e.g. 1048576, 512k, 10M; default: [run] output_cap, else 8M)",
+    )
 
     history = sub.add_parser("history", help="list the recorded runs, oldest first")
     history.add_argument(
@@ -152,6 +200,28 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="the stored summary of one run")
     show.add_argument("run", help="the run's id, or a prefix of it that no other run has")
     show.add_argument("--pipeline", metavar="FILE", help="read the store beside this pipeline file")
+
+    logs = sub.add_parser(
+        "logs", help="a task's kept stdout and stderr, and its failed attempts' tracebacks"
+    )
+    logs.add_argument("run", help="the run's id, or a prefix of it that no other run has")
+    logs.add_argument("task", help="the task's id")
+    logs.add_argument(
+        "--stream",
+        choices=["stdout", "stderr"],
+        help="print only this stream's kept bytes, as they are",
+    )
+    logs.add_argument("--pipeline", metavar="FILE", help="read the store beside this pipeline file")
+
+    for name, what in (("report", "a self-contained HTML report"), ("trace", "a Chrome trace")):
+        view = sub.add_parser(name, help=f"write {what} of a recorded run")
+        view.add_argument("run", help="the run's id, or a prefix of it that no other run has")
+        view.add_argument(
+            "-o", "--output", metavar="FILE", default="-", help="write it here (default: stdout)"
+        )
+        view.add_argument(
+            "--pipeline", metavar="FILE", help="read the store beside this pipeline file"
+        )
 
     graph = sub.add_parser("graph", help="print a pipeline's DAG as Mermaid or Graphviz DOT")
     graph.add_argument("pipeline", help="path to the pipeline TOML file")
@@ -274,17 +344,41 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_scheduler(args: argparse.Namespace, logger: Any = None) -> Any:
+def _load_scheduler(args: argparse.Namespace, logger: Any = None) -> tuple[Any, Any]:
+    """The pipeline file and a scheduler of the tasks the arguments select.
+
+    The whole file is checked first, so a problem outside the selected tasks
+    is found too, then the selection (``targets``, ``--from``) is made.
+
+    Raises:
+        UserError: the file is wrong, or a task named does not exist.
+    """
     from dagwave.cli._pipeline import PipelineError, load_pipeline
 
+    settings = {
+        "max_concurrent": getattr(args, "max_concurrent", None),
+        "mode": getattr(args, "mode", None),
+        "fail_fast": getattr(args, "fail_fast", None),
+        "logger": logger,
+    }
     try:
         pipeline = load_pipeline(args.pipeline)
-        return pipeline.scheduler(
-            max_concurrent=getattr(args, "max_concurrent", None),
-            mode=getattr(args, "mode", None),
-            fail_fast=getattr(args, "fail_fast", None),
-            logger=logger,
-        )
+        scheduler = pipeline.scheduler(**settings)
+        targets, starts = getattr(args, "targets", []), getattr(args, "starts", [])
+        if not targets and not starts:
+            return pipeline, scheduler
+        dag = scheduler.get_dag()
+        for option, names in (("", targets), ("--from ", starts)):
+            for name in names:
+                if name not in dag:
+                    close = suggest_id(name, list(dag))
+                    hint = "" if close is None else f"; did you mean {close!r}?"
+                    raise UserError(f"{args.pipeline}: {option}{name!r}: no such task{hint}")
+        try:
+            chosen = select_tasks(dag, targets, starts)
+        except ValueError as exc:
+            raise UserError(f"{args.pipeline}: {exc}") from None
+        return pipeline, pipeline.scheduler(**settings, only=set(chosen))
     except PipelineError as exc:
         raise UserError(str(exc)) from None
 
@@ -503,7 +597,7 @@ def _run(args: argparse.Namespace) -> int:
     # lines; otherwise every event as a plain line.
     live = sys.stderr.isatty() and args.log_format == "console"
     configure_logging(args.log_format, sys.stderr, min_level="warning" if live else "info")
-    scheduler = _load_scheduler(args)
+    pipeline, scheduler = _load_scheduler(args)
     if args.dry_run:
         print(f"{len(scheduler)} tasks in {len(scheduler.get_wave_summary())} waves:")
         for wave in scheduler.get_wave_summary():
@@ -525,7 +619,8 @@ def _run(args: argparse.Namespace) -> int:
     import trio
 
     execute = scheduler.execute
-    store = None if args.no_store else _open_store_for(args.pipeline)
+    cap = args.output_cap if args.output_cap is not None else pipeline.output_cap
+    store = None if args.no_store else _open_store_for(args.pipeline, cap)
     if store is not None:
         scheduler.pipeline_file = args.pipeline
         execute = functools.partial(execute, store=store)
@@ -552,7 +647,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result.succeeded else 1
 
 
-def _open_store_for(pipeline: str) -> RunStore:
+def _open_store_for(pipeline: str, output_cap: int | None = None) -> RunStore:
     """The run store beside ``pipeline`` (its ``.dagwave`` folder created if missing).
 
     Raises:
@@ -567,7 +662,7 @@ def _open_store_for(pipeline: str) -> RunStore:
             "--no-store runs without recording"
         ) from None
     try:
-        return RunStore(path)
+        return RunStore(path, output_cap=DEFAULT_OUTPUT_CAP if output_cap is None else output_cap)
     except StoreError as exc:
         raise UserError(str(exc)) from None
 
@@ -660,8 +755,111 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stored_run(args: argparse.Namespace) -> tuple[RunStore, StoredRun]:
+    """The run ``args.run`` names, and its store (closed already: only paths are used).
+
+    Raises:
+        UserError: no store, or no such run (or several).
+    """
+    with _existing_store(args.pipeline) as store:
+        try:
+            return store, store.get_run(args.run)
+        except StoreError as exc:
+            raise UserError(str(exc)) from None
+
+
+def _stored_task(run: StoredRun, task_id: str) -> StoredTask:
+    task = run.task(task_id)
+    if task is None:
+        known = [t.task_id for t in run.tasks]
+        close = suggest_id(task_id, known)
+        hint = "" if close is None else f"; did you mean {close!r}?"
+        raise UserError(f"run {run.run_id} has no task {task_id!r}{hint}")
+    return task
+
+
+def _size_text(count: int) -> str:
+    return f"{count} byte{'' if count == 1 else 's'}"
+
+
+def _logs(args: argparse.Namespace) -> int:
+    store, run = _stored_run(args)
+    task = _stored_task(run, args.task)
+    folder = store.output_folder(run.run_id)
+    out = sys.stdout
+    if args.stream is not None:
+        for record in task.outputs:
+            if record.stream == args.stream:
+                out.flush()
+                path = os.path.join(folder, record.file)
+                with contextlib.suppress(FileNotFoundError), open(path, "rb") as file:
+                    out.buffer.write(file.read())
+                out.buffer.flush()
+        return 0
+    lines: list[str] = []
+
+    def flush_lines() -> None:
+        if lines:
+            print(writable_text("\n".join(lines)), file=out)
+            lines.clear()
+
+    if not task.outputs:
+        lines.append(f"--- {task.task_id}: no output kept (only commands' output is; ")
+        lines[-1] += "this one printed nothing, or the run kept none) ---"
+    for record in task.outputs:
+        path = os.path.join(folder, record.file)
+        size = _size_text(record.total_bytes)
+        if record.cut:
+            size = (
+                f"{record.kept_bytes} of {size} kept: the middle was cut "
+                "(--output-cap raises the limit)"
+            )
+        lines.append(f"--- {record.stream}: {size} ({path}) ---")
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except OSError as exc:
+            lines.append(f"(cannot read it: {exc.strerror})")
+            continue
+        flush_lines()
+        out.flush()
+        out.buffer.write(data if data.endswith(b"\n") else data + b"\n")
+        out.buffer.flush()
+    for attempt in task.attempt_log:
+        if attempt.error is None:
+            continue
+        lines.append(f"--- attempt {attempt.attempt}: {attempt.outcome} ---")
+        if attempt.error.startswith("CommandError: ") or not attempt.traceback:
+            # A command's traceback holds only dagwave's frames: its message says why.
+            lines.append(attempt.error)
+        else:
+            lines.append(attempt.traceback)
+    flush_lines()
+    return 0
+
+
+def _view(args: argparse.Namespace) -> int:
+    from dagwave.report._export import html_report
+    from dagwave.store._rebuild import rebuild_result, stored_graph
+
+    option = "-o"
+    if args.output != "-":
+        _check_output(option, args.output)
+    _, run = _stored_run(args)
+    result = rebuild_result(run)
+    if args.command == "trace":
+        text = json.dumps(result.to_chrome_trace())
+    else:
+        text = html_report(result, *stored_graph(run))
+    if args.output == "-":
+        sys.stdout.write(text + ("" if text.endswith("\n") else "\n"))
+    else:
+        _write_output(option, args.output, text)
+    return 0
+
+
 def _graph(args: argparse.Namespace) -> int:
-    scheduler = _load_scheduler(args)
+    _, scheduler = _load_scheduler(args)
     print(scheduler.to_mermaid() if args.format == "mermaid" else scheduler.to_dot(), end="")
     return 0
 
@@ -687,6 +885,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "graph": _graph,
         "history": _history,
         "show": _show,
+        "logs": _logs,
+        "report": _view,
+        "trace": _view,
     }
     try:
         return int(handlers[args.command](args))

@@ -5,6 +5,7 @@
     [run]
     max_concurrent = 4          # optional: also mode, fail_fast, resources
     mode = "eager"
+    output_cap = "10M"          # bytes of each command's stdout/stderr kept per task
 
     [tasks.fetch]
     call = "steps:fetch"        # package.module:function, sync or async
@@ -29,12 +30,12 @@ import os
 import re
 import sys
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagwave._checks import check_number, check_type, must_be
+from dagwave._checks import check_int, check_number, check_type, must_be
 from dagwave._errors import (
     CircularDependencyError,
     SchedulerError,
@@ -46,14 +47,21 @@ from dagwave.adapters.subprocess import Command
 from dagwave.run._scheduler import DependencyAwareScheduler
 from dagwave.run._tasks import is_async_callable
 
-__all__ = ["MAX_CONCURRENT", "Pipeline", "PipelineError", "PipelineTask", "load_pipeline"]
+__all__ = [
+    "MAX_CONCURRENT",
+    "Pipeline",
+    "PipelineError",
+    "PipelineTask",
+    "load_pipeline",
+    "parse_size",
+]
 
 #: The largest ``max_concurrent`` a pipeline may ask for. More tasks than this
 #: cannot run at once on one machine anyway: each running ``cmd`` holds a
 #: process and two pipes, each running ``call`` a thread.
 MAX_CONCURRENT = 10_000
 
-_RUN_KEYS = {"max_concurrent", "mode", "fail_fast", "resources"}
+_RUN_KEYS = {"max_concurrent", "mode", "fail_fast", "resources", "output_cap"}
 _MODES = ("waves", "eager")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _TASK_KEYS = {"cmd", "call", "deps", "timeout", "retries", "resources", "adapter", "metadata"}
@@ -104,6 +112,7 @@ class Pipeline:
     fail_fast: bool = False
     resources: Mapping[str, int] = field(default_factory=dict)
     run_line: int | None = None
+    output_cap: int | None = None
 
     def scheduler(
         self,
@@ -112,10 +121,17 @@ class Pipeline:
         mode: str | None = None,
         fail_fast: bool | None = None,
         logger: Any = None,
+        only: Collection[str] | None = None,
     ) -> DependencyAwareScheduler:
         """A scheduled :class:`DependencyAwareScheduler` for this pipeline.
 
         Arguments given here override the file's ``[run]`` table.
+
+        Args:
+            max_concurrent, mode, fail_fast: override ``[run]``.
+            logger: the run's structlog logger (default: dagwave's).
+            only: just these tasks (None: all). Each one's dependencies must
+                be among them (see :func:`dagwave.graph._select.select_tasks`).
 
         Raises:
             PipelineError: an unknown dependency (with a suggestion) or a cycle
@@ -138,6 +154,8 @@ class Pipeline:
             raise PipelineError(self.path, f"[run]: {exc}", line=self.run_line) from None
         lines = {t.task_id: t.line for t in self.tasks}
         for task in self.tasks:
+            if only is not None and task.task_id not in only:
+                continue
             options: dict[str, Any] = {}
             if task.adapter is not None:
                 options["adapter"] = task.adapter
@@ -220,12 +238,44 @@ def _check_run(path: Path, run: dict[str, Any], line: int | None) -> dict[str, A
         _expect(path, amount, int, what, "[run]", line, None)
         if amount < 1:
             raise PipelineError(path, must_be(what, ">= 1", amount, owner="[run]"), line=line)
+    cap = run.get("output_cap")
+    if cap is not None:
+        _expect(path, cap, (int, str), "output_cap", "[run]", line, None)
+        try:
+            cap = parse_size(cap)
+        except ValueError as exc:
+            raise PipelineError(path, f"[run]: output_cap: {exc}", line=line) from None
     return {
         "max_concurrent": limit,
         "mode": mode,
         "fail_fast": fail_fast,
         "resources": resources,
+        "output_cap": cap,
     }
+
+
+_SIZE = re.compile(r"\s*(\d+)\s*([kKmMgG]?)(i?[bB])?\s*")
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(value: int | str) -> int:
+    """A size in bytes: a whole number >= 0, or a string such as ``"512k"``, ``"10M"``, ``"1G"``.
+
+    The suffixes count in powers of 1024 (``k``, ``M``, ``G``, any case; a
+    trailing ``B`` or ``iB`` is allowed).
+
+    Raises:
+        ValueError: not such a size.
+    """
+    if not isinstance(value, str):
+        try:
+            return check_int("size", value, minimum=0)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+    match = _SIZE.fullmatch(value)
+    if match is None:
+        raise ValueError(f"expected a size such as 1048576 or '10M', got {value!r}")
+    return int(match[1]) * _UNITS[match[2].lower()]
 
 
 def _check_timeout(path: Path, timeout: object, task_id: str, line: int | None) -> float:
@@ -338,6 +388,7 @@ _TOML_KINDS: dict[Any, str] = {
     str: "a string",
     int: "an integer",
     (int, float): "a number",
+    (int, str): "a number of bytes or a string such as '10M'",
     bool: "true or false",
 }
 
