@@ -782,6 +782,12 @@ def _size_text(count: int) -> str:
     return f"{count} byte{'' if count == 1 else 's'}"
 
 
+def _shown_path(path: str) -> str:
+    """``path`` relative to the current folder when it is under it, else as it is."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith(os.pardir) else relative
+
+
 def _logs(args: argparse.Namespace) -> int:
     store, run = _stored_run(args)
     task = _stored_task(run, args.task)
@@ -814,7 +820,7 @@ def _logs(args: argparse.Namespace) -> int:
                 f"{record.kept_bytes} of {size} kept: the middle was cut "
                 "(--output-cap raises the limit)"
             )
-        lines.append(f"--- {record.stream}: {size} ({path}) ---")
+        lines.append(f"--- {record.stream}: {size} ({_shown_path(path)}) ---")
         try:
             with open(path, "rb") as file:
                 data = file.read()
