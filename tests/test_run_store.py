@@ -307,7 +307,7 @@ def test_a_run_stored_before_schema_3_still_gives_a_report_and_a_trace(tmp_path:
         ("a", 0, (), ()),
         ("b", 0, (), ()),
     ]
-    assert (run.mode, run.max_concurrent, run.critical_path, run.waves) == (None, None, (), ())
+    assert (run.mode, run.max_concurrent, run.waves) == (None, None, ())
     result = rebuild_result(run)
     assert [a.slot for r in result.tasks.values() for a in r.attempt_log] == [0, 0]
     assert result.failures["b"].__str__() == "ValueError: no"

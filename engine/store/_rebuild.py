@@ -15,6 +15,8 @@ import uuid
 from datetime import datetime
 
 from dagwave._errors import StandInError
+from dagwave.graph._analysis import analyze_compiled
+from dagwave.graph._dag import compile_graph
 from dagwave.run._records import (
     AttemptRecord,
     ExecutionResult,
@@ -139,7 +141,11 @@ def rebuild_result(run: StoredRun) -> ExecutionResult:
         )
     wall = run.wall_ms or 0.0
     sequential = run.sequential_ms or 0.0
-    critical = list(run.critical_path)
+    # The critical path as the run core measures it: the plan analysis over
+    # the tasks' running times, in the order they were added.
+    order = [task.task_id for task in run.tasks]
+    compiled = compile_graph(order, [task.deps for task in run.tasks])
+    critical = list(analyze_compiled(compiled, [t.duration_ms for t in run.tasks]).critical_path)
     return ExecutionResult(
         execution_id=_run_uuid(run.run_id),
         total_tasks=run.total_tasks,

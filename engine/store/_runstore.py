@@ -102,16 +102,16 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX runs_by_pipeline ON runs (pipeline, started_at)",
     ),
     # 2 -> 3: what the report and the trace of a stored run need (the run's
-    # mode, limit and critical path; each task's wave, dependencies, adapter,
-    # times and skip cause; each attempt's slot and CPU time; the waves), and
-    # the files that keep each command's stdout and stderr.
+    # mode, limit and graph, as one JSON object of each task's dependencies;
+    # each task's wave, adapter, times and skip cause; each attempt's slot
+    # and CPU time; the waves), and the files that keep each command's
+    # stdout and stderr.
     (
         "ALTER TABLE runs ADD COLUMN mode TEXT",
         "ALTER TABLE runs ADD COLUMN max_concurrent INTEGER",
         "ALTER TABLE runs ADD COLUMN thread_cpu_ms REAL",
-        "ALTER TABLE runs ADD COLUMN critical_path TEXT",
+        "ALTER TABLE runs ADD COLUMN graph TEXT",
         "ALTER TABLE tasks ADD COLUMN wave INTEGER",
-        "ALTER TABLE tasks ADD COLUMN deps TEXT",
         "ALTER TABLE tasks ADD COLUMN adapter TEXT",
         "ALTER TABLE tasks ADD COLUMN start_ms REAL",
         "ALTER TABLE tasks ADD COLUMN end_ms REAL",
@@ -144,7 +144,7 @@ _TABLES = {"runs", "tasks", "attempts", "waves", "outputs"}
 _RUN_COLUMNS = (
     "id, pipeline, pipeline_hash, started_at, ended_at, status, pid, total_tasks, "
     "completed_tasks, failed_tasks, skipped_tasks, cancelled_tasks, wall_ms, sequential_ms, "
-    "cpu_ms, thread_cpu_ms, mode, max_concurrent, critical_path"
+    "cpu_ms, thread_cpu_ms, mode, max_concurrent"
 )
 
 #: Where a run's output files go, relative to the store file's folder.
@@ -243,7 +243,6 @@ class StoredRun:
         wall_ms, sequential_ms, cpu_ms, thread_cpu_ms: as in
             :class:`~dagwave.ExecutionResult` (None until the run ended).
         mode, max_concurrent: the run's settings (None for runs stored before schema 3).
-        critical_path: its measured critical path.
         tasks: the tasks' rows (filled in by :meth:`RunStore.get_run` only).
         waves: its waves (filled in by :meth:`RunStore.get_run` only).
     """
@@ -266,15 +265,8 @@ class StoredRun:
     thread_cpu_ms: float | None = None
     mode: str | None = None
     max_concurrent: int | None = None
-    critical_path: tuple[str, ...] = ()
     tasks: tuple[StoredTask, ...] = ()
     waves: tuple[StoredWave, ...] = ()
-
-    @classmethod
-    def _from_row(cls, row: Sequence[Any]) -> StoredRun:
-        *head, critical = row
-        run = cls(*head)
-        return dataclasses.replace(run, critical_path=tuple(json.loads(critical or "[]")))
 
     def task(self, task_id: str) -> StoredTask | None:
         """The stored row of ``task_id``, or None."""
@@ -530,10 +522,8 @@ class RunStore:
         ]
         if result is not None:
             errors = result.task_errors
-            deps = deps or {}
             adapters = adapters or {}
             for task_id, record in result.tasks.items():
-                task_deps = deps.get(task_id)
                 task_rows.append(
                     (
                         run_id,
@@ -543,7 +533,6 @@ class RunStore:
                         record.duration_ms,
                         errors.get(task_id),
                         record.wave_number,
-                        json.dumps(list(task_deps)) if task_deps else None,
                         adapters.get(task_id),
                         record.start_ms,
                         record.end_ms,
@@ -583,7 +572,7 @@ class RunStore:
                     "UPDATE runs SET status = ?, ended_at = ?, completed_tasks = ?, "
                     "failed_tasks = ?, skipped_tasks = ?, cancelled_tasks = ?, wall_ms = ?, "
                     "sequential_ms = ?, cpu_ms = ?, thread_cpu_ms = ?, mode = ?, "
-                    "max_concurrent = ?, critical_path = ? WHERE id = ?",
+                    "max_concurrent = ?, graph = ? WHERE id = ?",
                     (
                         status,
                         ended,
@@ -597,14 +586,14 @@ class RunStore:
                         result.thread_cpu_ms,
                         result.mode,
                         result.max_concurrent,
-                        json.dumps(list(result.critical_path)),
+                        json.dumps(deps or {}),  # one document: cheaper than one per task
                         run_id,
                     ),
                 )
                 db.executemany(
                     "INSERT INTO tasks (run_id, task_id, status, attempts, duration_ms, error, "
-                    "wave, deps, adapter, start_ms, end_ms, skipped_because) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "wave, adapter, start_ms, end_ms, skipped_because) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     task_rows,
                 )
                 db.executemany(
@@ -637,7 +626,7 @@ class RunStore:
             sql += " WHERE pipeline = ?"
             params = (pipeline,)
         rows = self._read(sql + " ORDER BY started_at, rowid", params)
-        return [StoredRun._from_row(row) for row in rows]
+        return [StoredRun(*row) for row in rows]
 
     def resolve(self, run: str) -> str:
         """The full id of the one run whose id starts with ``run``.
@@ -671,6 +660,11 @@ class RunStore:
         """
         run_id = self.resolve(run)
         (row,) = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        ((graph_text,),) = self._read("SELECT graph FROM runs WHERE id = ?", (run_id,))
+        try:
+            graph: dict[str, list[str]] = json.loads(graph_text) if graph_text else {}
+        except ValueError as exc:
+            raise self._corrupt(exc) from None
         attempts: dict[str, list[StoredAttempt]] = {}
         for task_id, attempt, start_ms, end_ms, outcome, error, trace, slot, cpu in self._read(
             "SELECT task_id, attempt, start_ms, end_ms, outcome, error, traceback, slot, cpu_ms "
@@ -700,7 +694,7 @@ class RunStore:
                 error,
                 tuple(attempts.get(task_id, ())),
                 wave or 0,
-                tuple(json.loads(deps)) if deps else (),
+                tuple(graph.get(task_id, ())),
                 adapter,
                 start_ms,
                 end_ms,
@@ -714,13 +708,12 @@ class RunStore:
                 duration,
                 error,
                 wave,
-                deps,
                 adapter,
                 start_ms,
                 end_ms,
                 skipped_because,
             ) in self._read(
-                "SELECT task_id, status, attempts, duration_ms, error, wave, deps, adapter, "
+                "SELECT task_id, status, attempts, duration_ms, error, wave, adapter, "
                 "start_ms, end_ms, skipped_because FROM tasks WHERE run_id = ? ORDER BY rowid",
                 (run_id,),
             )
@@ -733,4 +726,4 @@ class RunStore:
                 (run_id,),
             )
         )
-        return dataclasses.replace(StoredRun._from_row(row), tasks=tasks, waves=waves)
+        return dataclasses.replace(StoredRun(*row), tasks=tasks, waves=waves)
