@@ -160,6 +160,21 @@ def test_the_output_cap_cuts_the_middle_and_logs_say_so(
     assert header.startswith(f"--- stdout: 16 of {total} bytes kept: the middle was cut")
 
 
+def test_output_that_cannot_be_kept_does_not_fail_the_task(tmp_path: Path) -> None:
+    (tmp_path / "pipeline.toml").write_text('[tasks.talk]\ncmd = "echo hello"\n')
+    (tmp_path / ".dagwave").mkdir()
+    (tmp_path / ".dagwave" / "runs").write_text("not a folder")
+    done = dagwave("run", "pipeline.toml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with RunStore(tmp_path / ".dagwave" / "runs.db") as store:
+        (run,) = store.runs()
+    logs = dagwave("logs", run.run_id, "talk", cwd=tmp_path)
+    assert logs.returncode == 0, logs.stderr
+    header = logs.stdout.splitlines()[0]
+    assert header.startswith("--- stdout: 0 of 6 bytes kept: cannot write ")
+    assert "(cannot read it: Not a directory)" in logs.stdout
+
+
 def test_a_bad_output_cap_exits_2_before_anything_runs(tmp_path: Path) -> None:
     (tmp_path / "pipeline.toml").write_text('[tasks.a]\ncmd = "touch ran"\n')
     done = dagwave("run", "pipeline.toml", "--output-cap", "lots", cwd=tmp_path)

@@ -77,9 +77,18 @@ def test_only_the_selected_tasks_run_and_are_recorded(
     assert run.total_tasks == len(expected)
 
 
-def test_a_dry_run_shows_only_the_selection(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "pipeline.toml", "parse", "--dry-run"),
+        ("run", "pipeline.toml", "--dry-run", "parse"),
+        ("run", "--dry-run", "pipeline.toml", "parse"),
+        ("run", "pipeline.toml", "--from", "parse", "--dry-run", "parse"),
+    ],
+)
+def test_a_dry_run_shows_only_the_selection(tmp_path: Path, args: tuple[str, ...]) -> None:
     (tmp_path / "pipeline.toml").write_text(PIPELINE)
-    done = dagwave("run", "pipeline.toml", "parse", "--dry-run", cwd=tmp_path)
+    done = dagwave(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[:3] == [
         "2 tasks in 2 waves:",
@@ -110,6 +119,13 @@ def test_a_bad_selection_exits_2_in_one_line_before_anything_runs(
     assert done.stderr == f"dagwave run: error: {message}\n"
     assert ran(tmp_path) == set()
     assert not (tmp_path / ".dagwave").exists()
+
+
+def test_an_unknown_option_among_the_targets_is_still_refused(tmp_path: Path) -> None:
+    (tmp_path / "pipeline.toml").write_text(PIPELINE)
+    done = dagwave("run", "pipeline.toml", "--dry-run", "parse", "--bogus", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "unrecognized arguments: parse --bogus" in done.stderr
 
 
 def test_a_problem_outside_the_selection_is_still_found(tmp_path: Path) -> None:

@@ -103,6 +103,17 @@ def test_a_task_that_prints_nothing_gets_no_file(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+def test_a_file_that_cannot_be_written_stops_keeping_but_counts(tmp_path: Path) -> None:
+    (tmp_path / "run").write_text("a file where the run's folder would be")
+    files = OutputFiles(tmp_path / "run", cap=10)
+    with files.writer("t", "stdout") as writer:
+        writer.write(b"0123456789abcdef")
+    (record,) = files.records()
+    assert (record.total_bytes, record.kept_bytes, record.cut) == (16, 0, False)
+    assert record.error is not None
+    assert record.error.startswith(f"cannot write {tmp_path / 'run' / 't.stdout'}: ")
+
+
 def test_no_writer_outside_a_recorded_run() -> None:
     assert current_output_files.get() is None
     assert output_writer({"task_id": "t", "attempt": 1}, "stdout") is None

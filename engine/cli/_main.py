@@ -820,6 +820,8 @@ def _logs(args: argparse.Namespace) -> int:
                 f"{record.kept_bytes} of {size} kept: the middle was cut "
                 "(--output-cap raises the limit)"
             )
+        if record.error is not None:
+            size = f"{record.kept_bytes} of {size} kept: {record.error}"
         lines.append(f"--- {record.stream}: {size} ({_shown_path(path)}) ---")
         try:
             with open(path, "rb") as file:
@@ -870,6 +872,21 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The parsed arguments; ``dagwave run``'s TASK names may come between its options.
+
+    argparse gives the positionals it finds after an option
+    (``run p.toml --dry-run build``) back as unrecognised: those are targets.
+    """
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "run" and not any(e.startswith("-") for e in extra):
+        args.targets = [*args.targets, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
@@ -882,7 +899,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         the signal's number when SIGINT, SIGTERM or SIGHUP stopped a run.
     """
     try:
-        args = _parser().parse_args(argv)
+        args = _parse(argv)
     except SystemExit as exc:  # --help, --version, or a bad argument (one line, status 2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     handlers: dict[str, Any] = {

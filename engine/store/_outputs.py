@@ -15,6 +15,8 @@ is the task id with every character outside ``[A-Za-z0-9._-]`` replaced by
 ``a/b`` and ``a_b`` get different files; names are also kept unique within
 a run ignoring case (``-2``, ``-3``, ... added), for case-blind file systems.
 The store records each file's name, so nobody needs to recompute it.
+A file that cannot be written (the disk is full, the folder cannot be made)
+never fails the task: its stream stops being kept and the record says why.
 
 Each attempt of a task keeps at most ``cap`` bytes of each stream (a task
 retried twice may keep three times that). What goes beyond is cut from the
@@ -26,6 +28,7 @@ N]`` line before each later attempt's output.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import os
@@ -83,6 +86,8 @@ class OutputRecord:
         file: the file's name in the run's folder.
         total_bytes: bytes the task wrote to the stream, over all its attempts.
         kept_bytes: bytes of it in the file (the rest was cut from the middle).
+        error: why the file could not be written (then it holds less, or is
+            missing), or None.
     """
 
     task_id: str
@@ -90,17 +95,18 @@ class OutputRecord:
     file: str
     total_bytes: int
     kept_bytes: int
+    error: str | None = None
 
     @property
     def cut(self) -> bool:
         """True when some of the output was cut to keep within the cap."""
-        return self.kept_bytes < self.total_bytes
+        return self.error is None and self.kept_bytes < self.total_bytes
 
 
 class _Kept:
     """One task's stream over its attempts: its file, and what went into it."""
 
-    __slots__ = ("attempts", "file", "kept", "path", "total")
+    __slots__ = ("attempts", "error", "file", "kept", "path", "total")
 
     def __init__(self, path: str, file: str) -> None:
         self.path = path
@@ -108,6 +114,7 @@ class _Kept:
         self.total = 0
         self.kept = 0
         self.attempts = 0
+        self.error: str | None = None
 
 
 class OutputWriter:
@@ -159,9 +166,15 @@ class OutputWriter:
         kept = self._kept
         kept.total += len(data)
         self._seen += len(data)
+        if kept.error is not None:
+            return
         if self._head:
             part = data[: self._head]
-            self._open().write(part)
+            try:
+                self._open().write(part)
+            except OSError as exc:
+                self._fail(exc)
+                return
             self._head -= len(part)
             self._written += len(part)
             kept.kept += len(part)
@@ -180,19 +193,31 @@ class OutputWriter:
         kept = self._kept
         tail = self._tail
         cut = self._seen - self._written - len(tail)
-        if cut:
-            self._open().write(
-                f"\n[dagwave: {cut} bytes cut here: output_cap keeps {self._cap} bytes "
-                "of each stream per attempt]\n".encode()
-            )
-        if tail:
-            self._open().write(tail)
-            kept.kept += len(tail)
-            tail.clear()
         self._written = self._seen  # a second close() writes nothing
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        try:
+            if kept.error is None:
+                if cut:
+                    self._open().write(
+                        f"\n[dagwave: {cut} bytes cut here: output_cap keeps {self._cap} "
+                        "bytes of each stream per attempt]\n".encode()
+                    )
+                if tail:
+                    self._open().write(tail)
+                    kept.kept += len(tail)
+            if self._file is not None:
+                file, self._file = self._file, None
+                file.close()
+        except OSError as exc:
+            self._fail(exc)
+        tail.clear()
+
+    def _fail(self, exc: OSError) -> None:
+        """Stop keeping this stream (the task goes on); remember why."""
+        self._kept.error = f"cannot write {self._kept.path}: {exc.strerror or exc}"
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()
 
     def __enter__(self) -> OutputWriter:
         return self
@@ -253,7 +278,7 @@ class OutputFiles:
         """What each task's streams wrote, and what was kept (silent streams left out)."""
         with self._lock:
             return [
-                OutputRecord(task_id, stream, kept.file, kept.total, kept.kept)
+                OutputRecord(task_id, stream, kept.file, kept.total, kept.kept, kept.error)
                 for (task_id, stream), kept in self._kept.items()
                 if kept.total
             ]

@@ -134,6 +134,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             file TEXT NOT NULL,
             total_bytes INTEGER NOT NULL,
             kept_bytes INTEGER NOT NULL,
+            error TEXT,
             PRIMARY KEY (run_id, task_id, stream)
         )""",
     ),
@@ -518,7 +519,8 @@ class RunStore:
         attempt_rows: list[tuple[Any, ...]] = []
         wave_rows: list[tuple[Any, ...]] = []
         output_rows = [
-            (run_id, o.task_id, o.stream, o.file, o.total_bytes, o.kept_bytes) for o in outputs
+            (run_id, o.task_id, o.stream, o.file, o.total_bytes, o.kept_bytes, o.error)
+            for o in outputs
         ]
         if result is not None:
             errors = result.task_errors
@@ -561,7 +563,7 @@ class RunStore:
             ]
         try:
             with self._write() as db:
-                db.executemany("INSERT INTO outputs VALUES (?, ?, ?, ?, ?, ?)", output_rows)
+                db.executemany("INSERT INTO outputs VALUES (?, ?, ?, ?, ?, ?, ?)", output_rows)
                 if result is None:
                     db.execute(
                         "UPDATE runs SET status = ?, ended_at = ? WHERE id = ?",
@@ -677,13 +679,13 @@ class RunStore:
                 )
             )
         outputs: dict[str, list[OutputRecord]] = {}
-        for task_id, stream, file, total, kept in self._read(
-            "SELECT task_id, stream, file, total_bytes, kept_bytes FROM outputs "
+        for task_id, stream, file, total, kept, error in self._read(
+            "SELECT task_id, stream, file, total_bytes, kept_bytes, error FROM outputs "
             "WHERE run_id = ? ORDER BY stream DESC",  # stdout before stderr
             (run_id,),
         ):
             outputs.setdefault(task_id, []).append(
-                OutputRecord(task_id, stream, file, total, kept)
+                OutputRecord(task_id, stream, file, total, kept, error)
             )
         tasks = tuple(
             StoredTask(
