@@ -7,7 +7,8 @@ imports pointing one way (each may use the ones above it):
 * ``graph``: the task graph, waves, cycles and the static plan analysis;
   pure Python, no trio, no logging;
 * ``state``: the shared store (a threading lock, no trio);
-* ``store``: the run store, runs and their tasks kept in SQLite (no trio);
+* ``store``: the run store, runs and their tasks kept in SQLite, and the
+  commands' output files beside it (no trio);
 * ``run``: task definitions, records, the adapter interface, the run core
   (the only place that opens nurseries), its events (the only place that
   imports structlog) and the seed-compatible ``DependencyAwareScheduler``;

@@ -104,6 +104,15 @@ def test_logs_show_a_commands_output_and_its_failed_attempts(recorded: tuple[Pat
     ]
 
 
+def test_show_says_where_the_output_is(recorded: tuple[Path, str]) -> None:
+    folder, run_id = recorded
+    done = dagwave("show", run_id, cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == (
+        f"output: {folder / '.dagwave' / 'runs' / run_id} (dagwave logs {run_id[:8]} TASK)"
+    )
+
+
 def test_logs_show_a_calls_traceback(recorded: tuple[Path, str]) -> None:
     folder, run_id = recorded
     done = dagwave("logs", run_id, "check", cwd=folder)

@@ -227,6 +227,29 @@ async def test_a_cancelled_command_still_writes_what_it_printed(tmp_path: Path) 
     assert [(o.stream, o.total_bytes) for o in slow.outputs] == [("stdout", 8)]
 
 
+async def test_only_the_trio_side_of_a_recorded_run_gets_writers(tmp_path: Path) -> None:
+    def blocking(ctx: Any) -> bool:
+        return output_writer(ctx, "stdout") is not None
+
+    async def awaited(ctx: Any) -> bool:
+        writer = output_writer(ctx, "stdout")
+        if writer is None:
+            return False
+        with writer:
+            writer.write(b"kept\n")
+        return True
+
+    s = DependencyAwareScheduler()
+    s.add_task("blocking", blocking)
+    s.add_task("awaited", awaited)
+    s.schedule()
+    with RunStore(tmp_path / "runs.db") as store:
+        result = await s.execute(store=store)
+        folder = Path(store.output_folder(str(result.execution_id)))
+    assert result.task_results == {"blocking": False, "awaited": True}
+    assert (folder / "awaited.stdout").read_text() == "kept\n"
+
+
 async def test_a_run_without_a_store_writes_no_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -714,11 +714,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    with _existing_store(args.pipeline) as store:
-        try:
-            run = store.get_run(args.run)
-        except StoreError as exc:
-            raise UserError(str(exc)) from None
+    store, run = _stored_run(args)
     speedup = run.speedup
     lines = [
         f"run {run.run_id}",
@@ -751,6 +747,11 @@ def _show(args: argparse.Namespace) -> int:
         f"wall {_ms(run.wall_ms)} ms, sequential {_ms(run.sequential_ms)} ms, "
         f"speedup {'-' if speedup is None else f'{speedup:.2f}x'}, cpu {_ms(run.cpu_ms)} ms",
     ]
+    if any(task.outputs for task in run.tasks):
+        lines.append(
+            f"output: {store.output_folder(run.run_id)} "
+            f"(dagwave logs {run.run_id[:8]} TASK)"
+        )
     print(writable_text("\n".join(lines)))
     return 0
 

@@ -233,8 +233,8 @@ class OutputFiles:
         folder: the run's folder (``<store folder>/runs/<run id>``).
         cap: bytes of each stream kept per attempt (>= 0; 0 keeps nothing but counts).
 
-    Thread-safe: commands run on the trio thread, but an adapter of one's own
-    may call :func:`output_writer` from worker threads.
+    Thread-safe, so that code holding it may hand writers to worker threads;
+    :func:`output_writer` itself finds it only on the trio thread.
     """
 
     def __init__(self, folder: str | os.PathLike[str], cap: int = DEFAULT_OUTPUT_CAP) -> None:
@@ -288,8 +288,12 @@ def output_writer(context: object, stream: Stream) -> OutputWriter | None:
     """The writer for this attempt's ``stream``, or None when the run keeps no output.
 
     A run keeps its commands' output when it is recorded in a run store
-    (``execute(store=...)``, or ``dagwave run``). Call it from the executor,
-    with the context it received; close the writer when the attempt ends.
+    (``execute(store=...)``, or ``dagwave run``). Call it from an async
+    executor (as :class:`~dagwave.adapters.subprocess.Command` does), with the
+    context it received, and close the writer when the attempt ends. The run
+    is found through a context variable that the trio tasks of the run
+    inherit; blocking executors in worker threads and executors in other
+    processes do not see it and get None.
 
     Args:
         context: the executor's context (a :class:`~dagwave.TaskContext` or
