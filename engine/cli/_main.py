@@ -186,7 +186,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_size,
         metavar="SIZE",
         help="bytes of each command's stdout and of its stderr kept per attempt "
-        "(e.g. 1048576, 512k, 10M; default: [run] output_cap, else 8M)",
+        "(e.g. 1048576, 512k, 10M; default: [run] output_cap, else 4M)",
     )
 
     history = sub.add_parser("history", help="list the recorded runs, oldest first")

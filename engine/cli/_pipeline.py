@@ -5,7 +5,7 @@
     [run]
     max_concurrent = 4          # optional: also mode, fail_fast, resources
     mode = "eager"
-    output_cap = "10M"          # bytes of each command's stdout/stderr kept per task
+    output_cap = "10M"          # bytes of each command's stdout/stderr kept per attempt
 
     [tasks.fetch]
     call = "steps:fetch"        # package.module:function, sync or async

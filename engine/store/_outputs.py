@@ -22,8 +22,10 @@ Each attempt of a task keeps at most ``cap`` bytes of each stream (a task
 retried twice may keep three times that). What goes beyond is cut from the
 middle: the first half of the cap is written as it comes, the last half is
 held in memory and written when the attempt ends, with a line between saying
-how many bytes were cut. A retried task's file gets a ``[dagwave: attempt
-N]`` line before each later attempt's output.
+how many bytes were cut (so a running command holds at most ``cap / 2``
+bytes of each stream here, beside the ``max_output`` bytes its
+:class:`~dagwave.adapters.subprocess.CommandResult` keeps). A retried task's
+file gets a ``[dagwave: attempt N]`` line before each later attempt's output.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ __all__ = [
 
 Stream = Literal["stdout", "stderr"]
 
-#: Bytes of each stream kept per task when no cap is given (8 MiB).
-DEFAULT_OUTPUT_CAP = 8 << 20
+#: Bytes of each stream kept per attempt when no cap is given (4 MiB).
+DEFAULT_OUTPUT_CAP = 4 << 20
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_NAME = 80  # characters of the id kept in a file name, before the hash
