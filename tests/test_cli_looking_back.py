@@ -182,6 +182,10 @@ def test_output_that_cannot_be_kept_does_not_fail_the_task(tmp_path: Path) -> No
     header = logs.stdout.splitlines()[0]
     assert header.startswith("--- stdout: 0 of 6 bytes kept: cannot write ")
     assert "(cannot read it: Not a directory)" in logs.stdout
+    stream = dagwave("logs", run.run_id, "talk", "--stream", "stdout", cwd=tmp_path)
+    assert stream.returncode == 2
+    (line,) = stream.stderr.splitlines()
+    assert line.endswith("talk.stdout: cannot read it (Not a directory)")
 
 
 def test_a_bad_output_cap_exits_2_before_anything_runs(tmp_path: Path) -> None:

@@ -790,6 +790,11 @@ def _shown_path(path: str) -> str:
 
 
 def _logs(args: argparse.Namespace) -> int:
+    """A task's kept stdout and stderr (each under a header), then its failed attempts.
+
+    With ``--stream``, only that stream's bytes as they are (nothing for a
+    stream that wrote nothing).
+    """
     store, run = _stored_run(args)
     task = _stored_task(run, args.task)
     folder = store.output_folder(run.run_id)
@@ -797,10 +802,14 @@ def _logs(args: argparse.Namespace) -> int:
     if args.stream is not None:
         for record in task.outputs:
             if record.stream == args.stream:
-                out.flush()
                 path = os.path.join(folder, record.file)
-                with contextlib.suppress(FileNotFoundError), open(path, "rb") as file:
-                    out.buffer.write(file.read())
+                try:
+                    with open(path, "rb") as file:
+                        data = file.read()
+                except OSError as exc:
+                    raise UserError(f"{path}: cannot read it ({exc.strerror})") from None
+                out.flush()
+                out.buffer.write(data)
                 out.buffer.flush()
         return 0
     lines: list[str] = []
@@ -811,8 +820,10 @@ def _logs(args: argparse.Namespace) -> int:
             lines.clear()
 
     if not task.outputs:
-        lines.append(f"--- {task.task_id}: no output kept (only commands' output is; ")
-        lines[-1] += "this one printed nothing, or the run kept none) ---"
+        lines.append(
+            f"--- {task.task_id}: no output kept (only commands' output is; "
+            "this one printed nothing, or the run kept none) ---"
+        )
     for record in task.outputs:
         path = os.path.join(folder, record.file)
         size = _size_text(record.total_bytes)
@@ -848,6 +859,7 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _view(args: argparse.Namespace) -> int:
+    """``dagwave report`` / ``dagwave trace``: the exporters ``--report``/``--trace`` use."""
     from dagwave.report._export import html_report
     from dagwave.store._rebuild import rebuild_result, stored_graph
 
