@@ -6,7 +6,9 @@
 ``dagwave trace`` call the very exporters that ``--report`` and ``--trace``
 call. Errors come back as :class:`StoredError` (their type name, message
 and stored traceback text, shown as the live error is); ``task_results`` is
-empty (results are not part of the store's run record).
+empty (results are not part of the store's run record), and the critical
+path is measured again from the stored running times, as the run core
+measures it.
 """
 
 from __future__ import annotations

@@ -9,6 +9,12 @@ one ``executemany`` each. A run whose process died without its end being
 written (``kill -9``) is found when the store is next opened: its row says
 ``running`` but its pid is gone, and it is marked ``interrupted``.
 
+Beside the file, ``runs/<run id>/`` holds the stdout and stderr of each
+run's commands (see :mod:`dagwave.store._outputs`); the ``outputs`` table
+says which file holds what, and what was cut. A run also keeps what its
+report and trace need (its graph, waves, slots), so that
+:mod:`dagwave.store._rebuild` can give the views a stored run.
+
 The schema's version is ``PRAGMA user_version``. An older store is migrated
 when opened; a newer one, or a file that is not a store (not SQLite, or
 without the tables), is refused with a :class:`~dagwave.StoreError`.
