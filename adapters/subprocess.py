@@ -4,7 +4,10 @@
 log")``) is an async executor: add it like any task. It starts the process
 with :func:`trio.lowlevel.open_process` in a session of its own, reads stdout
 and stderr concurrently into bounded buffers (the last ``max_output`` bytes of
-each are kept), and waits for it to exit:
+each are kept), and waits for it to exit. In a run recorded in a run store
+the full output also goes to the task's files beside the store, within the
+store's ``output_cap`` (see :func:`dagwave.output_writer`; ``dagwave logs``
+shows them):
 
 * exit status 0: the task's result is a :class:`CommandResult` (``returncode``,
   ``stdout``, ``stderr``);
@@ -30,7 +33,7 @@ from typing import Any
 
 import trio
 
-from dagwave import SchedulerError
+from dagwave import OutputWriter, SchedulerError, output_writer
 from dagwave._checks import check_int, check_number
 
 __all__ = ["Command", "CommandError", "CommandResult"]
@@ -109,12 +112,16 @@ class _Tail:
         return self.data.decode(errors="replace")
 
 
-async def _drain(stream: trio.abc.ReceiveStream | None, tail: _Tail) -> None:
+async def _drain(
+    stream: trio.abc.ReceiveStream | None, tail: _Tail, keep: OutputWriter | None
+) -> None:
     if stream is None:
         return
     async with stream:
         while chunk := await stream.receive_some(_CHUNK):
             tail.add(chunk)
+            if keep is not None:
+                keep.write(chunk)
 
 
 def _drain_blocking(stream: Any, tail: _Tail) -> None:
@@ -192,10 +199,11 @@ class Command:
             start_new_session=True,  # its own process group, so we can end all of it
         )
         out, err = _Tail(self.max_output), _Tail(self.max_output)
+        keep_out, keep_err = output_writer(context, "stdout"), output_writer(context, "stderr")
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_drain, process.stdout, out)
-                nursery.start_soon(_drain, process.stderr, err)
+                nursery.start_soon(_drain, process.stdout, out, keep_out)
+                nursery.start_soon(_drain, process.stderr, err, keep_err)
                 await process.wait()
         except BaseException:
             # Timeout, cancellation or a failed read: end the command and
@@ -203,6 +211,10 @@ class Command:
             with trio.CancelScope(shield=True):
                 await self._stop(process)
             raise
+        finally:
+            for keep in (keep_out, keep_err):
+                if keep is not None:
+                    keep.close()
         assert process.returncode is not None  # wait() returned
         result = CommandResult(
             args=self._argv,

@@ -7,7 +7,8 @@ imports pointing one way (each may use the ones above it):
 * ``graph``: the task graph, waves, cycles and the static plan analysis;
   pure Python, no trio, no logging;
 * ``state``: the shared store (a threading lock, no trio);
-* ``store``: the run store, runs and their tasks kept in SQLite (no trio);
+* ``store``: the run store, runs and their tasks kept in SQLite, and the
+  commands' output files beside it (no trio);
 * ``run``: task definitions, records, the adapter interface, the run core
   (the only place that opens nurseries), its events (the only place that
   imports structlog) and the seed-compatible ``DependencyAwareScheduler``;
@@ -57,7 +58,8 @@ from dagwave.state._store import (
     StateStore,
     StateView,
 )
-from dagwave.store._runstore import RunStore, StoredAttempt, StoredRun, StoredTask
+from dagwave.store._outputs import OutputRecord, OutputWriter, output_writer
+from dagwave.store._runstore import RunStore, StoredAttempt, StoredRun, StoredTask, StoredWave
 
 __version__ = "0.1.0"
 
@@ -80,6 +82,8 @@ __all__ = [
     "Invocation",
     "ModelExecutionResult",
     "ModelWave",
+    "OutputRecord",
+    "OutputWriter",
     "RecordedError",
     "RemoteResult",
     "RemoteResults",
@@ -105,6 +109,7 @@ __all__ = [
     "StoredAttempt",
     "StoredRun",
     "StoredTask",
+    "StoredWave",
     "StateView",
     "Task",
     "TaskContext",
@@ -119,5 +124,6 @@ __all__ = [
     "WaveExecutionError",
     "__version__",
     "analyze_schedule",
+    "output_writer",
     "run_in_worker_thread",
 ]

@@ -112,10 +112,11 @@ ALLOWED_INTERNAL = {
     "state": {"dagwave._errors", "dagwave._checks", "dagwave.state"},
     "run": {"dagwave._errors", "dagwave._checks", "dagwave.graph", "dagwave.state", "dagwave.run",
             "dagwave.report", "dagwave.store"},
-    "store": {"dagwave._errors", "dagwave._checks", "dagwave.run", "dagwave.store"},
+    "store": {"dagwave._errors", "dagwave._checks", "dagwave.graph", "dagwave.run",
+              "dagwave.store"},
     "report": {"dagwave._errors", "dagwave.run"},
     "cli": {"dagwave", "dagwave._errors", "dagwave._checks", "dagwave.graph", "dagwave.run",
-            "dagwave.cli", "dagwave.adapters", "dagwave.store"},
+            "dagwave.cli", "dagwave.adapters", "dagwave.store", "dagwave.report"},
 }
 FORBIDDEN_EXTERNAL = {
     "graph": {"trio", "structlog", "outcome", "sniffio"},

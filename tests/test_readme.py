@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -61,13 +62,55 @@ def run_example(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_example_pipeline_runs_and_reports() -> None:
-    """The README's main-job command: the example pipeline file succeeds end to end."""
-    pipeline = ROOT / "examples" / "pipeline" / "pipeline.toml"
+def example_pipeline(tmp_path: Path) -> Path:
+    """A copy of examples/pipeline (without what runs left there), so a test writes only there."""
+    copy = tmp_path / "pipeline"
+    shutil.copytree(
+        ROOT / "examples" / "pipeline",
+        copy,
+        ignore=shutil.ignore_patterns(".dagwave", "build", "dist", "specs", "__pycache__"),
+    )
+    return copy / "pipeline.toml"
+
+
+def test_the_main_job_command_runs_the_example_pipeline() -> None:
+    """The README's "Try it" command names the example pipeline."""
+    (command,) = [b.strip() for b in code_blocks("bash") if "dagwave run examples/" in b]
+    assert command.endswith(".venv/bin/dagwave run examples/pipeline/pipeline.toml")
+
+
+def test_example_pipeline_runs_and_reports(tmp_path: Path) -> None:
+    """The README's main job: the example pipeline succeeds end to end, offline."""
+    pipeline = example_pipeline(tmp_path)
     proc = run_example("-m", "dagwave", "run", str(pipeline))
     assert proc.returncode == 0, proc.stderr
-    assert "7/7 completed, 0 failed" in proc.stdout
-    assert (ROOT / "examples" / "pipeline" / "dist" / "clients.tar.gz").exists()
+    assert "11/11 completed, 0 failed" in proc.stdout
+    folder = pipeline.parent
+    assert (folder / "dist" / "clients.tar.gz").exists()
+    assert sorted(p.name for p in (folder / "build").iterdir()) == [
+        f"{name}_client.py" for name in ("auth", "billing", "orders", "search", "users")
+    ]
+    # The five downloads are tasks of their own, in one wave.
+    assert "   2      5  COMPLETED" in proc.stdout
+
+
+def test_example_pipeline_is_recorded_with_its_commands_output(tmp_path: Path) -> None:
+    """What the README shows after the main job: ``dagwave history`` and ``dagwave logs``."""
+    pipeline = example_pipeline(tmp_path)
+    assert run_example("-m", "dagwave", "run", str(pipeline)).returncode == 0
+    history = run_example("-m", "dagwave", "history", str(pipeline))
+    (row,) = history.stdout.splitlines()[1:]
+    run_id = row.split()[0]
+    assert row.split()[3:5] == ["COMPLETED", "11/11"]
+    logs = run_example(
+        "-m", "dagwave", "logs", run_id[:4], "fetch-orders", "--pipeline", str(pipeline)
+    )
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.splitlines()[1] == "fetched orders: 5 endpoints, 397 bytes"
+    lint = run_example(
+        "-m", "dagwave", "logs", run_id, "lint", "--pipeline", str(pipeline), "--stream", "stdout"
+    )
+    assert lint.stdout == "5 clients compile\n"
 
 
 def test_python_api_example_runs_and_reports() -> None:

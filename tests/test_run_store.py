@@ -277,3 +277,70 @@ def test_a_run_awaited_from_asyncio_is_recorded(tmp_path: Path) -> None:
         "completed",
         1,
     )
+
+
+def test_a_run_stored_before_schema_3_still_gives_a_report_and_a_trace(tmp_path: Path) -> None:
+    from dagwave.report._export import html_report
+    from dagwave.store._rebuild import rebuild_result, stored_graph
+    from dagwave.store._runstore import _MIGRATIONS, _SCHEMA_V1
+
+    path = tmp_path / "runs.db"
+    db = sqlite3.connect(path)
+    for statement in (*_SCHEMA_V1, *_MIGRATIONS[0]):
+        db.execute(statement)
+    db.executescript(
+        """
+        INSERT INTO runs (id, pipeline, pipeline_hash, started_at, ended_at, status,
+            total_tasks, completed_tasks, failed_tasks, wall_ms, sequential_ms, cpu_ms, pid)
+            VALUES ('v2-run', '/p.toml', 'abc', 1.0, 2.0, 'failed', 2, 1, 1, 5.0, 4.0, 3.0, 1);
+        INSERT INTO tasks VALUES ('v2-run', 'a', 'completed', 1, 3.0, NULL);
+        INSERT INTO tasks VALUES ('v2-run', 'b', 'failed', 1, 1.0, 'ValueError: no');
+        INSERT INTO attempts VALUES ('v2-run', 'a', 1, 0.0, 3.0, 'completed', NULL, '');
+        INSERT INTO attempts VALUES ('v2-run', 'b', 1, 3.0, 4.0, 'failed', 'ValueError: no', '');
+        PRAGMA user_version = 2;
+        """
+    )
+    db.close()
+    with RunStore(path) as store:
+        run = store.get_run("v2")
+    assert [(t.task_id, t.wave, t.deps, t.outputs) for t in run.tasks] == [
+        ("a", 0, (), ()),
+        ("b", 0, (), ()),
+    ]
+    assert (run.mode, run.max_concurrent, run.waves) == (None, None, ())
+    result = rebuild_result(run)
+    assert [a.slot for r in result.tasks.values() for a in r.attempt_log] == [0, 0]
+    assert result.failures["b"].__str__() == "ValueError: no"
+    page = html_report(result, *stored_graph(run))
+    assert 'data-task="b"' in page
+    events = [e for e in result.to_chrome_trace()["traceEvents"] if e["ph"] == "X"]
+    assert [e["name"] for e in events] == ["a", "b"]
+
+
+async def test_a_stored_run_rebuilds_the_live_records(tmp_path: Path) -> None:
+    from dagwave.store._rebuild import rebuild_result, stored_graph
+
+    s = scheduler_with_failures()
+    result = await s.execute(store=tmp_path / "runs.db")
+    with RunStore(tmp_path / "runs.db") as store:
+        run = store.get_run(str(result.execution_id))
+    rebuilt = rebuild_result(run)
+    assert rebuilt.execution_id == result.execution_id
+    assert rebuilt.to_chrome_trace() == result.to_chrome_trace()
+    assert stored_graph(run) == (s.get_dag(), [w.task_ids for w in result.waves])
+    assert [w.summary() for w in rebuilt.waves] == result.wave_summary
+    for task_id, record in result.tasks.items():
+        again = rebuilt.tasks[task_id]
+        assert (again.status, again.wave_number, again.start_ms, again.end_ms) == (
+            record.status,
+            record.wave_number,
+            record.start_ms,
+            record.end_ms,
+        )
+        assert again.skipped_because == record.skipped_because
+    assert {t.task_id: t.adapter for t in run.tasks} == {
+        "fetch": "thread",
+        "flaky": "thread",
+        "parse": "thread",
+        "report": "thread",
+    }

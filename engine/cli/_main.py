@@ -2,18 +2,28 @@
 
 Subcommands:
 
-* ``dagwave run PIPELINE.toml``: run a pipeline file (see :mod:`dagwave.cli._pipeline`);
+* ``dagwave run PIPELINE.toml [TASK...] [--from TASK]``: run a pipeline file (see
+  :mod:`dagwave.cli._pipeline`), or only the given tasks and what they need,
+  or only what is downstream of ``--from`` tasks and what that needs (see
+  :mod:`dagwave.graph._select`);
   logs on stderr, the summary on stdout; exit 0 when every task completed, 1
   otherwise, 2 for a bad file, 130 on Ctrl-C (SIGINT), 143 on SIGTERM and 129
   on SIGHUP: each cancels the run, ends the running commands' process groups,
   prints what finished and still writes ``--trace`` and ``--report`` (the
   tasks that were stopped are marked cancelled).
   Each run is recorded in the run store ``.dagwave/runs.db`` beside the
-  pipeline file (``--no-store``: not recorded).
+  pipeline file (``--no-store``: not recorded), its commands' stdout and
+  stderr in ``.dagwave/runs/<run>/`` (``--output-cap``, ``[run] output_cap``).
 * ``dagwave history [PIPELINE.toml]``: the recorded runs (of that pipeline), oldest first.
 * ``dagwave show RUN``: one recorded run, per task; RUN may be a unique prefix of its id.
-  ``history`` and ``show`` read the store in ``.dagwave/`` under the current
-  folder, or beside the file given with ``--pipeline FILE``.
+* ``dagwave logs RUN TASK``: the task's kept stdout and stderr, and the
+  tracebacks of its failed attempts.
+* ``dagwave report RUN -o FILE`` and ``dagwave trace RUN -o FILE``: the HTML
+  report and the Chrome trace of a recorded run, as ``--report`` and
+  ``--trace`` write them.
+  ``history``, ``show``, ``logs``, ``report`` and ``trace`` read the store in
+  ``.dagwave/`` under the current folder, or beside the file given with
+  ``--pipeline FILE``.
 * ``dagwave graph PIPELINE.toml --format mermaid|dot``: the DAG as a diagram.
 * ``dagwave analyze PLAN.json [--workers K] [--json]``: static analysis of a
   plan in its JSON form (see :class:`dagwave.ScheduleGraph`).
@@ -39,11 +49,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from dagwave import __version__
-from dagwave._errors import StoreError, describe_error, describe_failure, writable_text
+from dagwave._errors import (
+    StoreError,
+    describe_error,
+    describe_failure,
+    writable_text,
+)
 from dagwave.graph._analysis import ScheduleAnalysis, analyze_schedule
 from dagwave.graph._dag import suggest_id
 from dagwave.graph._plan import ScheduleGraph
-from dagwave.store._runstore import RunStore
+from dagwave.graph._select import select_tasks
+from dagwave.store._outputs import DEFAULT_OUTPUT_CAP
+from dagwave.store._runstore import RunStore, StoredRun, StoredTask
 
 if TYPE_CHECKING:  # trio is imported only when a run starts
     import trio
@@ -79,6 +96,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _size(text: str) -> int:
+    from dagwave.cli._pipeline import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _concurrency_limit(text: str) -> int:
@@ -127,6 +153,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("pipeline", help="path to the pipeline TOML file")
     run.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TASK",
+        help="run only these tasks and what they need (default: every task)",
+    )
+    run.add_argument(
+        "--from",
+        dest="starts",
+        action="append",
+        default=[],
+        metavar="TASK",
+        help="run TASK, everything downstream of it, and what those need (repeatable; "
+        "with TASK arguments: only up to them)",
+    )
+    run.add_argument(
         "--max-concurrent", type=_concurrency_limit, metavar="N", help="override [run]"
     )
     run.add_argument("--mode", choices=["waves", "eager"], help="override [run] mode")
@@ -148,6 +189,13 @@ def _parser() -> argparse.ArgumentParser:
         help='run adapter = "dask" tasks on this dask scheduler (tcp://host:8786), or on an '
         "embedded cluster of N worker processes (local:N); overrides [run] cluster",
     )
+    run.add_argument(
+        "--output-cap",
+        type=_size,
+        metavar="SIZE",
+        help="bytes of each command's stdout and of its stderr kept per attempt "
+        "(e.g. 1048576, 512k, 10M; default: [run] output_cap, else 4M)",
+    )
 
     history = sub.add_parser("history", help="list the recorded runs, oldest first")
     history.add_argument(
@@ -160,6 +208,28 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="the stored summary of one run")
     show.add_argument("run", help="the run's id, or a prefix of it that no other run has")
     show.add_argument("--pipeline", metavar="FILE", help="read the store beside this pipeline file")
+
+    logs = sub.add_parser(
+        "logs", help="a task's kept stdout and stderr, and its failed attempts' tracebacks"
+    )
+    logs.add_argument("run", help="the run's id, or a prefix of it that no other run has")
+    logs.add_argument("task", help="the task's id")
+    logs.add_argument(
+        "--stream",
+        choices=["stdout", "stderr"],
+        help="print only this stream's kept bytes, as they are",
+    )
+    logs.add_argument("--pipeline", metavar="FILE", help="read the store beside this pipeline file")
+
+    for name, what in (("report", "a self-contained HTML report"), ("trace", "a Chrome trace")):
+        view = sub.add_parser(name, help=f"write {what} of a recorded run")
+        view.add_argument("run", help="the run's id, or a prefix of it that no other run has")
+        view.add_argument(
+            "-o", "--output", metavar="FILE", default="-", help="write it here (default: stdout)"
+        )
+        view.add_argument(
+            "--pipeline", metavar="FILE", help="read the store beside this pipeline file"
+        )
 
     graph = sub.add_parser("graph", help="print a pipeline's DAG as Mermaid or Graphviz DOT")
     graph.add_argument("pipeline", help="path to the pipeline TOML file")
@@ -283,6 +353,11 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _load_pipeline(args: argparse.Namespace) -> Any:
+    """The pipeline file the arguments name, checked whole.
+
+    Raises:
+        UserError: the file is wrong.
+    """
     from dagwave.cli._pipeline import PipelineError, load_pipeline
 
     try:
@@ -297,18 +372,42 @@ def _load_scheduler(
     pipeline: Any = None,
     adapters: dict[str, Any] | None = None,
 ) -> Any:
+    """A scheduler of the tasks the arguments select (``targets``, ``--from``).
+
+    The whole file is checked first, so a problem outside the selected tasks
+    is found too, then the selection is made.
+
+    Raises:
+        UserError: the file is wrong, or a task named does not exist.
+    """
     from dagwave.cli._pipeline import PipelineError
 
     if pipeline is None:
         pipeline = _load_pipeline(args)
+    settings = {
+        "max_concurrent": getattr(args, "max_concurrent", None),
+        "mode": getattr(args, "mode", None),
+        "fail_fast": getattr(args, "fail_fast", None),
+        "logger": logger,
+        "adapters": adapters,
+    }
     try:
-        return pipeline.scheduler(
-            max_concurrent=getattr(args, "max_concurrent", None),
-            mode=getattr(args, "mode", None),
-            fail_fast=getattr(args, "fail_fast", None),
-            logger=logger,
-            adapters=adapters,
-        )
+        scheduler = pipeline.scheduler(**settings)
+        targets, starts = getattr(args, "targets", []), getattr(args, "starts", [])
+        if not targets and not starts:
+            return scheduler
+        dag = scheduler.get_dag()
+        for option, names in (("", targets), ("--from ", starts)):
+            for name in names:
+                if name not in dag:
+                    close = suggest_id(name, list(dag))
+                    hint = "" if close is None else f"; did you mean {close!r}?"
+                    raise UserError(f"{args.pipeline}: {option}{name!r}: no such task{hint}")
+        try:
+            chosen = select_tasks(dag, targets, starts)
+        except ValueError as exc:
+            raise UserError(f"{args.pipeline}: {exc}") from None
+        return pipeline.scheduler(**settings, only=set(chosen))
     except PipelineError as exc:
         raise UserError(str(exc)) from None
 
@@ -612,7 +711,8 @@ def _run_pipeline(
         assert cluster is not None
         _connect(dask, cluster)
     execute = scheduler.execute
-    store = None if args.no_store else _open_store_for(args.pipeline)
+    cap = args.output_cap if args.output_cap is not None else pipeline.output_cap
+    store = None if args.no_store else _open_store_for(args.pipeline, cap)
     if store is not None:
         scheduler.pipeline_file = args.pipeline
         execute = functools.partial(execute, store=store)
@@ -639,7 +739,7 @@ def _run_pipeline(
     return 0 if result.succeeded else 1
 
 
-def _open_store_for(pipeline: str) -> RunStore:
+def _open_store_for(pipeline: str, output_cap: int | None = None) -> RunStore:
     """The run store beside ``pipeline`` (its ``.dagwave`` folder created if missing).
 
     Raises:
@@ -654,7 +754,7 @@ def _open_store_for(pipeline: str) -> RunStore:
             "--no-store runs without recording"
         ) from None
     try:
-        return RunStore(path)
+        return RunStore(path, output_cap=DEFAULT_OUTPUT_CAP if output_cap is None else output_cap)
     except StoreError as exc:
         raise UserError(str(exc)) from None
 
@@ -706,11 +806,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    with _existing_store(args.pipeline) as store:
-        try:
-            run = store.get_run(args.run)
-        except StoreError as exc:
-            raise UserError(str(exc)) from None
+    store, run = _stored_run(args)
     speedup = run.speedup
     lines = [
         f"run {run.run_id}",
@@ -743,7 +839,135 @@ def _show(args: argparse.Namespace) -> int:
         f"wall {_ms(run.wall_ms)} ms, sequential {_ms(run.sequential_ms)} ms, "
         f"speedup {'-' if speedup is None else f'{speedup:.2f}x'}, cpu {_ms(run.cpu_ms)} ms",
     ]
+    if any(task.outputs for task in run.tasks):
+        lines.append(
+            f"output: {store.output_folder(run.run_id)} "
+            f"(dagwave logs {run.run_id[:8]} TASK)"
+        )
     print(writable_text("\n".join(lines)))
+    return 0
+
+
+def _stored_run(args: argparse.Namespace) -> tuple[RunStore, StoredRun]:
+    """The run ``args.run`` names, and its store (closed already: only paths are used).
+
+    Raises:
+        UserError: no store, or no such run (or several).
+    """
+    with _existing_store(args.pipeline) as store:
+        try:
+            return store, store.get_run(args.run)
+        except StoreError as exc:
+            raise UserError(str(exc)) from None
+
+
+def _stored_task(run: StoredRun, task_id: str) -> StoredTask:
+    task = run.task(task_id)
+    if task is None:
+        known = [t.task_id for t in run.tasks]
+        close = suggest_id(task_id, known)
+        hint = "" if close is None else f"; did you mean {close!r}?"
+        raise UserError(f"run {run.run_id} has no task {task_id!r}{hint}")
+    return task
+
+
+def _size_text(count: int) -> str:
+    return f"{count} byte{'' if count == 1 else 's'}"
+
+
+def _shown_path(path: str) -> str:
+    """``path`` relative to the current folder when it is under it, else as it is."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith(os.pardir) else relative
+
+
+def _logs(args: argparse.Namespace) -> int:
+    """A task's kept stdout and stderr (each under a header), then its failed attempts.
+
+    With ``--stream``, only that stream's bytes as they are (nothing for a
+    stream that wrote nothing).
+    """
+    store, run = _stored_run(args)
+    task = _stored_task(run, args.task)
+    folder = store.output_folder(run.run_id)
+    out = sys.stdout
+    if args.stream is not None:
+        for record in task.outputs:
+            if record.stream == args.stream:
+                path = os.path.join(folder, record.file)
+                try:
+                    with open(path, "rb") as file:
+                        data = file.read()
+                except OSError as exc:
+                    raise UserError(f"{path}: cannot read it ({exc.strerror})") from None
+                out.flush()
+                out.buffer.write(data)
+                out.buffer.flush()
+        return 0
+    lines: list[str] = []
+
+    def flush_lines() -> None:
+        if lines:
+            print(writable_text("\n".join(lines)), file=out)
+            lines.clear()
+
+    if not task.outputs:
+        lines.append(
+            f"--- {task.task_id}: no output kept (only commands' output is; "
+            "this one printed nothing, or the run kept none) ---"
+        )
+    for record in task.outputs:
+        path = os.path.join(folder, record.file)
+        size = _size_text(record.total_bytes)
+        if record.cut:
+            size = (
+                f"{record.kept_bytes} of {size} kept: the middle was cut "
+                "(--output-cap raises the limit)"
+            )
+        if record.error is not None:
+            size = f"{record.kept_bytes} of {size} kept: {record.error}"
+        lines.append(f"--- {record.stream}: {size} ({_shown_path(path)}) ---")
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except OSError as exc:
+            lines.append(f"(cannot read it: {exc.strerror})")
+            continue
+        flush_lines()
+        out.flush()
+        out.buffer.write(data if data.endswith(b"\n") else data + b"\n")
+        out.buffer.flush()
+    for attempt in task.attempt_log:
+        if attempt.error is None:
+            continue
+        lines.append(f"--- attempt {attempt.attempt}: {attempt.outcome} ---")
+        if attempt.error.startswith("CommandError: ") or not attempt.traceback:
+            # A command's traceback holds only dagwave's frames: its message says why.
+            lines.append(attempt.error)
+        else:
+            lines.append(attempt.traceback)
+    flush_lines()
+    return 0
+
+
+def _view(args: argparse.Namespace) -> int:
+    """``dagwave report`` / ``dagwave trace``: the exporters ``--report``/``--trace`` use."""
+    from dagwave.report._export import html_report
+    from dagwave.store._rebuild import rebuild_result, stored_graph
+
+    option = "-o"
+    if args.output != "-":
+        _check_output(option, args.output)
+    _, run = _stored_run(args)
+    result = rebuild_result(run)
+    if args.command == "trace":
+        text = json.dumps(result.to_chrome_trace())
+    else:
+        text = html_report(result, *stored_graph(run))
+    if args.output == "-":
+        sys.stdout.write(text + ("" if text.endswith("\n") else "\n"))
+    else:
+        _write_output(option, args.output, text)
     return 0
 
 
@@ -751,6 +975,21 @@ def _graph(args: argparse.Namespace) -> int:
     scheduler = _load_scheduler(args)
     print(scheduler.to_mermaid() if args.format == "mermaid" else scheduler.to_dot(), end="")
     return 0
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The parsed arguments; ``dagwave run``'s TASK names may come between its options.
+
+    argparse gives the positionals it finds after an option
+    (``run p.toml --dry-run build``) back as unrecognised: those are targets.
+    """
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "run" and not any(e.startswith("-") for e in extra):
+        args.targets = [*args.targets, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -765,7 +1004,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         the signal's number when SIGINT, SIGTERM or SIGHUP stopped a run.
     """
     try:
-        args = _parser().parse_args(argv)
+        args = _parse(argv)
     except SystemExit as exc:  # --help, --version, or a bad argument (one line, status 2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     handlers: dict[str, Any] = {
@@ -774,6 +1013,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "graph": _graph,
         "history": _history,
         "show": _show,
+        "logs": _logs,
+        "report": _view,
+        "trace": _view,
     }
     try:
         return int(handlers[args.command](args))

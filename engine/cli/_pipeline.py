@@ -7,6 +7,7 @@
     mode = "eager"
     # cluster = "tcp://host:8786"  # optional: where adapter = "dask" tasks run ("local:N")
     # adapter = "dask"             # optional: the adapter of tasks that name none
+    output_cap = "10M"          # bytes of each command's stdout/stderr kept per attempt
 
     [tasks.fetch]
     call = "steps:fetch"        # package.module:function, sync or async
@@ -31,12 +32,12 @@ import os
 import re
 import sys
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagwave._checks import check_number, check_type, must_be
+from dagwave._checks import check_int, check_number, check_type, must_be
 from dagwave._errors import (
     CircularDependencyError,
     SchedulerError,
@@ -49,14 +50,21 @@ from dagwave.run._adapter import BUILTIN_ADAPTERS, Adapter
 from dagwave.run._scheduler import DependencyAwareScheduler
 from dagwave.run._tasks import is_async_callable
 
-__all__ = ["MAX_CONCURRENT", "Pipeline", "PipelineError", "PipelineTask", "load_pipeline"]
+__all__ = [
+    "MAX_CONCURRENT",
+    "Pipeline",
+    "PipelineError",
+    "PipelineTask",
+    "load_pipeline",
+    "parse_size",
+]
 
 #: The largest ``max_concurrent`` a pipeline may ask for. More tasks than this
 #: cannot run at once on one machine anyway: each running ``cmd`` holds a
 #: process and two pipes, each running ``call`` a thread.
 MAX_CONCURRENT = 10_000
 
-_RUN_KEYS = {"max_concurrent", "mode", "fail_fast", "resources", "cluster", "adapter"}
+_RUN_KEYS = {"max_concurrent", "mode", "fail_fast", "resources", "cluster", "adapter", "output_cap"}
 _MODES = ("waves", "eager")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _TASK_KEYS = {"cmd", "call", "deps", "timeout", "retries", "resources", "adapter", "metadata"}
@@ -111,6 +119,7 @@ class Pipeline:
     #: the adapter of every task that names none (None: the engine's default).
     adapter: str | None = None
     run_line: int | None = None
+    output_cap: int | None = None
 
     def scheduler(
         self,
@@ -120,12 +129,20 @@ class Pipeline:
         fail_fast: bool | None = None,
         logger: Any = None,
         adapters: Mapping[str, Adapter] | None = None,
+        only: Collection[str] | None = None,
     ) -> DependencyAwareScheduler:
         """A scheduled :class:`DependencyAwareScheduler` for this pipeline.
 
         Arguments given here override the file's ``[run]`` table.
         ``adapters`` maps an adapter name to the instance its tasks use (the
         command line's ``--cluster`` gives ``{"dask": DaskAdapter(...)}``).
+
+        Args:
+            max_concurrent, mode, fail_fast: override ``[run]``.
+            logger: the run's structlog logger (default: dagwave's).
+            adapters: adapter name -> the instance its tasks use.
+            only: just these tasks (None: all). Each one's dependencies must
+                be among them (see :func:`dagwave.graph._select.select_tasks`).
 
         Raises:
             PipelineError: an unknown dependency (with a suggestion) or a cycle
@@ -148,6 +165,8 @@ class Pipeline:
             raise PipelineError(self.path, f"[run]: {exc}", line=self.run_line) from None
         lines = {t.task_id: t.line for t in self.tasks}
         for task in self.tasks:
+            if only is not None and task.task_id not in only:
+                continue
             options: dict[str, Any] = {}
             name = task.adapter if task.adapter is not None else self.adapter
             if name is not None:
@@ -245,6 +264,13 @@ def _check_run(path: Path, run: dict[str, Any], line: int | None) -> dict[str, A
             raise PipelineError(
                 path, f"[run]: unknown adapter {adapter!r} (known: {known})", line=line
             )
+    cap = run.get("output_cap")
+    if cap is not None:
+        _expect(path, cap, (int, str), "output_cap", "[run]", line, None)
+        try:
+            cap = parse_size(cap)
+        except ValueError as exc:
+            raise PipelineError(path, f"[run]: output_cap: {exc}", line=line) from None
     return {
         "max_concurrent": limit,
         "mode": mode,
@@ -252,6 +278,7 @@ def _check_run(path: Path, run: dict[str, Any], line: int | None) -> dict[str, A
         "resources": resources,
         "cluster": cluster,
         "adapter": adapter,
+        "output_cap": cap,
     }
 
 
@@ -272,6 +299,30 @@ def cluster_problem(cluster: str) -> str | None:
         rule = "a scheduler address such as 'tcp://host:8786', or 'local:N'"
         return must_be("cluster", rule, cluster)
     return None
+
+
+_SIZE = re.compile(r"\s*(\d+)\s*([kKmMgG]?)(i?[bB])?\s*")
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(value: int | str) -> int:
+    """A size in bytes: a whole number >= 0, or a string such as ``"512k"``, ``"10M"``, ``"1G"``.
+
+    The suffixes count in powers of 1024 (``k``, ``M``, ``G``, any case; a
+    trailing ``B`` or ``iB`` is allowed).
+
+    Raises:
+        ValueError: not such a size.
+    """
+    if not isinstance(value, str):
+        try:
+            return check_int("size", value, minimum=0)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+    match = _SIZE.fullmatch(value)
+    if match is None:
+        raise ValueError(f"expected a size such as 1048576 or '10M', got {value!r}")
+    return int(match[1]) * _UNITS[match[2].lower()]
 
 
 def _check_timeout(path: Path, timeout: object, task_id: str, line: int | None) -> float:
@@ -384,6 +435,7 @@ _TOML_KINDS: dict[Any, str] = {
     str: "a string",
     int: "an integer",
     (int, float): "a number",
+    (int, str): "a number of bytes or a string such as '10M'",
     bool: "true or false",
 }
 

@@ -37,6 +37,7 @@ from dagwave.run._adapter import ASYNCIO_ADAPTER, BLOCKING_ADAPTER, Adapter, res
 from dagwave.run._asyncio_host import in_asyncio, run_as_asyncio_guest
 from dagwave.run._core import RunCore, RunPlan
 from dagwave.run._events import default_logger
+from dagwave.run._recording import run_details
 from dagwave.run._records import (
     Dumpable,
     ExecutionResult,
@@ -50,6 +51,7 @@ from dagwave.run._records import (
 from dagwave.run._remote import local_value
 from dagwave.run._tasks import Executor, Task, check_resources
 from dagwave.state._store import STORE_METHODS, SharedState, StateStore
+from dagwave.store._outputs import current_output_files
 from dagwave.store._runstore import RunStatus, RunStore
 
 __all__ = ["DependencyAwareScheduler", "TaskView"]
@@ -646,6 +648,8 @@ class DependencyAwareScheduler:
         )
         self._running = True
         status: RunStatus = "error"
+        outputs = store.output_files(run_id)
+        keeping = current_output_files.set(outputs)  # commands write their output there
         try:
             result = await core.execute()
             status = "completed" if result.succeeded else "failed"
@@ -654,11 +658,12 @@ class DependencyAwareScheduler:
             status = "cancelled" if _stopped(exc) else "error"
             raise
         finally:
+            current_output_files.reset(keeping)
             self._running = False
             if core.last_result is not None:
                 self._waves = list(core.last_result.waves)
             # A failed, cancelled or broken run is recorded too.
-            store.finish_run(run_id, status, core.last_result)
+            store.finish_run(run_id, status, core.last_result, **run_details(plan, outputs))
 
     def _pipeline_identity(self) -> tuple[str, str]:
         """The pipeline file's absolute path and SHA-256, or "" and a hash of the task graph."""

@@ -1,1 +1,1 @@
-"""The embedded run store: every run and its tasks and attempts, kept in SQLite."""
+"""The embedded run store: every run, its tasks, attempts and commands' output, kept."""

@@ -9,6 +9,12 @@ one ``executemany`` each. A run whose process died without its end being
 written (``kill -9``) is found when the store is next opened: its row says
 ``running`` but its pid is gone, and it is marked ``interrupted``.
 
+Beside the file, ``runs/<run id>/`` holds the stdout and stderr of each
+run's commands (see :mod:`dagwave.store._outputs`); the ``outputs`` table
+says which file holds what, and what was cut. A run also keeps what its
+report and trace need (its graph, waves, slots), so that
+:mod:`dagwave.store._rebuild` can give the views a stored run.
+
 The schema's version is ``PRAGMA user_version``. An older store is migrated
 when opened; a newer one, or a file that is not a store (not SQLite, or
 without the tables), is refused with a :class:`~dagwave.StoreError`.
@@ -18,26 +24,37 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from dagwave._checks import check_int
 from dagwave._errors import StoreError, describe_error, describe_traceback
+from dagwave.store._outputs import DEFAULT_OUTPUT_CAP, OutputFiles, OutputRecord
 
 if TYPE_CHECKING:
     from dagwave.run._records import ExecutionResult
 
-__all__ = ["SCHEMA_VERSION", "RunStatus", "RunStore", "StoredAttempt", "StoredRun", "StoredTask"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "RunStatus",
+    "RunStore",
+    "StoredAttempt",
+    "StoredRun",
+    "StoredTask",
+    "StoredWave",
+]
 
 RunStatus = Literal["running", "completed", "failed", "cancelled", "error", "interrupted"]
 
 #: The schema this dagwave writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: How long (ms) a writer waits for another process's transaction before failing.
 BUSY_TIMEOUT_MS = 30_000
@@ -90,14 +107,55 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE attempts ADD COLUMN traceback TEXT",
         "CREATE INDEX runs_by_pipeline ON runs (pipeline, started_at)",
     ),
+    # 2 -> 3: what the report and the trace of a stored run need (the run's
+    # mode, limit and graph, as one JSON object of each task's dependencies;
+    # each task's wave, adapter, times and skip cause; each attempt's slot
+    # and CPU time; the waves), and the files that keep each command's
+    # stdout and stderr.
+    (
+        "ALTER TABLE runs ADD COLUMN mode TEXT",
+        "ALTER TABLE runs ADD COLUMN max_concurrent INTEGER",
+        "ALTER TABLE runs ADD COLUMN thread_cpu_ms REAL",
+        "ALTER TABLE runs ADD COLUMN graph TEXT",
+        "ALTER TABLE tasks ADD COLUMN wave INTEGER",
+        "ALTER TABLE tasks ADD COLUMN adapter TEXT",
+        "ALTER TABLE tasks ADD COLUMN start_ms REAL",
+        "ALTER TABLE tasks ADD COLUMN end_ms REAL",
+        "ALTER TABLE tasks ADD COLUMN skipped_because TEXT",
+        "ALTER TABLE attempts ADD COLUMN slot INTEGER",
+        "ALTER TABLE attempts ADD COLUMN cpu_ms REAL",
+        """CREATE TABLE waves (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            wave INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            duration_ms REAL,
+            start_ms REAL,
+            end_ms REAL,
+            PRIMARY KEY (run_id, wave)
+        )""",
+        """CREATE TABLE outputs (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            task_id TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            file TEXT NOT NULL,
+            total_bytes INTEGER NOT NULL,
+            kept_bytes INTEGER NOT NULL,
+            error TEXT,
+            PRIMARY KEY (run_id, task_id, stream)
+        )""",
+    ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION - 1
-_TABLES = {"runs", "tasks", "attempts"}
+_TABLES = {"runs", "tasks", "attempts", "waves", "outputs"}
 
 _RUN_COLUMNS = (
     "id, pipeline, pipeline_hash, started_at, ended_at, status, pid, total_tasks, "
-    "completed_tasks, failed_tasks, skipped_tasks, cancelled_tasks, wall_ms, sequential_ms, cpu_ms"
+    "completed_tasks, failed_tasks, skipped_tasks, cancelled_tasks, wall_ms, sequential_ms, "
+    "cpu_ms, thread_cpu_ms, mode, max_concurrent"
 )
+
+#: Where a run's output files go, relative to the store file's folder.
+RUNS_FOLDER = "runs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +168,8 @@ class StoredAttempt:
         outcome: ``completed``, ``failed``, ``timed_out`` or ``cancelled``.
         error: ``"Type: message"``, or None.
         traceback: the innermost frames of the error's traceback ("" if none).
+        slot: the concurrency slot it ran in (0 for runs stored before schema 3).
+        cpu_ms: its worker thread's CPU time, when it ran in one.
     """
 
     attempt: int
@@ -118,6 +178,8 @@ class StoredAttempt:
     outcome: str
     error: str | None
     traceback: str
+    slot: int = 0
+    cpu_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +193,13 @@ class StoredTask:
         duration_ms: time its attempts ran, added up.
         error: why it did not complete (as ``ExecutionResult.task_errors``), or None.
         attempt_log: its attempts, in order.
+        wave: its 1-based wave (0: not stored, a run from before schema 3).
+        deps: its dependencies.
+        adapter: what ran it (an adapter's name; ``trio`` for an awaited executor).
+        start_ms, end_ms: its first attempt's start and last attempt's end, ms
+            from the run's start (None if it never ran).
+        skipped_because: for a skipped task, the failed task that caused it.
+        outputs: what was kept of its stdout and stderr (commands only).
     """
 
     task_id: str
@@ -139,6 +208,30 @@ class StoredTask:
     duration_ms: float
     error: str | None
     attempt_log: tuple[StoredAttempt, ...] = ()
+    wave: int = 0
+    deps: tuple[str, ...] = ()
+    adapter: str | None = None
+    start_ms: float | None = None
+    end_ms: float | None = None
+    skipped_because: str | None = None
+    outputs: tuple[OutputRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWave:
+    """One wave of a stored run.
+
+    Attributes:
+        wave: 1-based wave number.
+        status: as :attr:`~dagwave.Wave.status` (a status value).
+        duration_ms, start_ms, end_ms: as in :class:`~dagwave.Wave`.
+    """
+
+    wave: int
+    status: str
+    duration_ms: float | None
+    start_ms: float | None
+    end_ms: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +247,11 @@ class StoredRun:
             or ``interrupted`` (its process died while it ran).
         pid: the process that recorded it.
         total_tasks, completed_tasks, failed_tasks, skipped_tasks, cancelled_tasks: counts.
-        wall_ms, sequential_ms, cpu_ms: as in :class:`~dagwave.ExecutionResult`
-            (None until the run ended).
+        wall_ms, sequential_ms, cpu_ms, thread_cpu_ms: as in
+            :class:`~dagwave.ExecutionResult` (None until the run ended).
+        mode, max_concurrent: the run's settings (None for runs stored before schema 3).
         tasks: the tasks' rows (filled in by :meth:`RunStore.get_run` only).
+        waves: its waves (filled in by :meth:`RunStore.get_run` only).
     """
 
     run_id: str
@@ -174,7 +269,18 @@ class StoredRun:
     wall_ms: float | None
     sequential_ms: float | None
     cpu_ms: float | None
+    thread_cpu_ms: float | None = None
+    mode: str | None = None
+    max_concurrent: int | None = None
     tasks: tuple[StoredTask, ...] = ()
+    waves: tuple[StoredWave, ...] = ()
+
+    def task(self, task_id: str) -> StoredTask | None:
+        """The stored row of ``task_id``, or None."""
+        for task in self.tasks:
+            if task.task_id == task_id:
+                return task
+        return None
 
     @property
     def speedup(self) -> float | None:
@@ -215,10 +321,13 @@ class RunStore:
         create: create the file (not its folder) when it does not exist;
             with False a missing file raises :class:`StoreError`.
         busy_timeout: ms to wait for another process's write before failing.
+        output_cap: bytes of each command's stdout and of its stderr kept per
+            attempt in the run's output files (the middle of longer output is cut).
 
     Raises:
         StoreError: the file is missing (``create=False``), cannot be opened,
             is not a run store, or has a newer schema than this dagwave knows.
+        TypeError, ValueError: ``output_cap`` is not a whole number >= 0.
     """
 
     def __init__(
@@ -227,8 +336,10 @@ class RunStore:
         *,
         create: bool = True,
         busy_timeout: int = BUSY_TIMEOUT_MS,
+        output_cap: int = DEFAULT_OUTPUT_CAP,
     ) -> None:
         self.path = os.fspath(path)
+        self.output_cap = check_int("output_cap", output_cap, minimum=0, owner="RunStore")
         if not create and not os.path.isfile(self.path):
             raise StoreError(self.path, "no run store here (dagwave run records one)")
         self._lock = threading.Lock()
@@ -354,6 +465,14 @@ class RunStore:
 
     # -- recording ---------------------------------------------------------------------
 
+    def output_folder(self, run_id: str) -> str:
+        """The folder of a run's output files: ``runs/<run id>`` beside the store file."""
+        return os.path.join(os.path.dirname(os.path.abspath(self.path)), RUNS_FOLDER, run_id)
+
+    def output_files(self, run_id: str) -> OutputFiles:
+        """A new ``OutputFiles`` for run ``run_id`` (nothing is created until a byte comes)."""
+        return OutputFiles(self.output_folder(run_id), self.output_cap)
+
     def start_run(
         self, run_id: str, *, pipeline: str, pipeline_hash: str, total_tasks: int
     ) -> None:
@@ -378,13 +497,25 @@ class RunStore:
         except sqlite3.Error as exc:
             raise StoreError(self.path, f"cannot record the run ({exc})") from None
 
-    def finish_run(self, run_id: str, status: RunStatus, result: ExecutionResult | None) -> None:
-        """Record a run's end: its totals, and every task and attempt, in one transaction.
+    def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        result: ExecutionResult | None,
+        *,
+        deps: Mapping[str, Sequence[str]] | None = None,
+        adapters: Mapping[str, str] | None = None,
+        outputs: Sequence[OutputRecord] = (),
+    ) -> None:
+        """Record a run's end: its totals, every task, attempt and wave, in one transaction.
 
         Args:
             run_id: the id given to :meth:`start_run`.
             status: how the run ended.
             result: what it produced (None when it ended before producing a result).
+            deps: task id -> its dependencies (for the stored run's graph).
+            adapters: task id -> the name of what ran it.
+            outputs: the output files its commands wrote.
 
         Raises:
             StoreError: the store could not be written.
@@ -392,8 +523,14 @@ class RunStore:
         ended = time.time()
         task_rows: list[tuple[Any, ...]] = []
         attempt_rows: list[tuple[Any, ...]] = []
+        wave_rows: list[tuple[Any, ...]] = []
+        output_rows = [
+            (run_id, o.task_id, o.stream, o.file, o.total_bytes, o.kept_bytes, o.error)
+            for o in outputs
+        ]
         if result is not None:
             errors = result.task_errors
+            adapters = adapters or {}
             for task_id, record in result.tasks.items():
                 task_rows.append(
                     (
@@ -403,6 +540,11 @@ class RunStore:
                         record.attempts,
                         record.duration_ms,
                         errors.get(task_id),
+                        record.wave_number,
+                        adapters.get(task_id),
+                        record.start_ms,
+                        record.end_ms,
+                        record.skipped_because,
                     )
                 )
                 for a in record.attempt_log:
@@ -417,10 +559,17 @@ class RunStore:
                             a.outcome,
                             None if error is None else describe_error(error),
                             "" if error is None else describe_traceback(error, frames=50),
+                            a.slot,
+                            a.cpu_ms,
                         )
                     )
+            wave_rows = [
+                (run_id, w.wave_number, w.status.value, w.duration_ms, w.start_ms, w.end_ms)
+                for w in result.waves
+            ]
         try:
             with self._write() as db:
+                db.executemany("INSERT INTO outputs VALUES (?, ?, ?, ?, ?, ?, ?)", output_rows)
                 if result is None:
                     db.execute(
                         "UPDATE runs SET status = ?, ended_at = ? WHERE id = ?",
@@ -430,7 +579,8 @@ class RunStore:
                 db.execute(
                     "UPDATE runs SET status = ?, ended_at = ?, completed_tasks = ?, "
                     "failed_tasks = ?, skipped_tasks = ?, cancelled_tasks = ?, wall_ms = ?, "
-                    "sequential_ms = ?, cpu_ms = ? WHERE id = ?",
+                    "sequential_ms = ?, cpu_ms = ?, thread_cpu_ms = ?, mode = ?, "
+                    "max_concurrent = ?, graph = ? WHERE id = ?",
                     (
                         status,
                         ended,
@@ -441,15 +591,25 @@ class RunStore:
                         result.total_duration_ms,
                         result.sequential_duration_ms,
                         result.cpu_ms,
+                        result.thread_cpu_ms,
+                        result.mode,
+                        result.max_concurrent,
+                        json.dumps(deps or {}),  # one document: cheaper than one per task
                         run_id,
                     ),
                 )
-                db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?)", task_rows)
+                db.executemany(
+                    "INSERT INTO tasks (run_id, task_id, status, attempts, duration_ms, error, "
+                    "wave, adapter, start_ms, end_ms, skipped_because) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    task_rows,
+                )
                 db.executemany(
                     "INSERT INTO attempts (run_id, task_id, attempt, start_ms, end_ms, outcome, "
-                    "error, traceback) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "error, traceback, slot, cpu_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     attempt_rows,
                 )
+                db.executemany("INSERT INTO waves VALUES (?, ?, ?, ?, ?, ?)", wave_rows)
         except sqlite3.Error as exc:
             raise StoreError(self.path, f"cannot record the run's end ({exc})") from None
 
@@ -473,7 +633,8 @@ class RunStore:
         if pipeline is not None:
             sql += " WHERE pipeline = ?"
             params = (pipeline,)
-        return [StoredRun(*row) for row in self._read(sql + " ORDER BY started_at, rowid", params)]
+        rows = self._read(sql + " ORDER BY started_at, rowid", params)
+        return [StoredRun(*row) for row in rows]
 
     def resolve(self, run: str) -> str:
         """The full id of the one run whose id starts with ``run``.
@@ -497,7 +658,7 @@ class RunStore:
         return str(ids[0])
 
     def get_run(self, run: str) -> StoredRun:
-        """One run with its tasks and their attempts.
+        """One run with its tasks, their attempts and outputs, and its waves.
 
         Args:
             run: the run's id, or a prefix of it that only this run has.
@@ -507,21 +668,70 @@ class RunStore:
         """
         run_id = self.resolve(run)
         (row,) = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        ((graph_text,),) = self._read("SELECT graph FROM runs WHERE id = ?", (run_id,))
+        try:
+            graph: dict[str, list[str]] = json.loads(graph_text) if graph_text else {}
+        except ValueError as exc:
+            raise self._corrupt(exc) from None
         attempts: dict[str, list[StoredAttempt]] = {}
-        for task_id, attempt, start_ms, end_ms, outcome, error, trace in self._read(
-            "SELECT task_id, attempt, start_ms, end_ms, outcome, error, traceback FROM attempts "
-            "WHERE run_id = ? ORDER BY rowid",
+        for task_id, attempt, start_ms, end_ms, outcome, error, trace, slot, cpu in self._read(
+            "SELECT task_id, attempt, start_ms, end_ms, outcome, error, traceback, slot, cpu_ms "
+            "FROM attempts WHERE run_id = ? ORDER BY rowid",
             (run_id,),
         ):
             attempts.setdefault(task_id, []).append(
-                StoredAttempt(attempt, start_ms, end_ms, outcome, error, trace or "")
+                StoredAttempt(
+                    attempt, start_ms, end_ms, outcome, error, trace or "", slot or 0, cpu
+                )
+            )
+        outputs: dict[str, list[OutputRecord]] = {}
+        for task_id, stream, file, total, kept, error in self._read(
+            "SELECT task_id, stream, file, total_bytes, kept_bytes, error FROM outputs "
+            "WHERE run_id = ? ORDER BY stream DESC",  # stdout before stderr
+            (run_id,),
+        ):
+            outputs.setdefault(task_id, []).append(
+                OutputRecord(task_id, stream, file, total, kept, error)
             )
         tasks = tuple(
-            StoredTask(task_id, status, count, duration, error, tuple(attempts.get(task_id, ())))
-            for task_id, status, count, duration, error in self._read(
-                "SELECT task_id, status, attempts, duration_ms, error FROM tasks "
-                "WHERE run_id = ? ORDER BY rowid",
+            StoredTask(
+                task_id,
+                status,
+                count,
+                duration,
+                error,
+                tuple(attempts.get(task_id, ())),
+                wave or 0,
+                tuple(graph.get(task_id, ())),
+                adapter,
+                start_ms,
+                end_ms,
+                skipped_because,
+                tuple(outputs.get(task_id, ())),
+            )
+            for (
+                task_id,
+                status,
+                count,
+                duration,
+                error,
+                wave,
+                adapter,
+                start_ms,
+                end_ms,
+                skipped_because,
+            ) in self._read(
+                "SELECT task_id, status, attempts, duration_ms, error, wave, adapter, "
+                "start_ms, end_ms, skipped_because FROM tasks WHERE run_id = ? ORDER BY rowid",
                 (run_id,),
             )
         )
-        return dataclasses.replace(StoredRun(*row), tasks=tasks)
+        waves = tuple(
+            StoredWave(*wave_row)
+            for wave_row in self._read(
+                "SELECT wave, status, duration_ms, start_ms, end_ms FROM waves "
+                "WHERE run_id = ? ORDER BY wave",
+                (run_id,),
+            )
+        )
+        return dataclasses.replace(StoredRun(*row), tasks=tasks, waves=waves)
