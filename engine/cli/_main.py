@@ -10,6 +10,10 @@ Subcommands:
   tasks that were stopped are marked cancelled).
   Each run is recorded in the run store ``.dagwave/runs.db`` beside the
   pipeline file (``--no-store``: not recorded).
+  Cached tasks (``cache``, ``inputs``, ``outputs`` in the file) end CACHED
+  while nothing they depend on changed (``--no-cache``, ``--force TASK``,
+  ``--force-all`` override); ``--resume [RUN]`` runs only what did not
+  complete in RUN (default: the pipeline's last run).
 * ``dagwave history [PIPELINE.toml]``: the recorded runs (of that pipeline), oldest first.
 * ``dagwave show RUN``: one recorded run, per task; RUN may be a unique prefix of its id.
   ``history`` and ``show`` read the store in ``.dagwave/`` under the current
@@ -139,6 +143,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--no-store", action="store_true", help=f"do not record the run in {STORE_FILE}"
+    )
+    run.add_argument(
+        "--no-cache", action="store_true", help="run cached tasks too (compute no cache keys)"
+    )
+    run.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="TASK",
+        help="run TASK and everything downstream of it even if cached (repeatable)",
+    )
+    run.add_argument("--force-all", action="store_true", help="run every task even if cached")
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        metavar="RUN",
+        help="run only what did not complete in RUN (default: this pipeline's last run); "
+        "the other tasks keep their recorded results",
     )
 
     history = sub.add_parser("history", help="list the recorded runs, oldest first")
@@ -325,7 +348,9 @@ def _summary(result: Any) -> str:
         )
     lines += [
         "",
-        f"{result.successful_tasks}/{result.total_tasks} completed, {result.failed_tasks} failed, "
+        f"{result.successful_tasks}/{result.total_tasks} completed"
+        + (f" ({result.cached_tasks} cached)" if result.cached_tasks else "")
+        + f", {result.failed_tasks} failed, "
         f"{result.skipped_tasks} skipped, {result.cancelled_tasks} cancelled",
         "critical path: " + (" -> ".join(result.critical_path) or "(none)"),
         f"wall {result.total_duration_ms:.0f} ms, "
@@ -525,10 +550,23 @@ def _run(args: argparse.Namespace) -> int:
     import trio
 
     execute = scheduler.execute
+    if args.no_store and args.resume is not None:
+        raise UserError("--resume reads the run store: it cannot go with --no-store")
+    for task_id in args.force:
+        if task_id not in scheduler.tasks:
+            close = suggest_id(task_id, list(scheduler.tasks))
+            hint = "" if close is None else f"; did you mean {close!r}?"
+            raise UserError(f"--force {task_id}: no such task in {args.pipeline}{hint}")
     store = None if args.no_store else _open_store_for(args.pipeline)
     if store is not None:
         scheduler.pipeline_file = args.pipeline
-        execute = functools.partial(execute, store=store)
+        execute = functools.partial(
+            execute,
+            store=store,
+            cache=False if args.no_cache else None,
+            force=True if args.force_all else args.force,
+            resume=args.resume,
+        )
     if live:
         execute = functools.partial(execute, progress=_live_progress(sys.stderr))
     with _stop_signals() as stop, contextlib.ExitStack() as closing:

@@ -14,6 +14,12 @@
     [tasks.build]
     cmd = "make docs"           # or an argv list: ["make", "docs"]
     deps = ["fetch"]
+    inputs = ["docs/**/*.md"]   # cached: runs again only when these (or the
+    outputs = ["build/html/index.html"]  # command, or fetch's result) changed
+
+``cache = true`` makes a task cache without declaring files (``[run] cache =
+true``: every task but those with ``cache = false``); ``cache_key = "v2"``
+adds a string to its key.
 
 Commands run in the pipeline file's folder, and ``call`` modules are imported
 from it. A ``call`` task that calls ``sys.exit()`` fails (``SystemExit: 0``,
@@ -53,10 +59,23 @@ __all__ = ["MAX_CONCURRENT", "Pipeline", "PipelineError", "PipelineTask", "load_
 #: process and two pipes, each running ``call`` a thread.
 MAX_CONCURRENT = 10_000
 
-_RUN_KEYS = {"max_concurrent", "mode", "fail_fast", "resources"}
+_RUN_KEYS = {"max_concurrent", "mode", "fail_fast", "resources", "cache"}
 _MODES = ("waves", "eager")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_TASK_KEYS = {"cmd", "call", "deps", "timeout", "retries", "resources", "adapter", "metadata"}
+_TASK_KEYS = {
+    "cmd",
+    "call",
+    "deps",
+    "timeout",
+    "retries",
+    "resources",
+    "adapter",
+    "metadata",
+    "cache",
+    "inputs",
+    "outputs",
+    "cache_key",
+}
 
 
 class PipelineError(SchedulerError, ValueError):
@@ -91,6 +110,10 @@ class PipelineTask:
     adapter: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     line: int | None = None
+    cache: bool | None = None
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    cache_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +127,7 @@ class Pipeline:
     fail_fast: bool = False
     resources: Mapping[str, int] = field(default_factory=dict)
     run_line: int | None = None
+    cache: bool = False
 
     def scheduler(
         self,
@@ -143,6 +167,17 @@ class Pipeline:
                 options["adapter"] = task.adapter
             if task.resources:
                 options["resources"] = dict(task.resources)
+            cache = task.cache
+            if cache is None and self.cache:
+                cache = True  # [run] cache = true
+            if cache is not None:
+                options["cache"] = cache
+            if task.inputs:
+                options["inputs"] = list(task.inputs)
+            if task.outputs:
+                options["outputs"] = list(task.outputs)
+            if task.cache_key is not None:
+                options["cache_key"] = task.cache_key
             try:
                 s.add_task(
                     task.task_id,
@@ -220,11 +255,13 @@ def _check_run(path: Path, run: dict[str, Any], line: int | None) -> dict[str, A
         _expect(path, amount, int, what, "[run]", line, None)
         if amount < 1:
             raise PipelineError(path, must_be(what, ">= 1", amount, owner="[run]"), line=line)
+    cache = _expect(path, run.get("cache", False), bool, "cache", "[run]", line, None)
     return {
         "max_concurrent": limit,
         "mode": mode,
         "fail_fast": fail_fast,
         "resources": resources,
+        "cache": cache,
     }
 
 
@@ -477,6 +514,34 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
                     task_id,
                 ),
                 line=line,
+                **_cache_options(file, table, task_id, line),
             )
         )
     return Pipeline(path=file, tasks=tuple(tasks), run_line=run_line, **settings)
+
+
+def _cache_options(
+    path: Path, table: dict[str, Any], task_id: str, line: int | None
+) -> dict[str, Any]:
+    """A task's ``cache``, ``inputs``, ``outputs`` and ``cache_key``, checked."""
+    owner = f"task {task_id!r}"
+    out: dict[str, Any] = {}
+    if "cache" in table:
+        out["cache"] = _expect(path, table["cache"], bool, "cache", owner, line, task_id)
+    for name in ("inputs", "outputs"):
+        if name in table:
+            patterns = _expect(path, table[name], list, name, owner, line, task_id)
+            for pattern in patterns:
+                if not isinstance(pattern, str) or not pattern:
+                    raise PipelineError(
+                        path,
+                        must_be(name, "a list of non-empty glob patterns", pattern, owner=owner),
+                        line=line,
+                        task_id=task_id,
+                    )
+            out[name] = tuple(patterns)
+    if "cache_key" in table:
+        out["cache_key"] = _expect(
+            path, table["cache_key"], str, "cache_key", owner, line, task_id
+        )
+    return out

@@ -49,7 +49,17 @@ from dagwave.run._adapter import Adapter, Invocation, Runner
 from dagwave.run._deadlines import Deadlines
 from dagwave.run._dispatch import Dispatch
 from dagwave.run._events import RunEvents
-from dagwave.run._ledger import CANCELLED, COMPLETED, FAILED, PENDING, SKIPPED, AttemptEntry, Ledger
+from dagwave.run._ledger import (
+    CACHED,
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PENDING,
+    SKIPPED,
+    AttemptEntry,
+    Ledger,
+)
+from dagwave.run._memo import Hit, Memo
 from dagwave.run._records import (
     AttemptOutcome,
     ExecutionResult,
@@ -141,8 +151,10 @@ class RunCore:
         rng: random.Random | None = None,
         progress: Callable[[RunStatistics], object] | None = None,
         progress_interval: float = 0.1,
+        memo: Memo | None = None,
     ) -> None:
         self.plan = plan
+        self.memo = memo
         self.mode = mode
         self.max_concurrent = max_concurrent
         self.fail_fast = fail_fast
@@ -168,6 +180,11 @@ class RunCore:
         self.in_thread = [
             adapter is not None and adapter.runs_in_worker_threads for adapter in plan.adapters
         ]
+        if memo is not None:
+            # Tasks the memo may settle start on the trio side, where its hook is.
+            self.in_thread = [
+                t and not c for t, c in zip(self.in_thread, memo.candidate, strict=True)
+            ]
         self._adapter_names = ["trio" if a is None else a.name for a in plan.adapters]
         self._runners: list[Runner | None] = [None] * len(plan.tasks)
         self._threads: ThreadSide | None = None
@@ -303,6 +320,12 @@ class RunCore:
             with dispatch.lock:
                 dispatch.release(i, slot)
             return
+        memo = self.memo
+        if memo is not None and memo.candidate[i] and ledger.attempts[i] == 0:
+            hit = memo.check(self, i)
+            if hit is not None:
+                self.settle_cached(i, slot, hit)
+                return
         task = plan.tasks[i]
         start = trio.current_time()
         if self._threads is None:
@@ -471,6 +494,26 @@ class RunCore:
             self._after_failure(entry)
         self.launch(starts)
 
+    def settle_cached(self, i: int, slot: int, hit: Hit) -> None:
+        """Task ``i`` ends CACHED with ``hit``'s value, without an attempt; its slot goes back."""
+        dispatch = self.dispatch
+        self._catch_up()
+        with dispatch.lock:
+            self.ledger.cached(i, hit.value, hit.because)
+            dispatch.release(i, slot)
+            closed = self.close_waves(dispatch.done(i))
+            starts = dispatch.take()
+        if self.events.info:
+            task_id = self.plan.tasks[i].task_id
+            self.events.task_cached(
+                task_id, self.plan.wave_of[i], hit.reason, hit.from_run, hit.because,
+                trio.current_time(),
+            )
+        self._report_waves(closed)
+        if dispatch.remaining == 0:
+            self._all_done.set()
+        self.launch(starts)
+
     def _after_failure(self, entry: AttemptEntry) -> None:
         """An attempt failed or timed out (already booked): retry the task, or fail it."""
         i, attempt, error = entry.task, entry.attempt, entry.error
@@ -572,7 +615,9 @@ class RunCore:
     def _store_results(self, indices: Sequence[int]) -> None:
         tasks, status, results = self.plan.tasks, self.ledger.status, self.ledger.results
         updates = {
-            f"task_result_{tasks[i].task_id}": results[i] for i in indices if status[i] is COMPLETED
+            f"task_result_{tasks[i].task_id}": results[i]
+            for i in indices
+            if status[i] is COMPLETED or status[i] is CACHED
         }
         if not updates:
             return
@@ -752,6 +797,8 @@ class RunCore:
             nursery.start_soon(self.deadlines.watch, self._expired, lambda: dispatch.remaining > 0)
         if self._progress is not None and self.plan.tasks:
             nursery.start_soon(self._report_progress)
+        if self.memo is not None:
+            nursery.start_soon(self.memo.watch, self)
         with dispatch.lock:
             closed = self.close_waves(dispatch.release_initial())
             starts = dispatch.take()

@@ -2,12 +2,20 @@
 
 The file is opened in WAL mode with a busy timeout, so several processes can
 record into one store: a writer waits for another's transaction to end
-(``busy_timeout``) instead of failing. A run costs two write transactions:
-one row when it starts (status ``running``, with the recording process's
-pid) and, when it ends, the run's totals plus every task and attempt row in
-one ``executemany`` each. A run whose process died without its end being
-written (``kill -9``) is found when the store is next opened: its row says
-``running`` but its pid is gone, and it is marked ``interrupted``.
+(``busy_timeout``) instead of failing. A short run costs two write
+transactions: one row when it starts (status ``running``, with the recording
+process's pid) and, when it ends, the run's totals plus every task and
+attempt row in one ``executemany`` each. A longer one also writes the rows of
+the tasks that completed, in one transaction every half second or so
+(:meth:`RunStore.record_tasks`), so that a run killed midway keeps them. A
+run whose process died without its end being written (``kill -9``) is found
+when the store is next opened: its row says ``running`` but its pid is gone,
+and it is marked ``interrupted``.
+
+Each completed task's row keeps its result (JSON text where it round-trips,
+else a pickle), its cache key if it has one and its outputs' hashes; the
+``cache`` table points, per pipeline and task, at the key and row of its last
+successful run. ``--resume`` and cached tasks read them back.
 
 The schema's version is ``PRAGMA user_version``. An older store is migrated
 when opened; a newer one, or a file that is not a store (not SQLite, or
@@ -18,11 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import sqlite3
+import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,12 +42,22 @@ from dagwave._errors import StoreError, describe_error, describe_traceback
 if TYPE_CHECKING:
     from dagwave.run._records import ExecutionResult
 
-__all__ = ["SCHEMA_VERSION", "RunStatus", "RunStore", "StoredAttempt", "StoredRun", "StoredTask"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "CacheEntry",
+    "ResumedTask",
+    "RunStatus",
+    "RunStore",
+    "SavedTask",
+    "StoredAttempt",
+    "StoredRun",
+    "StoredTask",
+]
 
 RunStatus = Literal["running", "completed", "failed", "cancelled", "error", "interrupted"]
 
 #: The schema this dagwave writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: How long (ms) a writer waits for another process's transaction before failing.
 BUSY_TIMEOUT_MS = 30_000
@@ -90,9 +110,30 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE attempts ADD COLUMN traceback TEXT",
         "CREATE INDEX runs_by_pipeline ON runs (pipeline, started_at)",
     ),
+    # 2 -> 3: what cached tasks and resume need. Per task: its cache key, its
+    # result (JSON text or a pickle; NULL when it had none that could be
+    # stored), the run whose row holds that result when it came from an
+    # earlier run (cached or resumed), its outputs' hashes (JSON), why it was
+    # given a result without running. ``cache``: per pipeline and task, the
+    # key of its last successful run and the run whose row holds the result.
+    (
+        "ALTER TABLE tasks ADD COLUMN cache_key TEXT",
+        "ALTER TABLE tasks ADD COLUMN result_kind TEXT",
+        "ALTER TABLE tasks ADD COLUMN result BLOB",
+        "ALTER TABLE tasks ADD COLUMN result_run TEXT",
+        "ALTER TABLE tasks ADD COLUMN outputs TEXT",
+        "ALTER TABLE tasks ADD COLUMN cached_because TEXT",
+        """CREATE TABLE cache (
+            pipeline TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            cache_key TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            PRIMARY KEY (pipeline, task_id)
+        )""",
+    ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION - 1
-_TABLES = {"runs", "tasks", "attempts"}
+_TABLES = {"runs", "tasks", "attempts", "cache"}
 
 _RUN_COLUMNS = (
     "id, pipeline, pipeline_hash, started_at, ended_at, status, pid, total_tasks, "
@@ -131,6 +172,7 @@ class StoredTask:
         duration_ms: time its attempts ran, added up.
         error: why it did not complete (as ``ExecutionResult.task_errors``), or None.
         attempt_log: its attempts, in order.
+        cached_because: why a CACHED task was given a result without running.
     """
 
     task_id: str
@@ -139,6 +181,7 @@ class StoredTask:
     duration_ms: float
     error: str | None
     attempt_log: tuple[StoredAttempt, ...] = ()
+    cached_because: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +225,99 @@ class StoredRun:
         if self.wall_ms is None or self.sequential_ms is None:
             return None
         return self.sequential_ms / self.wall_ms if self.wall_ms > 0 else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class SavedTask:
+    """What a store-backed run keeps of a task besides its status (see :class:`RunStore`).
+
+    Attributes:
+        cache_key: its cache key (None: it has none).
+        result_kind: ``"json"`` or ``"pickle"``; None when no result is kept here.
+        result: the result as JSON text (UTF-8) or a pickle.
+        result_run: the earlier run whose row holds the result (a cached or resumed task).
+        outputs: its declared outputs' SHA-256 by path, as JSON text.
+        cached_because: why it was given a result without running, if it was.
+    """
+
+    cache_key: str | None = None
+    result_kind: str | None = None
+    result: bytes | None = None
+    result_run: str | None = None
+    outputs: str | None = None
+    cached_because: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """A task's last successful run as the cache knows it.
+
+    Attributes:
+        key: its cache key then.
+        run_id: the run whose row holds its result and output hashes.
+        outputs: its declared outputs' SHA-256 by path.
+    """
+
+    key: str
+    run_id: str
+    outputs: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ResumedTask:
+    """A task that completed in a run being resumed, with its stored result.
+
+    Attributes:
+        key: its cache key then (None: it had none).
+        outputs: its declared outputs' SHA-256 by path.
+        run_id: the run whose row holds the result.
+        result_kind: ``"json"`` or ``"pickle"``.
+        result: the stored result.
+    """
+
+    key: str | None
+    outputs: dict[str, str]
+    run_id: str
+    result_kind: str
+    result: bytes
+
+
+def _outputs_of(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _task_row(
+    run_id: str,
+    task_id: str,
+    status: str,
+    attempts: int,
+    duration_ms: float,
+    error: str | None,
+    saved: SavedTask | None,
+) -> tuple[Any, ...]:
+    if saved is None:
+        return (run_id, task_id, status, attempts, duration_ms, error, None, None, None, None,
+                None, None)
+    return (
+        run_id,
+        task_id,
+        status,
+        attempts,
+        duration_ms,
+        error,
+        saved.cache_key,
+        saved.result_kind,
+        saved.result,
+        saved.result_run,
+        saved.outputs,
+        saved.cached_because,
+    )
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
@@ -378,13 +514,24 @@ class RunStore:
         except sqlite3.Error as exc:
             raise StoreError(self.path, f"cannot record the run ({exc})") from None
 
-    def finish_run(self, run_id: str, status: RunStatus, result: ExecutionResult | None) -> None:
+    def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        result: ExecutionResult | None,
+        *,
+        saved: Mapping[str, SavedTask] | None = None,
+        written: Container[str] = (),
+    ) -> None:
         """Record a run's end: its totals, and every task and attempt, in one transaction.
 
         Args:
             run_id: the id given to :meth:`start_run`.
             status: how the run ended.
             result: what it produced (None when it ended before producing a result).
+            saved: task id -> its cache key and result, for the tasks that have them.
+            written: tasks whose rows :meth:`record_tasks` wrote during the run
+                (their rows are final; only their attempts are written here).
 
         Raises:
             StoreError: the store could not be written.
@@ -392,19 +539,22 @@ class RunStore:
         ended = time.time()
         task_rows: list[tuple[Any, ...]] = []
         attempt_rows: list[tuple[Any, ...]] = []
+        saved = saved or {}
         if result is not None:
             errors = result.task_errors
             for task_id, record in result.tasks.items():
-                task_rows.append(
-                    (
-                        run_id,
-                        task_id,
-                        record.status.value,
-                        record.attempts,
-                        record.duration_ms,
-                        errors.get(task_id),
+                if task_id not in written:
+                    task_rows.append(
+                        _task_row(
+                            run_id,
+                            task_id,
+                            record.status.value,
+                            record.attempts,
+                            record.duration_ms,
+                            errors.get(task_id),
+                            saved.get(task_id),
+                        )
                     )
-                )
                 for a in record.attempt_log:
                     error = a.error
                     attempt_rows.append(
@@ -444,7 +594,7 @@ class RunStore:
                         run_id,
                     ),
                 )
-                db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?)", task_rows)
+                self._insert_tasks(db, run_id, task_rows)
                 db.executemany(
                     "INSERT INTO attempts (run_id, task_id, attempt, start_ms, end_ms, outcome, "
                     "error, traceback) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -452,6 +602,138 @@ class RunStore:
                 )
         except sqlite3.Error as exc:
             raise StoreError(self.path, f"cannot record the run's end ({exc})") from None
+
+    def record_tasks(
+        self, run_id: str, tasks: Sequence[tuple[str, str, int, float, SavedTask | None]]
+    ) -> None:
+        """Record finished tasks while the run goes on, in one transaction.
+
+        A run calls this now and then for the tasks that completed since, so
+        that a run killed midway keeps them (for ``--resume``).
+
+        Args:
+            run_id: the run.
+            tasks: per task: its id, status, attempts, duration (ms) and what is saved of it.
+
+        Raises:
+            StoreError: the store could not be written.
+        """
+        rows = [
+            _task_row(run_id, task_id, status, attempts, duration, None, saved)
+            for task_id, status, attempts, duration, saved in tasks
+        ]
+        try:
+            with self._write() as db:
+                self._insert_tasks(db, run_id, rows)
+        except sqlite3.Error as exc:
+            raise StoreError(self.path, f"cannot record the run's tasks ({exc})") from None
+
+    @staticmethod
+    def _insert_tasks(db: sqlite3.Connection, run_id: str, rows: list[tuple[Any, ...]]) -> None:
+        """Insert task rows; point the cache at the completed ones that have a key (lock held)."""
+        if not rows:
+            return
+        db.executemany(
+            "INSERT OR REPLACE INTO tasks (run_id, task_id, status, attempts, duration_ms, error, "
+            "cache_key, result_kind, result, result_run, outputs, cached_because) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        keyed = [row for row in rows if row[2] == "completed" and row[6] is not None]
+        if not keyed:
+            return
+        (pipeline,) = db.execute("SELECT pipeline FROM runs WHERE id = ?", (run_id,)).fetchone()
+        # The key of a task's last successful run, where its result can be loaded;
+        # one whose result could not be stored is no longer cached.
+        db.executemany(
+            "INSERT OR REPLACE INTO cache (pipeline, task_id, cache_key, run_id) "
+            "VALUES (?, ?, ?, ?)",
+            [(pipeline, row[1], row[6], run_id) for row in keyed if row[7] is not None],
+        )
+        db.executemany(
+            "DELETE FROM cache WHERE pipeline = ? AND task_id = ?",
+            [(pipeline, row[1]) for row in keyed if row[7] is None],
+        )
+
+    # -- what cached tasks and resume read ---------------------------------------------
+
+    def cache_entries(self, pipeline: str) -> dict[str, CacheEntry]:
+        """Per task of ``pipeline``: the key of its last successful run, and where its result is.
+
+        Args:
+            pipeline: the pipeline's path ("" for runs through the Python API).
+        """
+        rows = self._read(
+            "SELECT c.task_id, c.cache_key, c.run_id, t.outputs FROM cache c "
+            "LEFT JOIN tasks t ON t.run_id = c.run_id AND t.task_id = c.task_id "
+            "WHERE c.pipeline = ?",
+            (pipeline,),
+        )
+        return {
+            task_id: CacheEntry(key, run_id, _outputs_of(outputs))
+            for task_id, key, run_id, outputs in rows
+        }
+
+    def load_result(self, run_id: str, task_id: str) -> tuple[str, bytes] | None:
+        """The stored result of ``task_id`` in run ``run_id``: ``(kind, data)``, or None."""
+        rows = self._read(
+            "SELECT result_kind, result FROM tasks WHERE run_id = ? AND task_id = ? "
+            "AND result_kind IS NOT NULL",
+            (run_id, task_id),
+        )
+        return None if not rows else (rows[0][0], bytes(rows[0][1]))
+
+    def completed_tasks(self, run_id: str) -> dict[str, ResumedTask]:
+        """The tasks that completed (or were cached) in a run, with their stored results.
+
+        A task whose result could not be stored is left out (it has to run again).
+
+        Args:
+            run_id: the run's full id.
+        """
+        rows = self._read(
+            "SELECT t.task_id, t.cache_key, t.outputs, src.run_id, src.result_kind, src.result "
+            "FROM tasks t JOIN tasks src ON src.task_id = t.task_id "
+            "AND src.run_id = coalesce(t.result_run, t.run_id) "
+            "WHERE t.run_id = ? AND t.status IN ('completed', 'cached') "
+            "AND src.result_kind IS NOT NULL",
+            (run_id,),
+        )
+        return {
+            task_id: ResumedTask(key, _outputs_of(outputs), source, kind, bytes(data))
+            for task_id, key, outputs, source, kind, data in rows
+        }
+
+    def last_run(self, pipeline: str, pipeline_hash: str | None = None) -> str | None:
+        """The id of the latest run of ``pipeline`` (of that hash, if given), or None."""
+        sql = "SELECT id FROM runs WHERE pipeline = ?"
+        params: tuple[Any, ...] = (pipeline,)
+        if pipeline_hash is not None:
+            sql += " AND pipeline_hash = ?"
+            params += (pipeline_hash,)
+        rows = self._read(sql + " ORDER BY started_at DESC, rowid DESC LIMIT 1", params)
+        return None if not rows else str(rows[0][0])
+
+    def unsafe_for_pickles(self) -> str | None:
+        """Why pickled results must not be loaded from this store, or None when they may.
+
+        Unpickling runs code, so a pickle is only loaded from a store that no
+        one but the current user could have written: the file, its WAL, and
+        its folder owned by this user and not writable by group or others.
+        """
+        paths = [self.path, self.path + "-wal", os.path.dirname(os.path.abspath(self.path))]
+        for path in paths:
+            try:
+                info = os.stat(path)
+            except FileNotFoundError:
+                continue  # no WAL file: nothing to read from it
+            except OSError as exc:
+                return f"cannot check {path} ({exc.strerror})"
+            if hasattr(os, "getuid") and info.st_uid != os.getuid():
+                return f"{path} belongs to another user"
+            if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                return f"{path} is writable by group or others"
+        return None
 
     # -- looking back ------------------------------------------------------------------
 
@@ -496,6 +778,17 @@ class RunStore:
             raise StoreError(self.path, f"several runs start with {run!r}; give more of the run id")
         return str(ids[0])
 
+    def run_info(self, run_id: str) -> StoredRun:
+        """One run by its full id, without its tasks.
+
+        Raises:
+            StoreError: no such run.
+        """
+        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise StoreError(self.path, f"no run {run_id!r} in this store")
+        return StoredRun(*rows[0])
+
     def get_run(self, run: str) -> StoredRun:
         """One run with its tasks and their attempts.
 
@@ -517,9 +810,11 @@ class RunStore:
                 StoredAttempt(attempt, start_ms, end_ms, outcome, error, trace or "")
             )
         tasks = tuple(
-            StoredTask(task_id, status, count, duration, error, tuple(attempts.get(task_id, ())))
-            for task_id, status, count, duration, error in self._read(
-                "SELECT task_id, status, attempts, duration_ms, error FROM tasks "
+            StoredTask(
+                task_id, status, count, duration, error, tuple(attempts.get(task_id, ())), because
+            )
+            for task_id, status, count, duration, error, because in self._read(
+                "SELECT task_id, status, attempts, duration_ms, error, cached_because FROM tasks "
                 "WHERE run_id = ? ORDER BY rowid",
                 (run_id,),
             )
