@@ -24,5 +24,7 @@ def test_bench_quick_run_writes_every_suite(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     suites = {m["suite"] for m in json.loads(out.read_text())}
-    assert suites == {"graph", "overhead", "startup", "speedup", "makespan", "cpu", "scale"}
+    assert suites == {
+        "graph", "overhead", "startup", "speedup", "makespan", "cpu", "scale", "store"
+    }
     assert "dagwave" in proc.stdout

@@ -28,7 +28,7 @@ Tasks it may answer for run on the trio side (the hook is there), so a
 blocking one is then called through its adapter's ``run``, not continued into
 by a worker thread. While the run goes on, :meth:`watch` writes the rows of
 the tasks that completed, in one transaction every :data:`FLUSH_EVERY`
-seconds; the rest are written with the run's end (:meth:`saved_at_end`).
+seconds; the rest are written with the run's end (:meth:`rows_at_end`).
 
 A pickled result is only loaded from a store no one but the current user
 could have written (:meth:`~dagwave.RunStore.unsafe_for_pickles`); otherwise
@@ -53,9 +53,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import trio
 
 from dagwave._checks import check_type, must_be
-from dagwave._errors import StoreError, describe_error
+from dagwave._errors import StoreError, describe_error, describe_traceback
 from dagwave.run._records import TaskStatus
-from dagwave.store._runstore import CacheEntry, ResumedTask, RunStore, SavedTask
+from dagwave.store._runstore import CacheEntry, ResumedTask, RunStore, SavedTask, task_row
 
 if TYPE_CHECKING:
     from dagwave.run._core import RunCore, RunPlan
@@ -169,7 +169,7 @@ def dump_result(value: Any) -> tuple[str, bytes]:
 def load_result(kind: str, data: bytes) -> Any:
     """A stored result back (pickles only from a store already judged safe)."""
     if kind == "json":
-        return json.loads(data)
+        return json.loads(data.decode())
     if kind == "pickle":
         return pickle.loads(data)  # only from a store no one else can write
     raise ValueError(f"unknown result kind {kind!r}")
@@ -425,7 +425,7 @@ class Memo:
         # Per task: its result as stored and that form's digest, once known.
         self._dumped: dict[int, tuple[str, bytes]] = {}
         self._result_digest: dict[int, str] = {}
-        self._saved: dict[int, SavedTask] = {}  # CACHED tasks: what their rows hold
+        self._cached_rows: dict[int, SavedTask] = {}  # CACHED tasks: what their rows hold
         self._identities: dict[int, str] = {}  # id(executor) -> digest
         self._pickles_refused: str | bool | None = False  # False: not checked yet
         self.written = bytearray(n)  # 1: its row was written during the run
@@ -448,7 +448,7 @@ class Memo:
                     assert self.resume_id is not None
                     because = f"resumed from run {self.resume_id}"
                     self.keys[i] = resumed.key
-                    self._saved[i] = SavedTask(
+                    self._cached_rows[i] = SavedTask(
                         cache_key=resumed.key,
                         result_run=resumed.run_id,
                         outputs=json.dumps(resumed.outputs) if resumed.outputs else None,
@@ -475,18 +475,20 @@ class Memo:
                 now = None
             if now != entry.outputs:
                 return None  # an output is missing or changed: run it again
-        try:
-            stored = self.store.load_result(entry.run_id, task_id)
-        except StoreError as exc:
-            core.events.task_not_cached(task_id, str(exc))
-            return None
+        stored = entry.result
+        if stored is None:
+            try:
+                stored = self.store.load_result(entry.run_id, task_id)
+            except StoreError as exc:
+                core.events.task_not_cached(task_id, str(exc))
+                return None
         if stored is None:
             return None
         value = self._load(core, i, *stored)
         if value is _MISS:
             return None
         because = f"unchanged since run {entry.run_id}"
-        self._saved[i] = SavedTask(
+        self._cached_rows[i] = SavedTask(
             cache_key=key,
             result_run=entry.run_id,
             outputs=json.dumps(entry.outputs) if entry.outputs else None,
@@ -579,14 +581,16 @@ class Memo:
 
     # -- the rows ------------------------------------------------------------------
 
-    def _row(self, i: int, status: TaskStatus, value: Any, notes: list[str]) -> SavedTask:
+    def _saved(self, i: int, status: TaskStatus, value: Any, notes: list[str]) -> SavedTask:
         """What the row of a task that succeeded keeps (any thread; its result is final)."""
         if status is _CACHED:
-            return self._saved.get(i) or SavedTask()
+            return self._cached_rows.get(i) or _EMPTY
         key = self.keys[i]
         dumped = self._dumped.get(i)
         if dumped is None:
             if value is None:
+                if key is None:
+                    return _NULL_ROW
                 dumped = _NULL
             else:
                 try:
@@ -604,22 +608,51 @@ class Memo:
                 outputs = json.dumps(self._files.match(spec.outputs))
             except OSError:
                 outputs = None
-        if key is None and outputs is None and dumped is _NULL:
-            return _NULL_ROW
         return SavedTask(cache_key=key, result_kind=dumped[0], result=dumped[1], outputs=outputs)
 
-    def _rows(
-        self, found: Sequence[tuple[int, TaskStatus, Any, int, float]]
-    ) -> tuple[list[tuple[str, str, int, float, SavedTask | None]], list[tuple[str, str]]]:
-        tasks = self.plan.tasks
-        rows: list[tuple[str, str, int, float, SavedTask | None]] = []
-        notes: list[tuple[str, str]] = []
-        for i, status, value, attempts, busy in found:
-            said: list[str] = []
-            saved = self._row(i, status, value, said)
-            rows.append((tasks[i].task_id, status.value, attempts, busy, saved))
-            notes += [(tasks[i].task_id, text) for text in said]
-        return rows, notes
+    def _task_rows(
+        self,
+        core: RunCore,
+        found: Sequence[tuple[int, TaskStatus, Any]],
+        errors: Mapping[str, str],
+        notes: list[tuple[str, str]],
+    ) -> list[tuple[Any, ...]]:
+        """Rows of :data:`~dagwave.store._runstore.TASK_COLUMNS` for ``(task, status, result)``."""
+        ledger, tasks, run_id, t0 = core.ledger, self.plan.tasks, self.run_id, core._t0
+        start, end, attempts, busy = ledger.start, ledger.end, ledger.attempts, ledger.busy
+        rows = []
+        said: list[str] = []
+        for i, status, value in found:
+            task_id = tasks[i].task_id
+            count = attempts[i]
+            if status is _COMPLETED and count == 1:
+                # Its only attempt lives in its row (no attempts row).
+                s, e = start[i], end[i]
+                assert s is not None
+                assert e is not None
+                first: tuple[float, float] | None = ((s - t0) * 1000.0, (e - t0) * 1000.0)
+                duration = (e - s) * 1000.0
+            else:
+                first, duration = None, busy[i] * 1000.0
+            saved = None
+            if status is _COMPLETED or status is _CACHED:
+                saved = self._saved(i, status, value, said)
+                if said:
+                    notes += [(task_id, text) for text in said]
+                    said.clear()
+            rows.append(
+                task_row(
+                    run_id,
+                    task_id,
+                    _VALUES[status],
+                    count,
+                    duration,
+                    errors.get(task_id),
+                    saved,
+                    first,
+                )
+            )
+        return rows
 
     async def watch(self, core: RunCore) -> None:
         """Write the rows of tasks that completed, every :data:`FLUSH_EVERY` s (trio thread)."""
@@ -630,54 +663,68 @@ class Memo:
             await trio.sleep(FLUSH_EVERY)
             await self._flush(core)
 
-    def _finished(self, core: RunCore) -> list[tuple[int, TaskStatus, Any, int, float]]:
-        """Tasks that succeeded and whose rows are not written yet; marks them written."""
-        ledger, dispatch = core.ledger, core.dispatch
-        with dispatch.lock:  # a result is written before its status, under this lock
-            status, results = list(ledger.status), list(ledger.results)
-        written = self.written
-        found = []
-        for i, s in enumerate(status):
-            if (s is _COMPLETED or s is _CACHED) and not written[i]:
-                written[i] = 1
-                found.append((i, s, results[i], ledger.attempts[i], ledger.busy_of(i) * 1000.0))
-        return found
-
     async def _flush(self, core: RunCore) -> None:
-        found = self._finished(core)
+        """Write the rows of the tasks that succeeded since the last time, in a worker thread."""
+        ledger, written = core.ledger, self.written
+        with core.dispatch.lock:  # a result is written before its status, under this lock
+            status, results = list(ledger.status), list(ledger.results)
+        found = [
+            (i, s, results[i])
+            for i, s in enumerate(status)
+            if (s is _COMPLETED or s is _CACHED) and not written[i]
+        ]
         if not found:
             return
+        for i, _, _ in found:
+            written[i] = 1
+        notes: list[tuple[str, str]] = []
 
-        def write() -> list[tuple[str, str]]:
-            rows, notes = self._rows(found)
-            self.store.record_tasks(self.run_id, rows)
-            return notes
+        def write() -> None:
+            self.store.record_tasks(self.run_id, self._task_rows(core, found, {}, notes))
 
         try:
-            notes = await trio.to_thread.run_sync(write)
+            await trio.to_thread.run_sync(write)
         except StoreError as exc:
-            for i, *_ in found:
-                self.written[i] = 0  # written with the run's end instead
+            for i, _, _ in found:
+                written[i] = 0  # written with the run's end instead
             core.events.run_note("run.store_failed", message=str(exc))
             return
         for task_id, text in notes:
             core.events.task_not_cached(task_id, text)
 
-    def saved_at_end(self, core: RunCore) -> tuple[dict[str, SavedTask], set[str]]:
-        """What the run's end writes: saved data of the rows not written yet, and those written.
+    def rows_at_end(
+        self, core: RunCore
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | tuple[None, None]:
+        """The task rows not written yet and every attempt row, once the run has ended.
 
-        Called once the run has ended (its ``task.not_cached`` warnings come
-        after ``run.completed``).
+        Its ``task.not_cached`` warnings come after ``run.completed``.
         """
-        rows, notes = self._rows(self._finished(core))
+        result = core.last_result
+        if result is None:
+            return None, None
+        ledger, written, run_id, t0 = core.ledger, self.written, self.run_id, core._t0
+        found = [
+            (i, s, ledger.results[i]) for i, s in enumerate(ledger.status) if not written[i]
+        ]
+        notes: list[tuple[str, str]] = []
+        rows = self._task_rows(core, found, result.task_errors, notes)
         for task_id, text in notes:
             core.events.task_not_cached(task_id, text)
         tasks = self.plan.tasks
-        saved = {task_id: s for task_id, _, _, _, s in rows if s is not None}
-        written = {
-            tasks[i].task_id for i, flag in enumerate(self.written) if flag
-        } - set(saved)
-        return saved, written
+        attempts = [
+            (
+                run_id,
+                tasks[entry.task].task_id,
+                entry.attempt,
+                (entry.start - t0) * 1000.0,
+                (entry.end - t0) * 1000.0,
+                entry.outcome,
+                None if entry.error is None else describe_error(entry.error),
+                "" if entry.error is None else describe_traceback(entry.error, frames=50),
+            )
+            for entry in ledger.log
+        ]
+        return rows, attempts
 
 
 class _Uncached(Exception):
@@ -687,6 +734,8 @@ class _Uncached(Exception):
 _MISS: Any = object()
 _NULL = ("json", b"null")
 _NULL_ROW = SavedTask(result_kind="json", result=b"null")
+_EMPTY = SavedTask()
+_VALUES = {status: status.value for status in TaskStatus}
 
 
 def resume_plan(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import os
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -709,8 +708,8 @@ class DependencyAwareScheduler:
             if core.last_result is not None:
                 self._waves = list(core.last_result.waves)
             # A failed, cancelled or broken run is recorded too.
-            saved, written = memo.saved_at_end(core)
-            store.finish_run(run_id, status, core.last_result, saved=saved, written=written)
+            tasks, attempts = memo.rows_at_end(core)
+            store.finish_run(run_id, status, core.last_result, tasks=tasks, attempts=attempts)
 
     def _memo(
         self,
@@ -766,8 +765,13 @@ class DependencyAwareScheduler:
                 pass  # moved away since it was loaded: the graph stands in
         else:
             path = ""
-        graph = json.dumps(self._graph.get_dag(), sort_keys=True).encode()
-        return path, hashlib.sha256(graph).hexdigest()
+        # The task graph: ids and dependencies in the order added (one pass, no dict).
+        sha = hashlib.sha256()
+        for task in self._defs.values():
+            text = "\x1f".join((task.task_id, *task.dependencies))
+            sha.update(text.encode(errors="surrogatepass"))
+            sha.update(b"\x1e")
+        return path, sha.hexdigest()
 
     def run(self, **trio_run_kwargs: Any) -> ExecutionResult:
         """Schedule and run from synchronous code (``trio.run`` underneath).

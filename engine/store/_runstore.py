@@ -32,10 +32,10 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from dagwave._errors import StoreError, describe_error, describe_traceback
 
@@ -52,12 +52,18 @@ __all__ = [
     "StoredAttempt",
     "StoredRun",
     "StoredTask",
+    "TASK_COLUMNS",
+    "ATTEMPT_COLUMNS",
+    "task_row",
 ]
 
 RunStatus = Literal["running", "completed", "failed", "cancelled", "error", "interrupted"]
 
 #: The schema this dagwave writes (``PRAGMA user_version``).
 SCHEMA_VERSION = 3
+
+#: Results up to this size are read with the cache's keys, in one query.
+_PRELOAD_BYTES = 65536
 
 #: How long (ms) a writer waits for another process's transaction before failing.
 BUSY_TIMEOUT_MS = 30_000
@@ -123,6 +129,10 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE tasks ADD COLUMN result_run TEXT",
         "ALTER TABLE tasks ADD COLUMN outputs TEXT",
         "ALTER TABLE tasks ADD COLUMN cached_because TEXT",
+        # A task that completed at its first attempt (most of them) has no
+        # attempts row: its row's start_ms and end_ms are that attempt.
+        "ALTER TABLE tasks ADD COLUMN start_ms REAL",
+        "ALTER TABLE tasks ADD COLUMN end_ms REAL",
         """CREATE TABLE cache (
             pipeline TEXT NOT NULL,
             task_id TEXT NOT NULL,
@@ -227,8 +237,7 @@ class StoredRun:
         return self.sequential_ms / self.wall_ms if self.wall_ms > 0 else 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class SavedTask:
+class SavedTask(NamedTuple):
     """What a store-backed run keeps of a task besides its status (see :class:`RunStore`).
 
     Attributes:
@@ -248,23 +257,24 @@ class SavedTask:
     cached_because: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CacheEntry:
+class CacheEntry(NamedTuple):
     """A task's last successful run as the cache knows it.
 
     Attributes:
         key: its cache key then.
         run_id: the run whose row holds its result and output hashes.
         outputs: its declared outputs' SHA-256 by path.
+        result: its stored result as ``(kind, data)`` when small, else None
+            (:meth:`RunStore.load_result` reads it).
     """
 
     key: str
     run_id: str
     outputs: dict[str, str]
+    result: tuple[str, bytes] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ResumedTask:
+class ResumedTask(NamedTuple):
     """A task that completed in a run being resumed, with its stored result.
 
     Attributes:
@@ -292,18 +302,60 @@ def _outputs_of(text: str | None) -> dict[str, str]:
     return value if isinstance(value, dict) else {}
 
 
-def _task_row(
+#: The columns of a task row, in the order :meth:`RunStore.finish_run` and
+#: :meth:`RunStore.record_tasks` take them.
+TASK_COLUMNS = (
+    "run_id",
+    "task_id",
+    "status",
+    "attempts",
+    "duration_ms",
+    "error",
+    "cache_key",
+    "result_kind",
+    "result",
+    "result_run",
+    "outputs",
+    "cached_because",
+    "start_ms",
+    "end_ms",
+)
+#: The columns of an attempt row.
+ATTEMPT_COLUMNS = (
+    "run_id",
+    "task_id",
+    "attempt",
+    "start_ms",
+    "end_ms",
+    "outcome",
+    "error",
+    "traceback",
+)
+_INSERT_TASKS = (
+    f"INSERT OR REPLACE INTO tasks ({', '.join(TASK_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(TASK_COLUMNS))})"
+)
+_INSERT_ATTEMPTS = (
+    f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})"
+)
+
+
+def task_row(
     run_id: str,
     task_id: str,
     status: str,
     attempts: int,
     duration_ms: float,
     error: str | None,
-    saved: SavedTask | None,
+    saved: SavedTask | None = None,
+    first: tuple[float, float] | None = None,
 ) -> tuple[Any, ...]:
+    """A row of :data:`TASK_COLUMNS` (``first``: the start and end of its only attempt)."""
+    start, end = first if first is not None else (None, None)
     if saved is None:
         return (run_id, task_id, status, attempts, duration_ms, error, None, None, None, None,
-                None, None)
+                None, None, start, end)
     return (
         run_id,
         task_id,
@@ -317,7 +369,51 @@ def _task_row(
         saved.result_run,
         saved.outputs,
         saved.cached_because,
+        start,
+        end,
     )
+
+
+def _rows_of(
+    run_id: str, result: ExecutionResult
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Task and attempt rows of a finished run, from its records."""
+    tasks: list[tuple[Any, ...]] = []
+    attempts: list[tuple[Any, ...]] = []
+    errors = result.task_errors
+    for task_id, record in result.tasks.items():
+        log = record.attempt_log
+        first = None
+        if len(log) == 1 and log[0].outcome == "completed":
+            first = (log[0].start_ms, log[0].end_ms)
+            log = ()
+        tasks.append(
+            task_row(
+                run_id,
+                task_id,
+                record.status.value,
+                record.attempts,
+                record.duration_ms,
+                errors.get(task_id),
+                None,
+                first,
+            )
+        )
+        for a in log:
+            error = a.error
+            attempts.append(
+                (
+                    run_id,
+                    task_id,
+                    a.attempt,
+                    a.start_ms,
+                    a.end_ms,
+                    a.outcome,
+                    None if error is None else describe_error(error),
+                    "" if error is None else describe_traceback(error, frames=50),
+                )
+            )
+    return tasks, attempts
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
@@ -429,6 +525,10 @@ class RunStore:
         db = self._db
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL never corrupts the file, and a process that dies
+        # (kill -9) loses nothing committed; only a power cut can lose the
+        # last transactions. It spares an fsync per transaction.
+        db.execute("PRAGMA synchronous = NORMAL")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
             self._check_tables()
@@ -520,8 +620,8 @@ class RunStore:
         status: RunStatus,
         result: ExecutionResult | None,
         *,
-        saved: Mapping[str, SavedTask] | None = None,
-        written: Container[str] = (),
+        tasks: Sequence[tuple[Any, ...]] | None = None,
+        attempts: Sequence[tuple[Any, ...]] | None = None,
     ) -> None:
         """Record a run's end: its totals, and every task and attempt, in one transaction.
 
@@ -529,46 +629,18 @@ class RunStore:
             run_id: the id given to :meth:`start_run`.
             status: how the run ended.
             result: what it produced (None when it ended before producing a result).
-            saved: task id -> its cache key and result, for the tasks that have them.
-            written: tasks whose rows :meth:`record_tasks` wrote during the run
-                (their rows are final; only their attempts are written here).
+            tasks: rows of :data:`TASK_COLUMNS` (those not written during the
+                run); None: built from ``result``.
+            attempts: rows of :data:`ATTEMPT_COLUMNS`; None: built from ``result``.
 
         Raises:
             StoreError: the store could not be written.
         """
         ended = time.time()
-        task_rows: list[tuple[Any, ...]] = []
-        attempt_rows: list[tuple[Any, ...]] = []
-        saved = saved or {}
-        if result is not None:
-            errors = result.task_errors
-            for task_id, record in result.tasks.items():
-                if task_id not in written:
-                    task_rows.append(
-                        _task_row(
-                            run_id,
-                            task_id,
-                            record.status.value,
-                            record.attempts,
-                            record.duration_ms,
-                            errors.get(task_id),
-                            saved.get(task_id),
-                        )
-                    )
-                for a in record.attempt_log:
-                    error = a.error
-                    attempt_rows.append(
-                        (
-                            run_id,
-                            task_id,
-                            a.attempt,
-                            a.start_ms,
-                            a.end_ms,
-                            a.outcome,
-                            None if error is None else describe_error(error),
-                            "" if error is None else describe_traceback(error, frames=50),
-                        )
-                    )
+        if result is not None and (tasks is None or attempts is None):
+            built_tasks, built_attempts = _rows_of(run_id, result)
+            tasks = built_tasks if tasks is None else tasks
+            attempts = built_attempts if attempts is None else attempts
         try:
             with self._write() as db:
                 if result is None:
@@ -594,18 +666,12 @@ class RunStore:
                         run_id,
                     ),
                 )
-                self._insert_tasks(db, run_id, task_rows)
-                db.executemany(
-                    "INSERT INTO attempts (run_id, task_id, attempt, start_ms, end_ms, outcome, "
-                    "error, traceback) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    attempt_rows,
-                )
+                self._insert_tasks(db, run_id, tasks or ())
+                db.executemany(_INSERT_ATTEMPTS, attempts or ())
         except sqlite3.Error as exc:
             raise StoreError(self.path, f"cannot record the run's end ({exc})") from None
 
-    def record_tasks(
-        self, run_id: str, tasks: Sequence[tuple[str, str, int, float, SavedTask | None]]
-    ) -> None:
+    def record_tasks(self, run_id: str, tasks: Sequence[tuple[Any, ...]]) -> None:
         """Record finished tasks while the run goes on, in one transaction.
 
         A run calls this now and then for the tasks that completed since, so
@@ -613,32 +679,25 @@ class RunStore:
 
         Args:
             run_id: the run.
-            tasks: per task: its id, status, attempts, duration (ms) and what is saved of it.
+            tasks: rows of :data:`TASK_COLUMNS`.
 
         Raises:
             StoreError: the store could not be written.
         """
-        rows = [
-            _task_row(run_id, task_id, status, attempts, duration, None, saved)
-            for task_id, status, attempts, duration, saved in tasks
-        ]
         try:
             with self._write() as db:
-                self._insert_tasks(db, run_id, rows)
+                self._insert_tasks(db, run_id, tasks)
         except sqlite3.Error as exc:
             raise StoreError(self.path, f"cannot record the run's tasks ({exc})") from None
 
     @staticmethod
-    def _insert_tasks(db: sqlite3.Connection, run_id: str, rows: list[tuple[Any, ...]]) -> None:
+    def _insert_tasks(
+        db: sqlite3.Connection, run_id: str, rows: Sequence[tuple[Any, ...]]
+    ) -> None:
         """Insert task rows; point the cache at the completed ones that have a key (lock held)."""
         if not rows:
             return
-        db.executemany(
-            "INSERT OR REPLACE INTO tasks (run_id, task_id, status, attempts, duration_ms, error, "
-            "cache_key, result_kind, result, result_run, outputs, cached_because) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        db.executemany(_INSERT_TASKS, rows)
         keyed = [row for row in rows if row[2] == "completed" and row[6] is not None]
         if not keyed:
             return
@@ -663,15 +722,23 @@ class RunStore:
         Args:
             pipeline: the pipeline's path ("" for runs through the Python API).
         """
+        # Small results come along (one query instead of one per hit); big
+        # ones are read by load_result() when their key matches.
         rows = self._read(
-            "SELECT c.task_id, c.cache_key, c.run_id, t.outputs FROM cache c "
+            "SELECT c.task_id, c.cache_key, c.run_id, t.outputs, t.result_kind, "
+            f"CASE WHEN length(t.result) <= {_PRELOAD_BYTES} THEN t.result END FROM cache c "
             "LEFT JOIN tasks t ON t.run_id = c.run_id AND t.task_id = c.task_id "
             "WHERE c.pipeline = ?",
             (pipeline,),
         )
         return {
-            task_id: CacheEntry(key, run_id, _outputs_of(outputs))
-            for task_id, key, run_id, outputs in rows
+            task_id: CacheEntry(
+                key,
+                run_id,
+                _outputs_of(outputs) if outputs else {},
+                None if kind is None or data is None else (kind, bytes(data)),
+            )
+            for task_id, key, run_id, outputs, kind, data in rows
         }
 
     def load_result(self, run_id: str, task_id: str) -> tuple[str, bytes] | None:
@@ -811,10 +878,19 @@ class RunStore:
             )
         tasks = tuple(
             StoredTask(
-                task_id, status, count, duration, error, tuple(attempts.get(task_id, ())), because
+                task_id,
+                status,
+                count,
+                duration,
+                error,
+                tuple(attempts.get(task_id, ()))
+                if start is None
+                else (StoredAttempt(1, start, end, "completed", None, ""),),
+                because,
             )
-            for task_id, status, count, duration, error, because in self._read(
-                "SELECT task_id, status, attempts, duration_ms, error, cached_because FROM tasks "
+            for task_id, status, count, duration, error, because, start, end in self._read(
+                "SELECT task_id, status, attempts, duration_ms, error, cached_because, "
+                "start_ms, end_ms FROM tasks "
                 "WHERE run_id = ? ORDER BY rowid",
                 (run_id,),
             )
