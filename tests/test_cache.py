@@ -395,3 +395,28 @@ def test_cache_arguments_are_checked_when_the_task_is_added() -> None:
         s.add_task("a", lambda ctx: 1, inputs=[""])
     with pytest.raises(TypeError, match="task 'a': 'cache_key' must be a string or a callable"):
         s.add_task("a", lambda ctx: 1, cache_key=3)  # type: ignore[arg-type]
+
+
+# -- everywhere a status shows ----------------------------------------------------------
+
+
+def test_cached_tasks_show_in_the_report_the_trace_and_from_asyncio(tmp_path: Path) -> None:
+    import asyncio
+
+    def make() -> DependencyAwareScheduler:
+        s = DependencyAwareScheduler(mode="eager")
+        s.add_task("a", lambda ctx: {"n": 1}, cache=True)
+        s.add_task("b", lambda ctx: ctx["dependency_results"]["a"]["n"] + 1, ["a"])
+        s.schedule()
+        return s
+
+    asyncio.run(make().execute(store=tmp_path / "runs.db"))
+    s = make()
+    result = asyncio.run(s.execute(store=tmp_path / "runs.db"))
+    assert result.task_results == {"a": {"n": 1}, "b": 2}
+    assert result.tasks["a"].status is TaskStatus.CACHED
+    assert "CACHED" in s.to_html_report()
+    assert [e["name"] for e in result.to_chrome_trace()["traceEvents"] if e.get("ph") == "X"]
+    back = type(result).from_json(result.to_json())
+    assert back.tasks["a"].cached_because == result.tasks["a"].cached_because
+    assert back.cached_tasks == 1

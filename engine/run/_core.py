@@ -23,6 +23,11 @@ scope of its own, which the watchdog cancels when the attempt in its slot
 passes its deadline (a cancelled scope cannot be reused, so a fresh one is
 opened after it): no cancel scope per attempt.
 
+With a run store, a :class:`~dagwave.run._memo.Memo` may end a task CACHED
+where its first attempt would start (:meth:`RunCore.settle_cached`); the
+tasks it may answer for run on the trio side, and it writes the completed
+tasks' rows from a task of the run's nursery.
+
 A failed task's downstream tasks are SKIPPED at once (never run);
 everything independent goes on. ``fail_fast`` cancels the run's own scope
 instead. Time is the run's clock (``trio.current_time()``; worker threads
