@@ -185,3 +185,40 @@ def test_results_are_written_while_the_run_goes_on(tmp_path: Path) -> None:
     trio.run(main, clock=MockClock(autojump_threshold=0))
     assert seen[-1] == ["first"]
     assert len(seen) >= 5  # not before half a second
+
+
+def test_a_result_that_could_not_be_stored_runs_again_on_resume(tmp_path: Path) -> None:
+    import threading
+
+    store = tmp_path / "runs.db"
+    graph = Flaky()
+
+    def scheduler() -> DependencyAwareScheduler:
+        s = graph.scheduler()
+        s.add_task("lock", graph.step("lock", lambda ctx: threading.Lock()))
+        s.schedule()
+        return s
+
+    first, events = run(scheduler(), store)
+    assert first.tasks["lock"].status.name == "COMPLETED"
+    (note,) = [e for e in events if e["event"] == "task.not_cached"]
+    assert note["task_id"] == "lock"
+    graph.fixed = True
+    run(scheduler(), store, resume=True)
+    assert sorted(graph.ran) == ["lock", "parse", "report"]
+
+
+def test_pickled_results_are_not_resumed_from_a_store_others_could_write(tmp_path: Path) -> None:
+    folder = tmp_path / "store"
+    folder.mkdir(mode=0o700)
+    store = folder / "runs.db"
+    graph = Flaky()
+    run(graph.scheduler(), store)
+    store.chmod(0o664)
+    graph.fixed = True
+    resumed, events = run(graph.scheduler(), store, resume=True)
+    assert sorted(graph.ran) == ["parse", "report", "side"]  # side's tuple was pickled
+    assert resumed.tasks["fetch"].status.name == "CACHED"  # JSON: data, not code
+    (refused,) = [e for e in events if e["event"] == "task.not_cached"]
+    assert refused["task_id"] == "side"
+    assert refused["reason"] == f"pickled result refused: {store} is writable by group or others"
