@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import gc
 import glob
 import hashlib
 import json
@@ -54,7 +55,7 @@ import trio
 
 from dagwave._checks import check_type, must_be
 from dagwave._errors import StoreError, describe_error, describe_traceback
-from dagwave.run._records import TaskStatus
+from dagwave.run._records import ExecutionResult, TaskStatus
 from dagwave.store._runstore import CacheEntry, ResumedTask, RunStore, SavedTask, task_row
 
 if TYPE_CHECKING:
@@ -637,6 +638,11 @@ class Memo:
             saved = None
             if status is _COMPLETED or status is _CACHED:
                 saved = self._saved(i, status, value, said)
+                if saved is _NULL_ROW and first is not None:
+                    rows.append(  # PLAIN_COLUMNS: half the columns, for most rows
+                        (run_id, task_id, "completed", 1, duration, "none", first[0], first[1])
+                    )
+                    continue
                 if said:
                     notes += [(task_id, text) for text in said]
                     said.clear()
@@ -702,6 +708,19 @@ class Memo:
         result = core.last_result
         if result is None:
             return None, None
+        # Thousands of rows, none of them cyclic: no collection pass over the
+        # whole run's objects while they are made.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._rows_at_end(core, result)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _rows_at_end(
+        self, core: RunCore, result: ExecutionResult
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         ledger, written, run_id, t0 = core.ledger, self.written, self.run_id, core._t0
         found = [
             (i, s, ledger.results[i]) for i, s in enumerate(ledger.status) if not written[i]

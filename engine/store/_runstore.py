@@ -53,6 +53,7 @@ __all__ = [
     "StoredRun",
     "StoredTask",
     "TASK_COLUMNS",
+    "PLAIN_COLUMNS",
     "ATTEMPT_COLUMNS",
     "task_row",
 ]
@@ -292,6 +293,15 @@ class ResumedTask(NamedTuple):
     result: bytes
 
 
+def _result_of(kind: str | None, data: bytes | None) -> tuple[str, bytes] | None:
+    """A stored result as ``(kind, data)`` (a plain row's ``"none"`` is JSON null)."""
+    if kind == "none":
+        return "json", b"null"
+    if kind is None or data is None:
+        return None
+    return kind, bytes(data)
+
+
 def _outputs_of(text: str | None) -> dict[str, str]:
     if not text:
         return {}
@@ -320,6 +330,19 @@ TASK_COLUMNS = (
     "start_ms",
     "end_ms",
 )
+#: The columns of the row of a task that completed at its first attempt,
+#: returning None, without a cache key: most rows of most runs, written with
+#: half the columns (``result_kind`` is ``"none"``: the result None, no blob).
+PLAIN_COLUMNS = (
+    "run_id",
+    "task_id",
+    "status",
+    "attempts",
+    "duration_ms",
+    "result_kind",
+    "start_ms",
+    "end_ms",
+)
 #: The columns of an attempt row.
 ATTEMPT_COLUMNS = (
     "run_id",
@@ -334,6 +357,10 @@ ATTEMPT_COLUMNS = (
 _INSERT_TASKS = (
     f"INSERT OR REPLACE INTO tasks ({', '.join(TASK_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(TASK_COLUMNS))})"
+)
+_INSERT_PLAIN = (
+    f"INSERT OR REPLACE INTO tasks ({', '.join(PLAIN_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(PLAIN_COLUMNS))})"
 )
 _INSERT_ATTEMPTS = (
     f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) "
@@ -697,6 +724,9 @@ class RunStore:
         """Insert task rows; point the cache at the completed ones that have a key (lock held)."""
         if not rows:
             return
+        plain = len(PLAIN_COLUMNS)
+        db.executemany(_INSERT_PLAIN, [row for row in rows if len(row) == plain])
+        rows = [row for row in rows if len(row) != plain]
         db.executemany(_INSERT_TASKS, rows)
         keyed = [row for row in rows if row[2] == "completed" and row[6] is not None]
         if not keyed:
@@ -733,10 +763,7 @@ class RunStore:
         )
         return {
             task_id: CacheEntry(
-                key,
-                run_id,
-                _outputs_of(outputs) if outputs else {},
-                None if kind is None or data is None else (kind, bytes(data)),
+                key, run_id, _outputs_of(outputs) if outputs else {}, _result_of(kind, data)
             )
             for task_id, key, run_id, outputs, kind, data in rows
         }
@@ -748,7 +775,7 @@ class RunStore:
             "AND result_kind IS NOT NULL",
             (run_id, task_id),
         )
-        return None if not rows else (rows[0][0], bytes(rows[0][1]))
+        return None if not rows else _result_of(*rows[0])
 
     def completed_tasks(self, run_id: str) -> dict[str, ResumedTask]:
         """The tasks that completed (or were cached) in a run, with their stored results.
@@ -766,10 +793,12 @@ class RunStore:
             "AND src.result_kind IS NOT NULL",
             (run_id,),
         )
-        return {
-            task_id: ResumedTask(key, _outputs_of(outputs), source, kind, bytes(data))
-            for task_id, key, outputs, source, kind, data in rows
-        }
+        resumed = {}
+        for task_id, key, outputs, source, kind, data in rows:
+            result = _result_of(kind, data)
+            if result is not None:
+                resumed[task_id] = ResumedTask(key, _outputs_of(outputs), source, *result)
+        return resumed
 
     def last_run(self, pipeline: str, pipeline_hash: str | None = None) -> str | None:
         """The id of the latest run of ``pipeline`` (of that hash, if given), or None."""
