@@ -420,3 +420,23 @@ def test_cached_tasks_show_in_the_report_the_trace_and_from_asyncio(tmp_path: Pa
     back = type(result).from_json(result.to_json())
     assert back.tasks["a"].cached_because == result.tasks["a"].cached_because
     assert back.cached_tasks == 1
+
+
+def test_a_key_that_cannot_be_computed_runs_the_task_with_a_warning(tmp_path: Path) -> None:
+    class Odd:
+        """An executor whose cache identity is broken."""
+
+        def cache_identity(self) -> object:
+            raise RuntimeError("no identity")
+
+        def __call__(self, ctx: Any) -> int:
+            return 1
+
+    s = DependencyAwareScheduler()
+    s.add_task("odd", Odd(), cache=True)
+    s.schedule()
+    with capture_logs() as events:
+        result = trio.run(lambda: s.execute(store=tmp_path / "runs.db"))
+    assert result.task_results == {"odd": 1}
+    (warning,) = [e for e in events if e["event"] == "task.not_cached"]
+    assert warning["reason"] == "its cache key cannot be computed (RuntimeError: no identity)"

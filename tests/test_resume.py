@@ -226,3 +226,31 @@ def test_pickled_results_are_not_resumed_from_a_store_others_could_write(tmp_pat
     (refused,) = [e for e in events if e["event"] == "task.not_cached"]
     assert refused["task_id"] == "side"
     assert refused["reason"] == f"pickled result refused: {store} is writable by group or others"
+
+
+def test_a_write_during_the_run_that_fails_is_done_at_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def busy(self: RunStore, run_id: str, tasks: Any) -> None:
+        raise StoreError(self.path, "the run store is in use by another process; try again")
+
+    monkeypatch.setattr(RunStore, "record_tasks", busy)
+    s = DependencyAwareScheduler()
+    s.add_task("first", lambda ctx: "one")
+
+    async def later(ctx: Any) -> None:
+        await trio.sleep(1)  # past the first write
+
+    s.add_task("later", later, ["first"])
+    s.schedule()
+    with capture_logs() as events:
+        result = trio.run(
+            lambda: s.execute(store=tmp_path / "runs.db"), clock=MockClock(autojump_threshold=0)
+        )
+    assert result.succeeded
+    failed = [e for e in events if e["event"] == "run.store_failed"]
+    assert failed
+    assert failed[0]["message"].endswith("the run store is in use by another process; try again")
+    with RunStore(tmp_path / "runs.db") as store:
+        rows = store.get_run(str(result.execution_id)).tasks
+    assert [(t.task_id, t.status) for t in rows] == [("first", "completed"), ("later", "completed")]

@@ -463,6 +463,11 @@ class Memo:
         except _Uncached as exc:
             core.events.task_not_cached(task_id, str(exc))
             return None
+        except Exception as exc:  # a cache_identity() that raises, a value that cannot be hashed
+            core.events.task_not_cached(
+                task_id, f"its cache key cannot be computed ({describe_error(exc)})"
+            )
+            return None
         if i in self.forced:
             return None
         entry = self.entries.get(task_id)
@@ -640,7 +645,7 @@ class Memo:
                 saved = self._saved(i, status, value, said)
                 if saved is _NULL_ROW and first is not None:
                     rows.append(  # PLAIN_COLUMNS: half the columns, for most rows
-                        (run_id, task_id, "completed", 1, duration, "none", first[0], first[1])
+                        (run_id, task_id, "completed", 1, duration, "none", first[0], first[1], i)
                     )
                     continue
                 if said:
@@ -656,6 +661,7 @@ class Memo:
                     errors.get(task_id),
                     saved,
                     first,
+                    i,
                 )
             )
         return rows
@@ -690,10 +696,11 @@ class Memo:
 
         try:
             await trio.to_thread.run_sync(write)
-        except StoreError as exc:
+        except Exception as exc:  # the store is busy or full: the run goes on
             for i, _, _ in found:
                 written[i] = 0  # written with the run's end instead
-            core.events.run_note("run.store_failed", message=str(exc))
+            text = str(exc) if isinstance(exc, StoreError) else describe_error(exc)
+            core.events.run_note("run.store_failed", message=text)
             return
         for task_id, text in notes:
             core.events.task_not_cached(task_id, text)

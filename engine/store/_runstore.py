@@ -134,6 +134,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # attempts row: its row's start_ms and end_ms are that attempt.
         "ALTER TABLE tasks ADD COLUMN start_ms REAL",
         "ALTER TABLE tasks ADD COLUMN end_ms REAL",
+        # The task's place in the run (the order tasks were added): rows are
+        # written as tasks end, not in that order.
+        "ALTER TABLE tasks ADD COLUMN position INTEGER",
         """CREATE TABLE cache (
             pipeline TEXT NOT NULL,
             task_id TEXT NOT NULL,
@@ -329,6 +332,7 @@ TASK_COLUMNS = (
     "cached_because",
     "start_ms",
     "end_ms",
+    "position",
 )
 #: The columns of the row of a task that completed at its first attempt,
 #: returning None, without a cache key: most rows of most runs, written with
@@ -342,6 +346,7 @@ PLAIN_COLUMNS = (
     "result_kind",
     "start_ms",
     "end_ms",
+    "position",
 )
 #: The columns of an attempt row.
 ATTEMPT_COLUMNS = (
@@ -377,12 +382,13 @@ def task_row(
     error: str | None,
     saved: SavedTask | None = None,
     first: tuple[float, float] | None = None,
+    position: int | None = None,
 ) -> tuple[Any, ...]:
     """A row of :data:`TASK_COLUMNS` (``first``: the start and end of its only attempt)."""
     start, end = first if first is not None else (None, None)
     if saved is None:
         return (run_id, task_id, status, attempts, duration_ms, error, None, None, None, None,
-                None, None, start, end)
+                None, None, start, end, position)
     return (
         run_id,
         task_id,
@@ -398,6 +404,7 @@ def task_row(
         saved.cached_because,
         start,
         end,
+        position,
     )
 
 
@@ -408,7 +415,7 @@ def _rows_of(
     tasks: list[tuple[Any, ...]] = []
     attempts: list[tuple[Any, ...]] = []
     errors = result.task_errors
-    for task_id, record in result.tasks.items():
+    for position, (task_id, record) in enumerate(result.tasks.items()):
         log = record.attempt_log
         first = None
         if len(log) == 1 and log[0].outcome == "completed":
@@ -424,6 +431,7 @@ def _rows_of(
                 errors.get(task_id),
                 None,
                 first,
+                position,
             )
         )
         for a in log:
@@ -920,7 +928,7 @@ class RunStore:
             for task_id, status, count, duration, error, because, start, end in self._read(
                 "SELECT task_id, status, attempts, duration_ms, error, cached_because, "
                 "start_ms, end_ms FROM tasks "
-                "WHERE run_id = ? ORDER BY rowid",
+                "WHERE run_id = ? ORDER BY position, rowid",
                 (run_id,),
             )
         )
