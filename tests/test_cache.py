@@ -440,3 +440,38 @@ def test_a_key_that_cannot_be_computed_runs_the_task_with_a_warning(tmp_path: Pa
     assert result.task_results == {"odd": 1}
     (warning,) = [e for e in events if e["event"] == "task.not_cached"]
     assert warning["reason"] == "its cache key cannot be computed (RuntimeError: no identity)"
+
+
+def test_a_run_that_stops_while_inputs_are_hashed_does_not_start_the_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files are hashed in a worker thread; the run may fail fast meanwhile."""
+    from dagwave.run import _memo
+
+    hashing, release = threading.Event(), threading.Event()
+    match = _memo._Files.match
+
+    def slow_match(self: Any, patterns: Any) -> dict[str, str]:
+        hashing.set()
+        release.wait()
+        return match(self, patterns)
+
+    monkeypatch.setattr(_memo._Files, "match", slow_match)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.txt").write_text("x")
+    calls = Calls()
+
+    async def boom(ctx: Any) -> None:
+        await trio.to_thread.run_sync(hashing.wait)
+        release.set()  # big's key is done, but the run is failing fast
+        raise ValueError("boom")
+
+    s = DependencyAwareScheduler(fail_fast=True)
+    s.add_task("boom", boom)
+    s.add_task("big", lambda ctx: calls("big"), inputs=["in.txt"])
+    s.schedule()
+    result = trio.run(lambda: s.execute(store=tmp_path / "runs.db"))
+    assert result.tasks["boom"].status is TaskStatus.FAILED
+    assert result.tasks["big"].status is TaskStatus.CANCELLED
+    assert result.tasks["big"].attempts == 0
+    assert calls.made == []

@@ -327,9 +327,13 @@ class RunCore:
             return
         memo = self.memo
         if memo is not None and memo.candidate[i] and ledger.attempts[i] == 0:
-            hit = memo.check(self, i)
+            hit = await memo.check(self, i)
             if hit is not None:
                 self.settle_cached(i, slot, hit)
+                return
+            if self.dispatch.stopping:  # it stopped while the files were hashed
+                with dispatch.lock:
+                    dispatch.release(i, slot)
                 return
         task = plan.tasks[i]
         start = trio.current_time()

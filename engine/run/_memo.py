@@ -23,7 +23,9 @@ it reads what it needs from the store once (the last successful key of every
 caching task of the pipeline; for ``resume``, the results of the tasks that
 completed in the run resumed). The run core asks it, through one hook where
 a task's first attempt would start (its dependencies are done then, so their
-results are known), whether the task can end without running: :meth:`check`.
+results are known), whether the task can end without running: :meth:`check`
+(on the trio thread; the files of a task that declares some are hashed in a
+worker thread).
 Tasks it may answer for run on the trio side (the hook is there), so a
 blocking one is then called through its adapter's ``run``, not continued into
 by a worker thread. While the run goes on, :meth:`watch` writes the rows of
@@ -434,11 +436,13 @@ class Memo:
 
     # -- the hook (trio thread) ----------------------------------------------------
 
-    def check(self, core: RunCore, i: int) -> Hit | None:
+    async def check(self, core: RunCore, i: int) -> Hit | None:
         """Whether task ``i`` (about to start its first attempt) ends CACHED, and with what.
 
-        Never raises: what goes wrong makes the task run, with a
-        ``task.not_cached`` warning.
+        Never raises (but ``Cancelled``): what goes wrong makes the task run,
+        with a ``task.not_cached`` warning. A task that declares files has
+        them hashed (and its key computed) in a worker thread, so that big
+        inputs do not hold up the trio thread.
         """
         task_id = self.plan.tasks[i].task_id
         if i not in self.forced:
@@ -458,8 +462,14 @@ class Memo:
                     return Hit(value, "resume", self.resume_id, because)
         if not self.caching[i]:
             return None
+        spec = self.specs[i]
+        files = spec is not None and bool(spec.inputs or spec.outputs)
         try:
-            key = self.keys[i] = self._key(core, i)
+            if files:
+                key = await trio.to_thread.run_sync(self._key, core, i)
+            else:
+                key = self._key(core, i)
+            self.keys[i] = key
         except _Uncached as exc:
             core.events.task_not_cached(task_id, str(exc))
             return None
@@ -473,10 +483,9 @@ class Memo:
         entry = self.entries.get(task_id)
         if entry is None or entry.key != key:
             return None
-        spec = self.specs[i]
         if spec is not None and spec.outputs:
             try:
-                now = self._files.match(spec.outputs)
+                now = await trio.to_thread.run_sync(self._files.match, spec.outputs)
             except OSError:
                 now = None
             if now != entry.outputs:
