@@ -475,3 +475,30 @@ def test_a_run_that_stops_while_inputs_are_hashed_does_not_start_the_task(
     assert result.tasks["big"].status is TaskStatus.CANCELLED
     assert result.tasks["big"].attempts == 0
     assert calls.made == []
+
+
+def test_cached_counts_as_success_in_statuses_and_progress(tmp_path: Path) -> None:
+    assert TaskStatus.CACHED.is_success
+    assert TaskStatus.COMPLETED.is_success
+    assert not TaskStatus.FAILED.is_success
+    assert TaskStatus.CACHED.is_finished
+
+    def run() -> tuple[DependencyAwareScheduler, Any]:
+        s = DependencyAwareScheduler()
+        s.add_task("a", lambda ctx: 1, cache=True)
+        s.add_task("b", lambda ctx: 2, ["a"])
+        s.schedule()
+
+        async def main() -> Any:
+            await s.execute(store=tmp_path / "runs.db")
+            return s.statistics()  # on the trio thread
+
+        return s, trio.run(main)
+
+    run()
+    s, stats = run()
+    assert (stats.completed, stats.pending, stats.failed) == (2, 0, 0)
+    assert s.get_task_status("a") is TaskStatus.CACHED
+    assert s._tasks["a"].result == 1
+    assert s._tasks["a"].duration_ms is None  # it never ran
+    assert s.get_wave_summary()[0]["status"] == "completed"
