@@ -609,12 +609,13 @@ class DependencyAwareScheduler:
     ) -> _RunOptions:
         """``execute()``'s cache, force and resume arguments, checked."""
         if cache is not None:
-            check_type("cache", cache, bool, expected="True, False or None")
+            cache = check_type("cache", cache, bool, expected="True, False or None")
+        run: str | bool | None = None
         if resume is not None:
-            check_type("resume", resume, (str, bool), expected="a run id, True or None")
-        if resume is False:
-            resume = None
-        if resume is not None and store is None:
+            run = check_type("resume", resume, (str, bool), expected="a run id, True or None")
+        if run is False:
+            run = None
+        if run is not None and store is None:
             raise ValueError("resume needs a store: execute(store=..., resume=...)")
         if isinstance(force, str):
             raise TypeError(must_be("force", "a list of task ids or True", force, show_type=True))
@@ -627,14 +628,14 @@ class DependencyAwareScheduler:
             forced_ids = tuple(items)
             for task_id in forced_ids:
                 self.get_task(task_id)  # TaskNotFoundError, with a suggestion
-        return _RunOptions(cache, forced_ids, resume)  # type: ignore[arg-type]
+        return _RunOptions(cast("bool | None", cache), forced_ids, run)
 
     async def _execute_in_loop(
         self,
         progress: Callable[[RunStatistics], object] | None,
         progress_interval: float,
         store: RunStore | None,
-        options: _RunOptions = None,  # type: ignore[assignment]
+        options: _RunOptions,
     ) -> ExecutionResult:
         assert self._plan is not None
         if in_asyncio():
