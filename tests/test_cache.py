@@ -502,3 +502,28 @@ def test_cached_counts_as_success_in_statuses_and_progress(tmp_path: Path) -> No
     assert s._tasks["a"].result == 1
     assert s._tasks["a"].duration_ms is None  # it never ran
     assert s.get_wave_summary()[0]["status"] == "completed"
+
+
+def test_a_result_too_big_to_keep_leaves_the_task_uncached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagwave.run import _memo
+
+    monkeypatch.setattr(_memo, "MAX_RESULT_BYTES", 100)
+    calls = Calls()
+
+    def run() -> tuple[dict[str, str], list[Any]]:
+        s = DependencyAwareScheduler()
+        s.add_task("big", lambda ctx: calls("big") or "x" * 1000, cache=True)
+        s.add_task("small", lambda ctx: calls("small") or "x", cache=True)
+        s.add_task("quiet", lambda ctx: calls("quiet") or "x" * 1000)  # does not cache
+        s.schedule()
+        with capture_logs() as events:
+            result = trio.run(lambda: s.execute(store=tmp_path / "runs.db"))
+        return statuses(result), [e for e in events if e["event"] == "task.not_cached"]
+
+    run()
+    second, warnings = run()
+    assert second == {"big": "COMPLETED", "small": "CACHED", "quiet": "COMPLETED"}
+    assert [w["task_id"] for w in warnings] == ["big"]
+    assert warnings[0]["reason"].startswith("its result is too big to keep (")

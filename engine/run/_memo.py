@@ -63,10 +63,23 @@ from dagwave.store._runstore import CacheEntry, ResumedTask, RunStore, SavedTask
 if TYPE_CHECKING:
     from dagwave.run._core import RunCore, RunPlan
 
-__all__ = ["KEY_SCHEMA", "CacheSpec", "Hit", "Memo", "dump_result", "load_result", "make_spec"]
+__all__ = [
+    "KEY_SCHEMA",
+    "MAX_RESULT_BYTES",
+    "CacheSpec",
+    "Hit",
+    "Memo",
+    "dump_result",
+    "load_result",
+    "make_spec",
+]
 
 #: Bumped whenever the key is computed differently: older keys then miss.
 KEY_SCHEMA = 1
+
+#: Results bigger than this (as stored) are not kept: the store is no place
+#: for a run's bulk data; such a task is not cached, and runs again on resume.
+MAX_RESULT_BYTES = 16 * 2**20
 
 #: Seconds between the writes of completed tasks' rows while a run goes on.
 FLUSH_EVERY = 0.5
@@ -583,6 +596,8 @@ class Memo:
                     "cannot be stored, so it cannot be compared"
                 )
             digest = self._result_digest[d] = _digest(*dumped)
+            if len(dumped[1]) > MAX_RESULT_BYTES:
+                del self._dumped[d]  # only its digest is needed: it will not be kept
         return digest
 
     def _dump(self, i: int, value: Any) -> tuple[str, bytes] | None:
@@ -611,11 +626,20 @@ class Memo:
                 try:
                     dumped = dump_result(value)
                 except Exception as exc:
-                    notes.append(
-                        f"its result cannot be stored ({describe_error(exc)}), "
-                        "so it is not cached and --resume runs it again"
-                    )
+                    if self.caching[i]:  # a task that does not cache just runs again on resume
+                        notes.append(
+                            f"its result cannot be stored ({describe_error(exc)}), "
+                            "so it is not cached and --resume runs it again"
+                        )
                     return SavedTask(cache_key=key)
+        if len(dumped[1]) > MAX_RESULT_BYTES:
+            if self.caching[i]:
+                notes.append(
+                    f"its result is too big to keep ({len(dumped[1]) / 2**20:.0f} MiB stored, "
+                    f"more than {MAX_RESULT_BYTES // 2**20} MiB), so it is not cached and "
+                    "--resume runs it again"
+                )
+            return SavedTask(cache_key=key)
         outputs = None
         spec = self.specs[i]
         if key is not None and spec is not None and spec.outputs:
