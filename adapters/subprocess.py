@@ -180,6 +180,18 @@ class Command:
     def __str__(self) -> str:
         return self._argv if isinstance(self._argv, str) else shlex.join(self._argv)
 
+    def cache_identity(self) -> dict[str, Any]:
+        """What the command runs, for a cached task's key: argv or string, env overrides, cwd.
+
+        The folder is made absolute, so one pipeline run from anywhere keeps its keys.
+        """
+        return {
+            "args": self._argv if isinstance(self._argv, str) else list(self._argv),
+            "env": None if self.env is None else sorted(self.env.items()),
+            "cwd": os.path.abspath(self.cwd if self.cwd is not None else os.getcwd()),
+            "check": self.check,
+        }
+
     async def __call__(self, context: Any = None) -> CommandResult:
         """Run the command to the end and return its :class:`CommandResult`.
 

@@ -24,6 +24,9 @@ a busy machine:
    LocalCluster of 2 worker processes, against the same graph written with dask
    futures: wall time and the coordinating process's peak RSS growth
    (``bench/cluster.py``).
+8. **store** - the run store: 10,000 no-op call tasks with ``execute(store=...)``
+   beside the same run without a store (target <= 1.3x), and the second run
+   of 10,000 cached tasks with nothing changed, every one CACHED (target < 1 s).
 """
 
 from __future__ import annotations
@@ -566,6 +569,70 @@ def scale(quick: bool) -> list[Measurement]:
     return out
 
 
+def store_run(shape: Shape, store: str | None, cache: bool | None = None) -> float:
+    """``execute()`` of no-op blocking tasks, with or without a store; its wall time."""
+    s = DependencyAwareScheduler(max_concurrent=WORKERS, mode="eager")
+    for tid, deps in shape:
+        s.add_task(tid, sync_noop, dependencies=deps, cache=cache)
+    s.schedule()
+    start = time.perf_counter()
+    result = trio.run(lambda: s.execute(store=store))
+    elapsed = time.perf_counter() - start
+    assert result.succeeded, result.task_errors
+    if cache:
+        assert result.cached_tasks in (0, len(shape))
+    return elapsed
+
+
+def store(n: int, repeats: int) -> list[Measurement]:
+    """What recording costs (each completed task's row, result and attempt), and a cache check.
+
+    Runs with and without a store alternate, so both see the same machine;
+    the store file is kept across repeats, as a pipeline's is.
+    """
+    import tempfile
+
+    quiet_events()
+    out: list[Measurement] = []
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for shape_name in ("independent", "chain"):
+            shape = SHAPES[shape_name](n)
+            path = f"{folder}/{shape_name}.db"
+            bare, stored = [], []
+            for _ in range(repeats):
+                bare.append(store_run(shape, None))
+                stored.append(store_run(shape, path))
+            cached_path = f"{folder}/{shape_name}-cached.db"
+            store_run(shape, cached_path, cache=True)  # records every key
+            check = min(store_run(shape, cached_path, cache=True) for _ in range(repeats))
+            ratio = min(stored) / min(bare)
+            out += [
+                Measurement("store", shape_name, "no store", min(bare), min(bare) / n * 1e6),
+                Measurement(
+                    "store", shape_name, "store", min(stored), min(stored) / n * 1e6,
+                    extra={"ratio": ratio},
+                ),
+                Measurement("store", shape_name, "cache check", check, check / n * 1e6),
+            ]
+            rows.append(
+                [
+                    shape_name,
+                    f"{min(bare) * 1e3:.1f}",
+                    f"{min(stored) * 1e3:.1f}",
+                    f"{ratio:.2f}x",
+                    f"{check * 1e3:.1f}",
+                ]
+            )
+    print_table(
+        f"run store, {n:,} no-op call tasks, limit 8, eager (execute() ms, best of {repeats}; "
+        "targets: store/none <= 1.3x, cache check < 1000 ms)",
+        ["shape", "no store ms", "store ms", "store/none", "cache check ms"],
+        rows,
+    )
+    return out
+
+
 def main(quick: bool = False) -> list[Measurement]:
     """Run every suite; ``quick`` shrinks them to a smoke test."""
     n = 300 if quick else 5_000
@@ -578,4 +645,5 @@ def main(quick: bool = False) -> list[Measurement]:
         + cpu(4 if quick else 8, 20_000 if quick else 2_000_000, 1 if quick else 2)
         + scale(quick)
         + cluster(quick)
+        + store(300 if quick else 10_000, 1 if quick else 5)
     )

@@ -25,6 +25,7 @@ def test_bench_quick_run_writes_every_suite(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     suites = {m["suite"] for m in json.loads(out.read_text())}
     assert suites == {
-        "graph", "overhead", "startup", "speedup", "makespan", "cpu", "scale", "cluster"
+        "graph", "overhead", "startup", "speedup", "makespan", "cpu", "scale", "cluster",
+        "store",
     }
     assert "dagwave" in proc.stdout

@@ -146,7 +146,8 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
             '[tasks."a\\nb"]\ncmd = "true"\n"x\\ny" = 1\n',
             "",
             "task 'a\\nb': unknown key(s) 'x\\ny' "
-            "(known: adapter, call, cmd, deps, metadata, resources, retries, timeout)",
+            "(known: adapter, cache, cache_key, call, cmd, deps, inputs, metadata, outputs, "
+            "resources, retries, timeout)",
         ),
         (
             '[tasks]\n"a\\nb" = 1\n',

@@ -7,6 +7,7 @@ import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -338,6 +339,11 @@ async def test_a_stored_run_rebuilds_the_live_records(tmp_path: Path) -> None:
             record.end_ms,
         )
         assert again.skipped_because == record.skipped_because
+        # Kept in an attempts row or, for an only attempt that completed, in the task's row.
+        def attempts(log: Any) -> list[tuple[Any, ...]]:
+            return [(a.attempt, a.outcome, a.start_ms, a.slot, a.cpu_ms) for a in log]
+
+        assert attempts(again.attempt_log) == attempts(record.attempt_log)
     assert {t.task_id: t.adapter for t in run.tasks} == {
         "fetch": "thread",
         "flaky": "thread",

@@ -41,11 +41,12 @@ def test_task_status_members() -> None:
         "FAILED",
         "SKIPPED",
         "CANCELLED",
+        "CACHED",
     ]
 
 
 def test_task_status_values_are_the_seeds() -> None:
-    """The seed's EnumTaskStatus values, lowercase; SKIPPED is dagwave's own."""
+    """The seed's EnumTaskStatus values, lowercase; SKIPPED and CACHED are dagwave's own."""
     assert [s.value for s in TaskStatus] == [
         "pending",
         "in_progress",
@@ -53,6 +54,7 @@ def test_task_status_values_are_the_seeds() -> None:
         "failed",
         "skipped",
         "cancelled",
+        "cached",
     ]
     assert TaskStatus.COMPLETED == "completed"
     assert TaskStatus("in_progress") is TaskStatus.IN_PROGRESS

@@ -14,6 +14,10 @@ Subcommands:
   Each run is recorded in the run store ``.dagwave/runs.db`` beside the
   pipeline file (``--no-store``: not recorded), its commands' stdout and
   stderr in ``.dagwave/runs/<run>/`` (``--output-cap``, ``[run] output_cap``).
+  Cached tasks (``cache``, ``inputs``, ``outputs`` in the file) end CACHED
+  while nothing they depend on changed (``--no-cache``, ``--force TASK``,
+  ``--force-all`` override); ``--resume [RUN]`` runs only what did not
+  complete in RUN (default: the pipeline's last run).
 * ``dagwave history [PIPELINE.toml]``: the recorded runs (of that pipeline), oldest first.
 * ``dagwave show RUN``: one recorded run, per task; RUN may be a unique prefix of its id.
 * ``dagwave logs RUN TASK``: the task's kept stdout and stderr, and the
@@ -195,6 +199,25 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         help="bytes of each command's stdout and of its stderr kept per attempt "
         "(e.g. 1048576, 512k, 10M; default: [run] output_cap, else 4M)",
+    )
+    run.add_argument(
+        "--no-cache", action="store_true", help="run cached tasks too (compute no cache keys)"
+    )
+    run.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="TASK",
+        help="run TASK and everything downstream of it even if cached (repeatable)",
+    )
+    run.add_argument("--force-all", action="store_true", help="run every task even if cached")
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        metavar="RUN",
+        help="run only what did not complete in RUN (default: this pipeline's last run); "
+        "the other tasks keep their recorded results (a task name after --resume is a target)",
     )
 
     history = sub.add_parser("history", help="list the recorded runs, oldest first")
@@ -491,7 +514,9 @@ def _summary(result: Any) -> str:
         )
     lines += [
         "",
-        f"{result.successful_tasks}/{result.total_tasks} completed, {result.failed_tasks} failed, "
+        f"{result.successful_tasks}/{result.total_tasks} completed"
+        + (f" ({result.cached_tasks} cached)" if result.cached_tasks else "")
+        + f", {result.failed_tasks} failed, "
         f"{result.skipped_tasks} skipped, {result.cancelled_tasks} cancelled",
         "critical path: " + (" -> ".join(result.critical_path) or "(none)"),
         f"wall {result.total_duration_ms:.0f} ms, "
@@ -660,6 +685,10 @@ def _interrupted(args: argparse.Namespace, scheduler: Any, signum: int) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     pipeline = _load_pipeline(args)
+    if isinstance(args.resume, str) and args.resume in {t.task_id for t in pipeline.tasks}:
+        # ``run p.toml --resume build``: the word after --resume names a task, not a
+        # run (run ids are UUIDs): a target, and the pipeline's last run resumed.
+        args.targets, args.resume = [*args.targets, args.resume], True
     cluster = args.cluster if args.cluster is not None else pipeline.cluster
     if cluster is None:
         return _run_pipeline(args, pipeline, None)
@@ -711,11 +740,24 @@ def _run_pipeline(
         assert cluster is not None
         _connect(dask, cluster)
     execute = scheduler.execute
+    if args.no_store and args.resume is not None:
+        raise UserError("--resume reads the run store: it cannot go with --no-store")
+    for task_id in args.force:
+        if task_id not in scheduler.tasks:
+            close = suggest_id(task_id, list(scheduler.tasks))
+            hint = "" if close is None else f"; did you mean {close!r}?"
+            raise UserError(f"--force {task_id}: no such task in {args.pipeline}{hint}")
     cap = args.output_cap if args.output_cap is not None else pipeline.output_cap
     store = None if args.no_store else _open_store_for(args.pipeline, cap)
     if store is not None:
         scheduler.pipeline_file = args.pipeline
-        execute = functools.partial(execute, store=store)
+        execute = functools.partial(
+            execute,
+            store=store,
+            cache=False if args.no_cache else None,
+            force=True if args.force_all else args.force,
+            resume=args.resume,
+        )
     if live:
         execute = functools.partial(execute, progress=_live_progress(sys.stderr))
     with _stop_signals() as stop, contextlib.ExitStack() as closing:

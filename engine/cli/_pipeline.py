@@ -17,6 +17,12 @@
     [tasks.build]
     cmd = "make docs"           # or an argv list: ["make", "docs"]
     deps = ["fetch"]
+    inputs = ["docs/**/*.md"]   # cached: runs again only when these (or the
+    outputs = ["build/html/index.html"]  # command, or fetch's result) changed
+
+``cache = true`` makes a task cache without declaring files (``[run] cache =
+true``: every task but those with ``cache = false``); ``cache_key = "v2"``
+adds a string to its key.
 
 Commands run in the pipeline file's folder, and ``call`` modules are imported
 from it. A ``call`` task that calls ``sys.exit()`` fails (``SystemExit: 0``,
@@ -64,10 +70,32 @@ __all__ = [
 #: process and two pipes, each running ``call`` a thread.
 MAX_CONCURRENT = 10_000
 
-_RUN_KEYS = {"max_concurrent", "mode", "fail_fast", "resources", "cluster", "adapter", "output_cap"}
+_RUN_KEYS = {
+    "max_concurrent",
+    "mode",
+    "fail_fast",
+    "resources",
+    "cluster",
+    "adapter",
+    "output_cap",
+    "cache",
+}
 _MODES = ("waves", "eager")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_TASK_KEYS = {"cmd", "call", "deps", "timeout", "retries", "resources", "adapter", "metadata"}
+_TASK_KEYS = {
+    "cmd",
+    "call",
+    "deps",
+    "timeout",
+    "retries",
+    "resources",
+    "adapter",
+    "metadata",
+    "cache",
+    "inputs",
+    "outputs",
+    "cache_key",
+}
 
 
 class PipelineError(SchedulerError, ValueError):
@@ -102,6 +130,10 @@ class PipelineTask:
     adapter: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     line: int | None = None
+    cache: bool | None = None
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    cache_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +152,7 @@ class Pipeline:
     adapter: str | None = None
     run_line: int | None = None
     output_cap: int | None = None
+    cache: bool = False
 
     def scheduler(
         self,
@@ -173,6 +206,17 @@ class Pipeline:
                 options["adapter"] = (adapters or {}).get(name, name)
             if task.resources:
                 options["resources"] = dict(task.resources)
+            cache = task.cache
+            if cache is None and self.cache:
+                cache = True  # [run] cache = true
+            if cache is not None:
+                options["cache"] = cache
+            if task.inputs:
+                options["inputs"] = list(task.inputs)
+            if task.outputs:
+                options["outputs"] = list(task.outputs)
+            if task.cache_key is not None:
+                options["cache_key"] = task.cache_key
             try:
                 s.add_task(
                     task.task_id,
@@ -271,6 +315,7 @@ def _check_run(path: Path, run: dict[str, Any], line: int | None) -> dict[str, A
             cap = parse_size(cap)
         except ValueError as exc:
             raise PipelineError(path, f"[run]: output_cap: {exc}", line=line) from None
+    cache = _expect(path, run.get("cache", False), bool, "cache", "[run]", line, None)
     return {
         "max_concurrent": limit,
         "mode": mode,
@@ -279,6 +324,7 @@ def _check_run(path: Path, run: dict[str, Any], line: int | None) -> dict[str, A
         "cluster": cluster,
         "adapter": adapter,
         "output_cap": cap,
+        "cache": cache,
     }
 
 
@@ -575,6 +621,34 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
                     task_id,
                 ),
                 line=line,
+                **_cache_options(file, table, task_id, line),
             )
         )
     return Pipeline(path=file, tasks=tuple(tasks), run_line=run_line, **settings)
+
+
+def _cache_options(
+    path: Path, table: dict[str, Any], task_id: str, line: int | None
+) -> dict[str, Any]:
+    """A task's ``cache``, ``inputs``, ``outputs`` and ``cache_key``, checked."""
+    owner = f"task {task_id!r}"
+    out: dict[str, Any] = {}
+    if "cache" in table:
+        out["cache"] = _expect(path, table["cache"], bool, "cache", owner, line, task_id)
+    for name in ("inputs", "outputs"):
+        if name in table:
+            patterns = _expect(path, table[name], list, name, owner, line, task_id)
+            for pattern in patterns:
+                if not isinstance(pattern, str) or not pattern:
+                    raise PipelineError(
+                        path,
+                        must_be(name, "a list of non-empty glob patterns", pattern, owner=owner),
+                        line=line,
+                        task_id=task_id,
+                    )
+            out[name] = tuple(patterns)
+    if "cache_key" in table:
+        out["cache_key"] = _expect(
+            path, table["cache_key"], str, "cache_key", owner, line, task_id
+        )
+    return out

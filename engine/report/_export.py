@@ -207,6 +207,7 @@ def dot(
 
 _STATUS_COLOURS = {
     "COMPLETED": "#2e7d32",
+    "CACHED": "#558b2f",
     "FAILED": "#c62828",
     "SKIPPED": "#9e9e9e",
     "CANCELLED": "#757575",

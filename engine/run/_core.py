@@ -23,6 +23,11 @@ scope of its own, which the watchdog cancels when the attempt in its slot
 passes its deadline (a cancelled scope cannot be reused, so a fresh one is
 opened after it): no cancel scope per attempt.
 
+With a run store, a :class:`~dagwave.run._memo.Memo` may end a task CACHED
+where its first attempt would start (:meth:`RunCore.settle_cached`); the
+tasks it may answer for run on the trio side, and it writes the completed
+tasks' rows from a task of the run's nursery.
+
 A failed task's downstream tasks are SKIPPED at once (never run);
 everything independent goes on. ``fail_fast`` cancels the run's own scope
 instead. Time is the run's clock (``trio.current_time()``; worker threads
@@ -50,6 +55,7 @@ from dagwave.run._deadlines import Deadlines
 from dagwave.run._dispatch import Dispatch
 from dagwave.run._events import RunEvents
 from dagwave.run._ledger import (
+    CACHED,
     CANCELLED,
     COMPLETED,
     FAILED,
@@ -59,6 +65,7 @@ from dagwave.run._ledger import (
     AttemptEntry,
     Ledger,
 )
+from dagwave.run._memo import Hit, Memo
 from dagwave.run._records import (
     AttemptOutcome,
     ExecutionResult,
@@ -154,8 +161,10 @@ class RunCore:
         rng: random.Random | None = None,
         progress: Callable[[RunStatistics], object] | None = None,
         progress_interval: float = 0.1,
+        memo: Memo | None = None,
     ) -> None:
         self.plan = plan
+        self.memo = memo
         self.mode = mode
         self.max_concurrent = max_concurrent
         self.fail_fast = fail_fast
@@ -181,6 +190,11 @@ class RunCore:
         self.in_thread = [
             adapter is not None and adapter.runs_in_worker_threads for adapter in plan.adapters
         ]
+        if memo is not None:
+            # Tasks the memo may settle start on the trio side, where its hook is.
+            self.in_thread = [
+                t and not c for t, c in zip(self.in_thread, memo.candidate, strict=True)
+            ]
         # id(adapter) -> what its open() yielded for this run (per adapter, not per task).
         self._runners: dict[int, Runner] = {}
         # Per task: fetch dependency results held on a cluster before it starts
@@ -321,6 +335,16 @@ class RunCore:
             with dispatch.lock:
                 dispatch.release(i, slot)
             return
+        memo = self.memo
+        if memo is not None and memo.candidate[i] and ledger.attempts[i] == 0:
+            hit = await memo.check(self, i)
+            if hit is not None:
+                self.settle_cached(i, slot, hit)
+                return
+            if self.dispatch.stopping:  # it stopped while the files were hashed
+                with dispatch.lock:
+                    dispatch.release(i, slot)
+                return
         task = plan.tasks[i]
         start = trio.current_time()
         if self._threads is None:
@@ -504,6 +528,26 @@ class RunCore:
             self._after_failure(entry)
         self.launch(starts)
 
+    def settle_cached(self, i: int, slot: int, hit: Hit) -> None:
+        """Task ``i`` ends CACHED with ``hit``'s value, without an attempt; its slot goes back."""
+        dispatch = self.dispatch
+        self._catch_up()
+        with dispatch.lock:
+            self.ledger.cached(i, hit.value, hit.because)
+            dispatch.release(i, slot)
+            closed = self.close_waves(dispatch.done(i))
+            starts = dispatch.take()
+        if self.events.info:
+            task_id = self.plan.tasks[i].task_id
+            self.events.task_cached(
+                task_id, self.plan.wave_of[i], hit.reason, hit.from_run, hit.because,
+                trio.current_time(),
+            )
+        self._report_waves(closed)
+        if dispatch.remaining == 0:
+            self._all_done.set()
+        self.launch(starts)
+
     def _after_failure(self, entry: AttemptEntry) -> None:
         """An attempt failed or timed out (already booked): retry the task, or fail it."""
         i, attempt, error = entry.task, entry.attempt, entry.error
@@ -612,7 +656,7 @@ class RunCore:
             updates = {
                 f"task_result_{tasks[i].task_id}": results[i]
                 for i in indices
-                if status[i] is COMPLETED
+                if status[i] is COMPLETED or status[i] is CACHED
             }
         if self.fetch_remote is not None:  # results held on a cluster stay out of the state
             updates = {k: v for k, v in updates.items() if not isinstance(v, RemoteResult)}
@@ -791,6 +835,8 @@ class RunCore:
             nursery.start_soon(self.deadlines.watch, self._expired, lambda: dispatch.remaining > 0)
         if self._progress is not None and self.plan.tasks:
             nursery.start_soon(self._report_progress)
+        if self.memo is not None:
+            nursery.start_soon(self.memo.watch, self)
         with dispatch.lock:
             closed = self.close_waves(dispatch.release_initial())
             starts = dispatch.take()

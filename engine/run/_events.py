@@ -284,3 +284,25 @@ class RunEvents:
             skipped_because=skipped_because,
             at_ms=self._ms(at),
         )
+
+    def task_cached(
+        self, task_id: str, wave: int, reason: str, from_run: str, because: str, at: float
+    ) -> None:
+        """A task ended CACHED: given its stored result, not run (``reason``: cache or resume)."""
+        self._log.info(
+            "task.cached",
+            task_id=task_id,
+            wave_number=wave + 1,
+            reason=reason,
+            from_run=from_run,
+            cached_because=because,
+            at_ms=self._ms(at),
+        )
+
+    def task_not_cached(self, task_id: str, reason: str) -> None:
+        """A task that asked to be cached cannot be (it runs, or its result is not kept)."""
+        self._log.warning("task.not_cached", task_id=task_id, reason=reason)
+
+    def run_note(self, event: str, **values: Any) -> None:
+        """A warning about the run as a whole (e.g. ``run.resume_changed``)."""
+        self._log.warning(event, **values)

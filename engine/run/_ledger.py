@@ -18,7 +18,8 @@ objects; the lists live together here, in one class, with one docstring.
 * ``skipped_because``: task -> the failed task that made a SKIPPED one skip.
   (``busy``, ``cpu``, ``error`` and ``skipped_because`` are dicts: only tasks
   that were retried or went wrong have an entry.)
-* ``results[i]``: the result of a COMPLETED task.
+* ``results[i]``: the result of a COMPLETED (or CACHED) task.
+* ``cached_because``: task -> why it is CACHED (only those: a dict).
 * ``log``: one :class:`AttemptEntry` per attempt, in the order they ended,
   except the most common one, a task that completed at its first attempt:
   that attempt is ``start[i]``, ``end[i]``, ``first_slot[i]`` and
@@ -64,6 +65,7 @@ COMPLETED = TaskStatus.COMPLETED
 FAILED = TaskStatus.FAILED
 SKIPPED = TaskStatus.SKIPPED
 CANCELLED = TaskStatus.CANCELLED
+CACHED = TaskStatus.CACHED
 
 
 #: what ``start``/``end`` hold for a task that has not started/ended.
@@ -89,6 +91,7 @@ class Ledger:
     __slots__ = (
         "attempts",
         "busy",
+        "cached_because",
         "cpu",
         "end",
         "error",
@@ -119,6 +122,7 @@ class Ledger:
         self.error: dict[int, BaseException] = {}
         self.skipped_because: dict[int, str] = {}
         self.results: list[Any] = [None] * n
+        self.cached_because: dict[int, str] = {}
         self.log: list[AttemptEntry] = []
         self.first_slot = [0] * n
         self.first_cpu: list[float | None] = [None] * n
@@ -195,10 +199,16 @@ class Ledger:
         if last is None or end > last:
             self.wave_end[w] = end
 
+    def cached(self, i: int, value: Any, because: str) -> None:
+        """Task ``i`` ends CACHED with ``value`` (no attempt ran)."""
+        self.status[i] = CACHED
+        self.results[i] = value
+        self.cached_because[i] = because
+
     def wave_final(self, w: int) -> TaskStatus:
-        """A wave's status from its tasks': COMPLETED only if all completed, else the worst."""
+        """A wave's status from its tasks': COMPLETED only if all succeeded, else the worst."""
         statuses = {self.status[i] for i in self.plan.waves[w]}
-        if statuses <= {COMPLETED}:
+        if statuses <= {COMPLETED, CACHED}:
             return COMPLETED if statuses else PENDING
         for worst in (CANCELLED, FAILED, SKIPPED, IN_PROGRESS, PENDING):
             if worst in statuses:
@@ -227,7 +237,7 @@ class Ledger:
             total=len(self.status),
             pending=counts[PENDING],
             running=counts[IN_PROGRESS],
-            completed=counts[COMPLETED],
+            completed=counts[COMPLETED] + counts[CACHED],
             failed=counts[FAILED],
             skipped=counts[SKIPPED],
             cancelled=counts[CANCELLED],
@@ -261,7 +271,7 @@ class Ledger:
         for i, (task, status) in enumerate(
             () if everything else zip(plan.tasks, self.status, strict=True)
         ):
-            if status is COMPLETED:
+            if status is COMPLETED or status is CACHED:
                 task_results[task.task_id] = results[i]
             elif (error := errors.get(i)) is not None and status in (FAILED, CANCELLED):
                 task_errors[task.task_id] = error_text(error)
@@ -290,7 +300,7 @@ class Ledger:
         return ExecutionResult(
             execution_id=execution_id,
             total_tasks=len(plan.tasks),
-            successful_tasks=counts[COMPLETED],
+            successful_tasks=counts[COMPLETED] + counts[CACHED],
             failed_tasks=counts[FAILED],
             skipped_tasks=counts[SKIPPED],
             cancelled_tasks=counts[CANCELLED],
@@ -306,6 +316,7 @@ class Ledger:
             cpu_ms=cpu_s * 1000.0,
             thread_cpu_ms=(sum(self.cpu.values()) + sum(filter(None, self.first_cpu)))
             * 1000.0,
+            cached_tasks=counts[CACHED],
             state=state,
             task_records_source=functools.partial(self.task_records, t0),
             critical_path_source=functools.partial(_critical_path, plan, self.busy_ms),
@@ -350,10 +361,11 @@ class Ledger:
                 start_ms=_offset_ms(self.start[i], t0),
                 end_ms=_offset_ms(self.end[i], t0),
                 duration_ms=self.busy_of(i) * 1000.0,
-                result=self.results[i] if self.status[i] is COMPLETED else None,
+                result=self.results[i] if self.status[i].is_success else None,
                 error=self.error.get(i),
                 skipped_because=self.skipped_because.get(i),
                 attempt_log=tuple(logs[i]),
+                cached_because=self.cached_because.get(i),
             )
             for i, task in enumerate(plan.tasks)
         }

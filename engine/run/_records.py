@@ -193,7 +193,11 @@ class TaskStatus(enum.StrEnum):
     """Where a task (or a wave) stands.
 
     A task moves PENDING -> IN_PROGRESS -> one of COMPLETED, FAILED or CANCELLED,
-    or PENDING -> SKIPPED when a task it depends on failed (it never runs).
+    or PENDING -> SKIPPED when a task it depends on failed (it never runs), or
+    PENDING -> CACHED when a run with a store gave it its stored result
+    instead of running it (its cache key was unchanged, or ``resume`` took it
+    from the run resumed). CACHED counts as success everywhere: in
+    ``successful_tasks``, ``task_results``, ``succeeded``, and its dependents run.
 
     The values are the seed's ``EnumTaskStatus`` values (lowercase), so
     ``status == "completed"`` and ``status.value`` read as they did there;
@@ -208,11 +212,17 @@ class TaskStatus(enum.StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    CACHED = "cached"
 
     @property
     def is_finished(self) -> bool:
-        """True for the four end states."""
+        """True for the end states."""
         return self not in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
+
+    @property
+    def is_success(self) -> bool:
+        """True for COMPLETED and CACHED (a result its dependents receive)."""
+        return self is TaskStatus.COMPLETED or self is TaskStatus.CACHED
 
 
 AttemptOutcome = Literal["completed", "failed", "timed_out", "cancelled"]
@@ -348,10 +358,12 @@ class TaskRecord(Dumpable):
         end_ms: end of its last attempt, ms from the run's start (None if never run).
         duration_ms: time spent running, summed over attempts (waits between
             retries and for a slot excluded); 0.0 if it never ran.
-        result: the executor's return value (COMPLETED only).
+        result: the executor's return value (COMPLETED), or the stored one (CACHED).
         error: the exception that failed or cancelled it, as raised.
         skipped_because: for SKIPPED, the failed task that caused the skip.
         attempt_log: every attempt, in order.
+        cached_because: for CACHED, why it did not run: ``"unchanged since run
+            <id>"`` (its cache key) or ``"resumed from run <id>"``.
     """
 
     task_id: str
@@ -365,6 +377,7 @@ class TaskRecord(Dumpable):
     error: BaseException | None = None
     skipped_because: str | None = None
     attempt_log: tuple[AttemptRecord, ...] = ()
+    cached_because: str | None = None
 
     _dump_fields: ClassVar[tuple[str, ...]] = (
         "task_id",
@@ -378,6 +391,7 @@ class TaskRecord(Dumpable):
         "error",
         "skipped_because",
         "attempt_log",
+        "cached_because",
     )
 
 
@@ -450,7 +464,8 @@ class RunStatistics:
 
     Attributes:
         total, pending, running, completed, failed, skipped, cancelled: task counts
-            (``running`` includes tasks waiting between retries).
+            (``running`` includes tasks waiting between retries, ``completed``
+            the CACHED ones).
         waves_done: waves whose every task has finished.
         total_waves: number of waves.
         elapsed_s: seconds since the run started (run clock).
@@ -481,13 +496,15 @@ class ExecutionResult(Dumpable):
     Attributes:
         execution_id: unique id of the run (also ``run_id`` in events).
         total_tasks, successful_tasks, failed_tasks, skipped_tasks,
-        cancelled_tasks: counts (failed counts FAILED only).
+        cancelled_tasks: counts (failed counts FAILED only; successful
+            counts COMPLETED and CACHED).
+        cached_tasks: how many of the successful ones were CACHED.
         total_waves: number of topological waves.
         total_duration_ms: wall time of the run.
         sequential_duration_ms: attempt run times, added up.
         speedup_ratio: sequential over wall time (1.0 when no attempt took any time).
-        task_results: task id -> result, for COMPLETED tasks. When an adapter
-            keeps results on a cluster (dask), a :class:`~dagwave.RemoteResults`
+        task_results: task id -> result, for COMPLETED and CACHED tasks. When an
+            adapter keeps results on a cluster (dask), a :class:`~dagwave.RemoteResults`
             mapping that fetches each such result when it is first read.
         task_errors: an entry for every task that did not complete: its
             error as "ExcType: message" when FAILED, ``"skipped: dependency
@@ -528,6 +545,7 @@ class ExecutionResult(Dumpable):
     max_concurrent: int
     cpu_ms: float = 0.0
     thread_cpu_ms: float = 0.0
+    cached_tasks: int = 0
     state: SharedState | None = field(default=None, repr=False, compare=False)
     # Build ``tasks`` and ``critical_path`` on first access: a run of many
     # small tasks should not pay for records nobody reads.
@@ -560,6 +578,7 @@ class ExecutionResult(Dumpable):
         "max_concurrent",
         "cpu_ms",
         "thread_cpu_ms",
+        "cached_tasks",
     )
 
     @classmethod
@@ -601,6 +620,7 @@ class ExecutionResult(Dumpable):
                 max_concurrent=data["max_concurrent"],
                 cpu_ms=data.get("cpu_ms", 0.0),
                 thread_cpu_ms=data.get("thread_cpu_ms", 0.0),
+                cached_tasks=data.get("cached_tasks", 0),
                 task_records_source=lambda: dict(records),
                 critical_path_source=lambda: list(critical),
             )
@@ -626,7 +646,7 @@ class ExecutionResult(Dumpable):
 
     @property
     def succeeded(self) -> bool:
-        """True when every task completed."""
+        """True when every task completed (or was CACHED)."""
         return self.successful_tasks == self.total_tasks
 
     @property
@@ -698,6 +718,7 @@ def _task_record_from(data: dict[str, Any]) -> TaskRecord:
         result=data["result"],
         error=_error_from(data["error"]),
         skipped_because=data["skipped_because"],
+        cached_because=data.get("cached_because"),
         attempt_log=tuple(
             AttemptRecord(
                 attempt=a["attempt"],

@@ -12,13 +12,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import os
 import random
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import trio
 
@@ -37,6 +36,7 @@ from dagwave.run._adapter import ASYNCIO_ADAPTER, BLOCKING_ADAPTER, Adapter, res
 from dagwave.run._asyncio_host import in_asyncio, run_as_asyncio_guest
 from dagwave.run._core import RunCore, RunPlan
 from dagwave.run._events import default_logger
+from dagwave.run._memo import CacheSpec, Memo, make_spec, resume_plan
 from dagwave.run._recording import run_details
 from dagwave.run._records import (
     Dumpable,
@@ -57,6 +57,17 @@ from dagwave.store._runstore import RunStatus, RunStore
 __all__ = ["DependencyAwareScheduler", "TaskView"]
 
 Mode = Literal["waves", "eager"]
+
+
+class _RunOptions(NamedTuple):
+    """``execute()``'s cache, force and resume arguments, checked."""
+
+    cache: bool | None
+    force: tuple[str, ...]
+    resume: str | bool | None
+
+
+_NO_OPTIONS = _RunOptions(None, (), None)
 
 
 class _TaskViews(Mapping[str, "TaskView"]):
@@ -308,6 +319,7 @@ class DependencyAwareScheduler:
         # The seed's users read ``scheduler._tasks[task_id]`` after a run: views.
         self._defs: dict[str, Task] = {}  # in the order added
         self._tasks = _TaskViews(self)  # the seed's view of them
+        self._cache_specs: dict[str, CacheSpec] = {}  # tasks that declared caching
         self._changes = 0
         self._plan: RunPlan | None = None
         self._planned_at = -1
@@ -332,6 +344,10 @@ class DependencyAwareScheduler:
         adapter: str | Adapter | None = None,
         retry_policy: RetryPolicy | None = None,
         resources: Mapping[str, int] | None = None,
+        cache: bool | None = None,
+        inputs: Iterable[str] | None = None,
+        outputs: Iterable[str] | None = None,
+        cache_key: str | Callable[[Any], object] | None = None,
     ) -> None:
         """Add a task.
 
@@ -352,6 +368,17 @@ class DependencyAwareScheduler:
             retry_policy: back-off between attempts (default: the scheduler's).
             resources: name -> amount, held while the task runs (see the
                 constructor).
+            cache: in a run with a store, give the task the result of its
+                last successful run instead of running it while its cache key
+                is unchanged (see the README's "Cached tasks"); False: never,
+                even in a run with ``execute(cache=True)``. No store, no cache.
+            inputs: glob patterns of the files it reads (their contents are in
+                its key), relative to the pipeline file's folder or, through
+                the API, the current folder. Implies ``cache=True``.
+            outputs: glob patterns of the files it writes: it runs again when
+                one of them is missing or changed. Implies ``cache=True``.
+            cache_key: a string, or a callable of the context, added to its
+                key (say what else its result depends on). Implies ``cache=True``.
 
         Raises:
             InvalidTaskError: the executor is not callable.
@@ -374,6 +401,7 @@ class DependencyAwareScheduler:
                 owner=f"task {task_id!r}",
                 expected="a name or a dagwave.Adapter",
             )
+        spec = make_spec(task_id, cache, inputs, outputs, cache_key)
         task = Task.create(
             task_id,
             executor,
@@ -387,6 +415,8 @@ class DependencyAwareScheduler:
         )
         self._graph._add_checked(task_id, deps)  # id and dependencies checked above
         self._defs[task_id] = task
+        if spec is not None:
+            self._cache_specs[task_id] = spec
         self._changes += 1
 
     def clear(self) -> None:
@@ -394,6 +424,7 @@ class DependencyAwareScheduler:
         self._check_idle("clear")
         self._graph.clear()
         self._defs.clear()
+        self._cache_specs.clear()
         self._tasks = _TaskViews(self)
         self._changes += 1
         self._plan = None
@@ -541,6 +572,9 @@ class DependencyAwareScheduler:
         progress: Callable[[RunStatistics], object] | None = None,
         progress_interval: float = 0.1,
         store: RunStore | str | os.PathLike[str] | None = None,
+        cache: bool | None = None,
+        force: Iterable[str] | bool = (),
+        resume: str | bool | None = None,
     ) -> ExecutionResult:
         """Run the scheduled tasks, from trio or from asyncio.
 
@@ -553,9 +587,20 @@ class DependencyAwareScheduler:
                 warning event, and the run goes on.
             store: record the run in this :class:`~dagwave.RunStore` (or the
                 store file at this path, created if missing, closed after the
-                run): its start before any task runs, its end (tasks,
-                attempts, errors) when it ends, however it ends. None (the
-                default): nothing is recorded.
+                run): its start before any task runs, the rows of completed
+                tasks (with their results) every half second or so, its end
+                (tasks, attempts, errors) when it ends, however it ends. None
+                (the default): nothing is recorded, and nothing is cached.
+            cache: None (default): the tasks that declared it cache; True:
+                every task does (except those added with ``cache=False``);
+                False: none does (no key is computed or recorded).
+            force: ids of tasks that run whatever their key, with everything
+                downstream of them (True: every task); their new keys are recorded.
+            resume: a run id (or a unique prefix of one), or True for the
+                latest run of this pipeline in the store: the tasks that
+                completed (or were cached) there end CACHED with their
+                recorded results (``cached_because="resumed from run ..."``);
+                the others run. Needs ``store``.
 
         Inside trio (``trio.run``, pytest-trio, ...) the run happens in the
         caller's trio run. Awaited from asyncio (``asyncio.run``), dagwave's
@@ -568,10 +613,13 @@ class DependencyAwareScheduler:
 
         Raises:
             ValueError: :meth:`schedule` was not called since the last change,
-                or ``progress_interval`` is not > 0.
-            TypeError: ``progress`` is not callable.
+                ``progress_interval`` is not > 0, or ``resume`` without a store.
+            TypeError: ``progress`` is not callable, or a bad ``cache``,
+                ``force`` or ``resume``.
+            TaskNotFoundError: ``force`` names an unknown task.
             RuntimeError: a run is already in progress.
-            StoreError: the store could not be opened or written.
+            StoreError: the store could not be opened or written, or the run
+                to resume is not there or is of another pipeline.
             trio.Cancelled: the run was cancelled from outside; its tasks were
                 cancelled and the partial result is in :attr:`last_result`
                 (``asyncio.CancelledError`` when awaited from asyncio).
@@ -585,16 +633,48 @@ class DependencyAwareScheduler:
         self._check_store()
         if store is not None and not isinstance(store, RunStore | str | os.PathLike):
             raise TypeError(must_be("store", "a RunStore, a path or None", store))
+        options = self._run_options(cache, force, resume, store)
         if store is None or isinstance(store, RunStore):
-            return await self._execute_in_loop(progress, progress_interval, store)
+            return await self._execute_in_loop(progress, progress_interval, store, options)
         with RunStore(store) as opened:
-            return await self._execute_in_loop(progress, progress_interval, opened)
+            return await self._execute_in_loop(progress, progress_interval, opened, options)
+
+    def _run_options(
+        self,
+        cache: object,
+        force: object,
+        resume: object,
+        store: object,
+    ) -> _RunOptions:
+        """``execute()``'s cache, force and resume arguments, checked."""
+        if cache is not None:
+            cache = check_type("cache", cache, bool, expected="True, False or None")
+        run: str | bool | None = None
+        if resume is not None:
+            run = check_type("resume", resume, (str, bool), expected="a run id, True or None")
+        if run is False:
+            run = None
+        if run is not None and store is None:
+            raise ValueError("resume needs a store: execute(store=..., resume=...)")
+        if isinstance(force, str):
+            raise TypeError(must_be("force", "a list of task ids or True", force, show_type=True))
+        if force is True:
+            forced_ids: tuple[str, ...] = tuple(self._defs)
+        elif force is False or force is None:
+            forced_ids = ()
+        else:
+            items = check_type("force", force, Iterable, expected="a list of task ids or True")
+            forced_ids = tuple(items)
+            for task_id in forced_ids:
+                self.get_task(task_id)  # TaskNotFoundError, with a suggestion
+        return _RunOptions(cast("bool | None", cache), forced_ids, run)
 
     async def _execute_in_loop(
         self,
         progress: Callable[[RunStatistics], object] | None,
         progress_interval: float,
         store: RunStore | None,
+        options: _RunOptions,
     ) -> ExecutionResult:
         assert self._plan is not None
         if in_asyncio():
@@ -607,9 +687,11 @@ class DependencyAwareScheduler:
                 ],
             )
             return await run_as_asyncio_guest(
-                functools.partial(self._execute, plan, progress, progress_interval, store)
+                functools.partial(
+                    self._execute, plan, progress, progress_interval, store, options
+                )
             )
-        return await self._execute(self._plan, progress, progress_interval, store)
+        return await self._execute(self._plan, progress, progress_interval, store, options)
 
     async def _execute(
         self,
@@ -617,8 +699,13 @@ class DependencyAwareScheduler:
         progress: Callable[[RunStatistics], object] | None = None,
         progress_interval: float = 0.1,
         store: RunStore | None = None,
+        options: _RunOptions | None = None,
     ) -> ExecutionResult:
         self._check_idle("execute")
+        memo = None
+        if store is not None:
+            pipeline, digest = self._pipeline_identity()
+            memo = self._memo(plan, store, pipeline, digest, options or _NO_OPTIONS)
         core = RunCore(
             plan,
             mode=self.mode,
@@ -631,6 +718,7 @@ class DependencyAwareScheduler:
             rng=random.Random(self._seed) if self._seed is not None else None,
             progress=progress,
             progress_interval=progress_interval,
+            memo=memo,
         )
         self._core = core
         if store is None:
@@ -641,8 +729,8 @@ class DependencyAwareScheduler:
                 self._running = False
                 if core.last_result is not None:
                     self._waves = list(core.last_result.waves)
-        run_id = str(core.execution_id)
-        pipeline, digest = self._pipeline_identity()
+        assert memo is not None
+        run_id = memo.run_id = str(core.execution_id)
         store.start_run(
             run_id, pipeline=pipeline, pipeline_hash=digest, total_tasks=len(plan.tasks)
         )
@@ -663,7 +751,58 @@ class DependencyAwareScheduler:
             if core.last_result is not None:
                 self._waves = list(core.last_result.waves)
             # A failed, cancelled or broken run is recorded too.
-            store.finish_run(run_id, status, core.last_result, **run_details(plan, outputs))
+            tasks, attempts = memo.rows_at_end(core)
+            store.finish_run(
+                run_id,
+                status,
+                core.last_result,
+                tasks=tasks,
+                attempts=attempts,
+                **run_details(plan, outputs),
+            )
+
+    def _memo(
+        self,
+        plan: RunPlan,
+        store: RunStore,
+        pipeline: str,
+        digest: str,
+        options: _RunOptions,
+    ) -> Memo:
+        """The run's :class:`Memo`: its cached tasks, what it resumes, what it forces."""
+        index = {task.task_id: i for i, task in enumerate(plan.tasks)}
+        forced: set[int] = set()
+        stack = [index[task_id] for task_id in options.force]
+        while stack:  # the forced tasks and everything downstream of them
+            i = stack.pop()
+            if i not in forced:
+                forced.add(i)
+                stack.extend(plan.dependents[i])
+        resume = None
+        notes: list[tuple[str, str]] = []
+        if options.resume is not None:
+            resume, note = resume_plan(
+                store, options.resume, pipeline=pipeline, pipeline_hash=digest
+            )
+            if note is not None:
+                notes.append(("run.resume_changed", note))
+        if self.pipeline_file is not None:
+            base = os.path.dirname(os.path.abspath(self.pipeline_file))
+        else:
+            base = os.getcwd()
+        memo = Memo(
+            plan,
+            store,
+            run_id="",  # the core's, once it is made
+            pipeline=pipeline,
+            base=base,
+            specs=self._cache_specs,
+            cache=options.cache,
+            forced=frozenset(forced),
+            resume=resume,
+        )
+        memo.notes += notes
+        return memo
 
     def _pipeline_identity(self) -> tuple[str, str]:
         """The pipeline file's absolute path and SHA-256, or "" and a hash of the task graph."""
@@ -676,8 +815,13 @@ class DependencyAwareScheduler:
                 pass  # moved away since it was loaded: the graph stands in
         else:
             path = ""
-        graph = json.dumps(self._graph.get_dag(), sort_keys=True).encode()
-        return path, hashlib.sha256(graph).hexdigest()
+        # The task graph: ids and dependencies in the order added (one pass, no dict).
+        sha = hashlib.sha256()
+        for task in self._defs.values():
+            text = "\x1f".join((task.task_id, *task.dependencies))
+            sha.update(text.encode(errors="surrogatepass"))
+            sha.update(b"\x1e")
+        return path, sha.hexdigest()
 
     def run(self, **trio_run_kwargs: Any) -> ExecutionResult:
         """Schedule and run from synchronous code (``trio.run`` underneath).

@@ -2,12 +2,20 @@
 
 The file is opened in WAL mode with a busy timeout, so several processes can
 record into one store: a writer waits for another's transaction to end
-(``busy_timeout``) instead of failing. A run costs two write transactions:
-one row when it starts (status ``running``, with the recording process's
-pid) and, when it ends, the run's totals plus every task and attempt row in
-one ``executemany`` each. A run whose process died without its end being
-written (``kill -9``) is found when the store is next opened: its row says
-``running`` but its pid is gone, and it is marked ``interrupted``.
+(``busy_timeout``) instead of failing. A short run costs two write
+transactions: one row when it starts (status ``running``, with the recording
+process's pid) and, when it ends, the run's totals plus every task and
+attempt row in one ``executemany`` each. A longer one also writes the rows of
+the tasks that completed, in one transaction every half second or so
+(:meth:`RunStore.record_tasks`), so that a run killed midway keeps them. A
+run whose process died without its end being written (``kill -9``) is found
+when the store is next opened: its row says ``running`` but its pid is gone,
+and it is marked ``interrupted``.
+
+Each completed task's row keeps its result (JSON text where it round-trips,
+else a pickle), its cache key if it has one and its outputs' hashes; the
+``cache`` table points, per pipeline and task, at the key and row of its last
+successful run. ``--resume`` and cached tasks read them back.
 
 Beside the file, ``runs/<run id>/`` holds the stdout and stderr of each
 run's commands (see :mod:`dagwave.store._outputs`); the ``outputs`` table
@@ -27,12 +35,13 @@ import dataclasses
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from dagwave._checks import check_int
 from dagwave._errors import StoreError, describe_error, describe_traceback
@@ -43,18 +52,31 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ATTEMPT_COLUMNS",
+    "CacheEntry",
+    "PLAIN_COLUMNS",
+    "ResumedTask",
     "RunStatus",
     "RunStore",
+    "SavedTask",
     "StoredAttempt",
     "StoredRun",
     "StoredTask",
     "StoredWave",
+    "TASK_COLUMNS",
+    "TaskPlace",
+    "attempt_row",
+    "plain_row",
+    "task_row",
 ]
 
 RunStatus = Literal["running", "completed", "failed", "cancelled", "error", "interrupted"]
 
 #: The schema this dagwave writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+#: Results up to this size are read with the cache's keys, in one query.
+_PRELOAD_BYTES = 65536
 
 #: How long (ms) a writer waits for another process's transaction before failing.
 BUSY_TIMEOUT_MS = 30_000
@@ -144,9 +166,38 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (run_id, task_id, stream)
         )""",
     ),
+    # 3 -> 4: what cached tasks and resume need. Per task: its cache key, its
+    # result (JSON text or a pickle; NULL when it had none that could be
+    # stored), the run whose row holds that result when it came from an
+    # earlier run (cached or resumed), its outputs' hashes (JSON), why it was
+    # given a result without running. ``cache``: per pipeline and task, the
+    # key of its last successful run and the run whose row holds the result.
+    (
+        "ALTER TABLE tasks ADD COLUMN cache_key TEXT",
+        "ALTER TABLE tasks ADD COLUMN result_kind TEXT",
+        "ALTER TABLE tasks ADD COLUMN result BLOB",
+        "ALTER TABLE tasks ADD COLUMN result_run TEXT",
+        "ALTER TABLE tasks ADD COLUMN outputs TEXT",
+        "ALTER TABLE tasks ADD COLUMN cached_because TEXT",
+        # A task that completed at its first attempt (most of them) has no
+        # attempts row: that attempt is its row's start_ms and end_ms, and
+        # these two (the slot and the CPU time it ran with).
+        "ALTER TABLE tasks ADD COLUMN first_slot INTEGER",
+        "ALTER TABLE tasks ADD COLUMN first_cpu_ms REAL",
+        # The task's place in the run (the order tasks were added): rows are
+        # written as tasks end, not in that order.
+        "ALTER TABLE tasks ADD COLUMN position INTEGER",
+        """CREATE TABLE cache (
+            pipeline TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            cache_key TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            PRIMARY KEY (pipeline, task_id)
+        )""",
+    ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION - 1
-_TABLES = {"runs", "tasks", "attempts", "waves", "outputs"}
+_TABLES = {"runs", "tasks", "attempts", "waves", "outputs", "cache"}
 
 _RUN_COLUMNS = (
     "id, pipeline, pipeline_hash, started_at, ended_at, status, pid, total_tasks, "
@@ -200,6 +251,7 @@ class StoredTask:
             from the run's start (None if it never ran).
         skipped_because: for a skipped task, the failed task that caused it.
         outputs: what was kept of its stdout and stderr (commands only).
+        cached_because: why a CACHED task was given a result without running.
     """
 
     task_id: str
@@ -215,6 +267,7 @@ class StoredTask:
     end_ms: float | None = None
     skipped_because: str | None = None
     outputs: tuple[OutputRecord, ...] = ()
+    cached_because: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +341,324 @@ class StoredRun:
         if self.wall_ms is None or self.sequential_ms is None:
             return None
         return self.sequential_ms / self.wall_ms if self.wall_ms > 0 else 1.0
+
+
+class SavedTask(NamedTuple):
+    """What a store-backed run keeps of a task besides its status (see :class:`RunStore`).
+
+    Attributes:
+        cache_key: its cache key (None: it has none).
+        result_kind: ``"json"`` or ``"pickle"``; None when no result is kept here.
+        result: the result as JSON text (UTF-8) or a pickle.
+        result_run: the earlier run whose row holds the result (a cached or resumed task).
+        outputs: its declared outputs' SHA-256 by path, as JSON text.
+        cached_because: why it was given a result without running, if it was.
+    """
+
+    cache_key: str | None = None
+    result_kind: str | None = None
+    result: bytes | None = None
+    result_run: str | None = None
+    outputs: str | None = None
+    cached_because: str | None = None
+
+
+class CacheEntry(NamedTuple):
+    """A task's last successful run as the cache knows it.
+
+    Attributes:
+        key: its cache key then.
+        run_id: the run whose row holds its result and output hashes.
+        outputs: its declared outputs' SHA-256 by path.
+        result: its stored result as ``(kind, data)`` when small, else None
+            (:meth:`RunStore.load_result` reads it).
+    """
+
+    key: str
+    run_id: str
+    outputs: dict[str, str]
+    result: tuple[str, bytes] | None = None
+
+
+class ResumedTask(NamedTuple):
+    """A task that completed in a run being resumed, with its stored result.
+
+    Attributes:
+        key: its cache key then (None: it had none).
+        outputs: its declared outputs' SHA-256 by path.
+        run_id: the run whose row holds the result.
+        result_kind: ``"json"`` or ``"pickle"``.
+        result: the stored result.
+    """
+
+    key: str | None
+    outputs: dict[str, str]
+    run_id: str
+    result_kind: str
+    result: bytes
+
+
+def _result_of(kind: str | None, data: bytes | None) -> tuple[str, bytes] | None:
+    """A stored result as ``(kind, data)`` (a plain row's ``"none"`` is JSON null)."""
+    if kind == "none":
+        return "json", b"null"
+    if kind is None or data is None:
+        return None
+    return kind, bytes(data)
+
+
+def _outputs_of(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+#: The columns of a task row, in the order :meth:`RunStore.finish_run` and
+#: :meth:`RunStore.record_tasks` take them. ``start_ms``/``end_ms`` are its
+#: first attempt's start and last attempt's end. A task that completed at its
+#: first attempt (most of them) has no attempts row: that attempt is its
+#: ``start_ms``, ``end_ms``, ``first_slot`` and ``first_cpu_ms``.
+TASK_COLUMNS = (
+    "run_id",
+    "task_id",
+    "status",
+    "attempts",
+    "duration_ms",
+    "error",
+    "cache_key",
+    "result_kind",
+    "result",
+    "result_run",
+    "outputs",
+    "cached_because",
+    "start_ms",
+    "end_ms",
+    "position",
+    "wave",
+    "adapter",
+    "skipped_because",
+    "first_slot",
+    "first_cpu_ms",
+)
+#: The columns of the row of a task that completed at its first attempt,
+#: returning None, without a cache key: most rows of most runs, written with
+#: fewer columns (``result_kind`` is ``"none"``: the result None, no blob).
+PLAIN_COLUMNS = (
+    "run_id",
+    "task_id",
+    "status",
+    "attempts",
+    "duration_ms",
+    "result_kind",
+    "start_ms",
+    "end_ms",
+    "position",
+    "wave",
+    "adapter",
+    "first_slot",
+    "first_cpu_ms",
+)
+#: The columns of an attempt row.
+ATTEMPT_COLUMNS = (
+    "run_id",
+    "task_id",
+    "attempt",
+    "start_ms",
+    "end_ms",
+    "outcome",
+    "error",
+    "traceback",
+    "slot",
+    "cpu_ms",
+)
+_INSERT_TASKS = (
+    f"INSERT OR REPLACE INTO tasks ({', '.join(TASK_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(TASK_COLUMNS))})"
+)
+_INSERT_PLAIN = (
+    f"INSERT OR REPLACE INTO tasks ({', '.join(PLAIN_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(PLAIN_COLUMNS))})"
+)
+_INSERT_ATTEMPTS = (
+    f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})"
+)
+
+
+_NO_SAVED = (None,) * 6  # cache_key ... cached_because of a task without a saved result
+
+
+class TaskPlace(NamedTuple):
+    """Where and when a task ran, as its row keeps it (see :data:`TASK_COLUMNS`)."""
+
+    position: int
+    wave: int
+    adapter: str | None
+    start_ms: float | None
+    end_ms: float | None
+    skipped_because: str | None = None
+    first_slot: int | None = None  # of an only attempt that completed
+    first_cpu_ms: float | None = None
+
+
+def task_row(
+    run_id: str,
+    task_id: str,
+    status: str,
+    attempts: int,
+    duration_ms: float,
+    error: str | None,
+    saved: SavedTask | None,
+    place: TaskPlace,
+) -> tuple[Any, ...]:
+    """A row of :data:`TASK_COLUMNS`."""
+    facts = (
+        place.start_ms,
+        place.end_ms,
+        place.position,
+        place.wave,
+        place.adapter,
+        place.skipped_because,
+        place.first_slot,
+        place.first_cpu_ms,
+    )
+    if saved is None:
+        return (run_id, task_id, status, attempts, duration_ms, error, *_NO_SAVED, *facts)
+    return (
+        run_id,
+        task_id,
+        status,
+        attempts,
+        duration_ms,
+        error,
+        saved.cache_key,
+        saved.result_kind,
+        saved.result,
+        saved.result_run,
+        saved.outputs,
+        saved.cached_because,
+        *facts,
+    )
+
+
+def plain_row(
+    run_id: str, task_id: str, duration_ms: float, place: TaskPlace
+) -> tuple[Any, ...]:
+    """A row of :data:`PLAIN_COLUMNS`: completed at its first attempt, returning None."""
+    return (
+        run_id,
+        task_id,
+        "completed",
+        1,
+        duration_ms,
+        "none",
+        place.start_ms,
+        place.end_ms,
+        place.position,
+        place.wave,
+        place.adapter,
+        place.first_slot,
+        place.first_cpu_ms,
+    )
+
+
+def attempt_row(
+    run_id: str,
+    task_id: str,
+    attempt: int,
+    start_ms: float,
+    end_ms: float,
+    outcome: str,
+    error: BaseException | None,
+    slot: int,
+    cpu_ms: float | None,
+) -> tuple[Any, ...]:
+    """A row of :data:`ATTEMPT_COLUMNS`."""
+    return (
+        run_id,
+        task_id,
+        attempt,
+        start_ms,
+        end_ms,
+        outcome,
+        None if error is None else describe_error(error),
+        "" if error is None else describe_traceback(error, frames=50),
+        slot,
+        cpu_ms,
+    )
+
+
+def _rows_of(
+    run_id: str, result: ExecutionResult, adapters: Mapping[str, str]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Task and attempt rows of a finished run, from its records."""
+    tasks: list[tuple[Any, ...]] = []
+    attempts: list[tuple[Any, ...]] = []
+    errors = result.task_errors
+    for position, (task_id, record) in enumerate(result.tasks.items()):
+        log = record.attempt_log
+        slot = cpu = None
+        if len(log) == 1 and log[0].outcome == "completed":
+            slot, cpu = log[0].slot, log[0].cpu_ms
+            log = ()
+        place = TaskPlace(
+            position,
+            record.wave_number,
+            adapters.get(task_id),
+            record.start_ms,
+            record.end_ms,
+            record.skipped_because,
+            slot,
+            cpu,
+        )
+        tasks.append(
+            task_row(
+                run_id,
+                task_id,
+                record.status.value,
+                record.attempts,
+                record.duration_ms,
+                errors.get(task_id),
+                None,
+                place,
+            )
+        )
+        for a in log:
+            attempts.append(
+                attempt_row(
+                    run_id,
+                    task_id,
+                    a.attempt,
+                    a.start_ms,
+                    a.end_ms,
+                    a.outcome,
+                    a.error,
+                    a.slot,
+                    a.cpu_ms,
+                )
+            )
+    return tasks, attempts
+
+
+def _attempts_of(
+    status: str,
+    count: int,
+    start_ms: float | None,
+    end_ms: float | None,
+    slot: int | None,
+    cpu_ms: float | None,
+    stored: list[StoredAttempt] | None,
+) -> tuple[StoredAttempt, ...]:
+    """A stored task's attempts: its attempt rows, or the only one its row holds."""
+    if stored:
+        return tuple(stored)
+    if count == 1 and status == "completed" and start_ms is not None and end_ms is not None:
+        return (StoredAttempt(1, start_ms, end_ms, "completed", None, "", slot or 0, cpu_ms),)
+    return ()
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
@@ -404,6 +775,10 @@ class RunStore:
         db = self._db
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL never corrupts the file, and a process that dies
+        # (kill -9) loses nothing committed; only a power cut can lose the
+        # last transactions. It spares an fsync per transaction.
+        db.execute("PRAGMA synchronous = NORMAL")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
             self._check_tables()
@@ -506,6 +881,8 @@ class RunStore:
         deps: Mapping[str, Sequence[str]] | None = None,
         adapters: Mapping[str, str] | None = None,
         outputs: Sequence[OutputRecord] = (),
+        tasks: Sequence[tuple[Any, ...]] | None = None,
+        attempts: Sequence[tuple[Any, ...]] | None = None,
     ) -> None:
         """Record a run's end: its totals, every task, attempt and wave, in one transaction.
 
@@ -516,53 +893,24 @@ class RunStore:
             deps: task id -> its dependencies (for the stored run's graph).
             adapters: task id -> the name of what ran it.
             outputs: the output files its commands wrote.
+            tasks: rows of :data:`TASK_COLUMNS` (those not written during the
+                run); None: built from ``result``.
+            attempts: rows of :data:`ATTEMPT_COLUMNS`; None: built from ``result``.
 
         Raises:
             StoreError: the store could not be written.
         """
         ended = time.time()
-        task_rows: list[tuple[Any, ...]] = []
-        attempt_rows: list[tuple[Any, ...]] = []
-        wave_rows: list[tuple[Any, ...]] = []
         output_rows = [
             (run_id, o.task_id, o.stream, o.file, o.total_bytes, o.kept_bytes, o.error)
             for o in outputs
         ]
+        wave_rows: list[tuple[Any, ...]] = []
         if result is not None:
-            errors = result.task_errors
-            adapters = adapters or {}
-            for task_id, record in result.tasks.items():
-                task_rows.append(
-                    (
-                        run_id,
-                        task_id,
-                        record.status.value,
-                        record.attempts,
-                        record.duration_ms,
-                        errors.get(task_id),
-                        record.wave_number,
-                        adapters.get(task_id),
-                        record.start_ms,
-                        record.end_ms,
-                        record.skipped_because,
-                    )
-                )
-                for a in record.attempt_log:
-                    error = a.error
-                    attempt_rows.append(
-                        (
-                            run_id,
-                            task_id,
-                            a.attempt,
-                            a.start_ms,
-                            a.end_ms,
-                            a.outcome,
-                            None if error is None else describe_error(error),
-                            "" if error is None else describe_traceback(error, frames=50),
-                            a.slot,
-                            a.cpu_ms,
-                        )
-                    )
+            if tasks is None or attempts is None:
+                built_tasks, built_attempts = _rows_of(run_id, result, adapters or {})
+                tasks = built_tasks if tasks is None else tasks
+                attempts = built_attempts if attempts is None else attempts
             wave_rows = [
                 (run_id, w.wave_number, w.status.value, w.duration_ms, w.start_ms, w.end_ms)
                 for w in result.waves
@@ -598,20 +946,144 @@ class RunStore:
                         run_id,
                     ),
                 )
-                db.executemany(
-                    "INSERT INTO tasks (run_id, task_id, status, attempts, duration_ms, error, "
-                    "wave, adapter, start_ms, end_ms, skipped_because) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    task_rows,
-                )
-                db.executemany(
-                    "INSERT INTO attempts (run_id, task_id, attempt, start_ms, end_ms, outcome, "
-                    "error, traceback, slot, cpu_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    attempt_rows,
-                )
+                self._insert_tasks(db, run_id, tasks or ())
+                db.executemany(_INSERT_ATTEMPTS, attempts or ())
                 db.executemany("INSERT INTO waves VALUES (?, ?, ?, ?, ?, ?)", wave_rows)
         except sqlite3.Error as exc:
             raise StoreError(self.path, f"cannot record the run's end ({exc})") from None
+
+    def record_tasks(self, run_id: str, tasks: Sequence[tuple[Any, ...]]) -> None:
+        """Record finished tasks while the run goes on, in one transaction.
+
+        A run calls this now and then for the tasks that completed since, so
+        that a run killed midway keeps them (for ``--resume``).
+
+        Args:
+            run_id: the run.
+            tasks: rows of :data:`TASK_COLUMNS`.
+
+        Raises:
+            StoreError: the store could not be written.
+        """
+        try:
+            with self._write() as db:
+                self._insert_tasks(db, run_id, tasks)
+        except sqlite3.Error as exc:
+            raise StoreError(self.path, f"cannot record the run's tasks ({exc})") from None
+
+    @staticmethod
+    def _insert_tasks(
+        db: sqlite3.Connection, run_id: str, rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """Insert task rows; point the cache at the completed ones that have a key (lock held)."""
+        if not rows:
+            return
+        plain = len(PLAIN_COLUMNS)
+        db.executemany(_INSERT_PLAIN, [row for row in rows if len(row) == plain])
+        rows = [row for row in rows if len(row) != plain]
+        db.executemany(_INSERT_TASKS, rows)
+        keyed = [row for row in rows if row[2] == "completed" and row[6] is not None]
+        if not keyed:
+            return
+        (pipeline,) = db.execute("SELECT pipeline FROM runs WHERE id = ?", (run_id,)).fetchone()
+        # The key of a task's last successful run, where its result can be loaded;
+        # one whose result could not be stored is no longer cached.
+        db.executemany(
+            "INSERT OR REPLACE INTO cache (pipeline, task_id, cache_key, run_id) "
+            "VALUES (?, ?, ?, ?)",
+            [(pipeline, row[1], row[6], run_id) for row in keyed if row[7] is not None],
+        )
+        db.executemany(
+            "DELETE FROM cache WHERE pipeline = ? AND task_id = ?",
+            [(pipeline, row[1]) for row in keyed if row[7] is None],
+        )
+
+    # -- what cached tasks and resume read ---------------------------------------------
+
+    def cache_entries(self, pipeline: str) -> dict[str, CacheEntry]:
+        """Per task of ``pipeline``: the key of its last successful run, and where its result is.
+
+        Args:
+            pipeline: the pipeline's path ("" for runs through the Python API).
+        """
+        # Small results come along (one query instead of one per hit); big
+        # ones are read by load_result() when their key matches.
+        rows = self._read(
+            "SELECT c.task_id, c.cache_key, c.run_id, t.outputs, t.result_kind, "
+            f"CASE WHEN length(t.result) <= {_PRELOAD_BYTES} THEN t.result END FROM cache c "
+            "LEFT JOIN tasks t ON t.run_id = c.run_id AND t.task_id = c.task_id "
+            "WHERE c.pipeline = ?",
+            (pipeline,),
+        )
+        return {
+            task_id: CacheEntry(
+                key, run_id, _outputs_of(outputs) if outputs else {}, _result_of(kind, data)
+            )
+            for task_id, key, run_id, outputs, kind, data in rows
+        }
+
+    def load_result(self, run_id: str, task_id: str) -> tuple[str, bytes] | None:
+        """The stored result of ``task_id`` in run ``run_id``: ``(kind, data)``, or None."""
+        rows = self._read(
+            "SELECT result_kind, result FROM tasks WHERE run_id = ? AND task_id = ? "
+            "AND result_kind IS NOT NULL",
+            (run_id, task_id),
+        )
+        return None if not rows else _result_of(*rows[0])
+
+    def completed_tasks(self, run_id: str) -> dict[str, ResumedTask]:
+        """The tasks that completed (or were cached) in a run, with their stored results.
+
+        A task whose result could not be stored is left out (it has to run again).
+
+        Args:
+            run_id: the run's full id.
+        """
+        rows = self._read(
+            "SELECT t.task_id, t.cache_key, t.outputs, src.run_id, src.result_kind, src.result "
+            "FROM tasks t JOIN tasks src ON src.task_id = t.task_id "
+            "AND src.run_id = coalesce(t.result_run, t.run_id) "
+            "WHERE t.run_id = ? AND t.status IN ('completed', 'cached') "
+            "AND src.result_kind IS NOT NULL",
+            (run_id,),
+        )
+        resumed = {}
+        for task_id, key, outputs, source, kind, data in rows:
+            result = _result_of(kind, data)
+            if result is not None:
+                resumed[task_id] = ResumedTask(key, _outputs_of(outputs), source, *result)
+        return resumed
+
+    def last_run(self, pipeline: str, pipeline_hash: str | None = None) -> str | None:
+        """The id of the latest run of ``pipeline`` (of that hash, if given), or None."""
+        sql = "SELECT id FROM runs WHERE pipeline = ?"
+        params: tuple[Any, ...] = (pipeline,)
+        if pipeline_hash is not None:
+            sql += " AND pipeline_hash = ?"
+            params += (pipeline_hash,)
+        rows = self._read(sql + " ORDER BY started_at DESC, rowid DESC LIMIT 1", params)
+        return None if not rows else str(rows[0][0])
+
+    def unsafe_for_pickles(self) -> str | None:
+        """Why pickled results must not be loaded from this store, or None when they may.
+
+        Unpickling runs code, so a pickle is only loaded from a store that no
+        one but the current user could have written: the file, its WAL, and
+        its folder owned by this user and not writable by group or others.
+        """
+        paths = [self.path, self.path + "-wal", os.path.dirname(os.path.abspath(self.path))]
+        for path in paths:
+            try:
+                info = os.stat(path)
+            except FileNotFoundError:
+                continue  # no WAL file: nothing to read from it
+            except OSError as exc:
+                return f"cannot check {path} ({exc.strerror})"
+            if hasattr(os, "getuid") and info.st_uid != os.getuid():
+                return f"{path} belongs to another user"
+            if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                return f"{path} is writable by group or others"
+        return None
 
     # -- looking back ------------------------------------------------------------------
 
@@ -657,6 +1129,17 @@ class RunStore:
             raise StoreError(self.path, f"several runs start with {run!r}; give more of the run id")
         return str(ids[0])
 
+    def run_info(self, run_id: str) -> StoredRun:
+        """One run by its full id, without its tasks.
+
+        Raises:
+            StoreError: no such run.
+        """
+        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise StoreError(self.path, f"no run {run_id!r} in this store")
+        return StoredRun(*rows[0])
+
     def get_run(self, run: str) -> StoredRun:
         """One run with its tasks, their attempts and outputs, and its waves.
 
@@ -700,7 +1183,9 @@ class RunStore:
                 count,
                 duration,
                 error,
-                tuple(attempts.get(task_id, ())),
+                _attempts_of(
+                    status, count, start_ms, end_ms, slot, cpu, attempts.get(task_id)
+                ),
                 wave or 0,
                 tuple(graph.get(task_id, ())),
                 adapter,
@@ -708,6 +1193,7 @@ class RunStore:
                 end_ms,
                 skipped_because,
                 tuple(outputs.get(task_id, ())),
+                because,
             )
             for (
                 task_id,
@@ -720,9 +1206,13 @@ class RunStore:
                 start_ms,
                 end_ms,
                 skipped_because,
+                because,
+                slot,
+                cpu,
             ) in self._read(
                 "SELECT task_id, status, attempts, duration_ms, error, wave, adapter, "
-                "start_ms, end_ms, skipped_because FROM tasks WHERE run_id = ? ORDER BY rowid",
+                "start_ms, end_ms, skipped_because, cached_because, first_slot, first_cpu_ms "
+                "FROM tasks WHERE run_id = ? ORDER BY position, rowid",
                 (run_id,),
             )
         )
