@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -84,14 +85,50 @@ def test_example_pipeline_runs_and_reports(tmp_path: Path) -> None:
     pipeline = example_pipeline(tmp_path)
     proc = run_example("-m", "dagwave", "run", str(pipeline))
     assert proc.returncode == 0, proc.stderr
-    assert "11/11 completed, 0 failed" in proc.stdout
+    assert "10/10 completed, 0 failed" in proc.stdout
     folder = pipeline.parent
     assert (folder / "dist" / "clients.tar.gz").exists()
     assert sorted(p.name for p in (folder / "build").iterdir()) == [
         f"{name}_client.py" for name in ("auth", "billing", "orders", "search", "users")
     ]
     # The five downloads are tasks of their own, in one wave.
-    assert "   2      5  COMPLETED" in proc.stdout
+    assert "   1      5  COMPLETED" in proc.stdout
+
+
+def test_example_pipeline_runs_again_from_its_cache(tmp_path: Path) -> None:
+    """The README's second run: every task that declares its files ends CACHED."""
+    pipeline = example_pipeline(tmp_path)
+    assert run_example("-m", "dagwave", "run", str(pipeline)).returncode == 0
+    again = run_example("-m", "dagwave", "run", str(pipeline))
+    assert again.returncode == 0, again.stderr
+    assert "10/10 completed (9 cached), 0 failed" in again.stdout
+    assert re.search(r"^report +COMPLETED +1 ", again.stdout, re.MULTILINE)
+    (pipeline.parent / "mirror" / "auth.json").write_text(
+        (pipeline.parent / "mirror" / "auth.json").read_text().replace("auth", "authn")
+    )
+    changed = run_example("-m", "dagwave", "run", str(pipeline))
+    assert changed.returncode == 0, changed.stderr
+    # The changed input reruns its download and what follows; the other downloads stay cached.
+    assert "10/10 completed (4 cached), 0 failed" in changed.stdout
+
+
+def test_example_pipeline_resumes_after_an_outage(tmp_path: Path) -> None:
+    """The README's resume: after a failed download, --resume runs only what did not complete."""
+    pipeline = example_pipeline(tmp_path)
+    outage = subprocess.run(
+        [sys.executable, "-m", "dagwave", "run", str(pipeline)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "FETCH_FAIL": "orders"},
+    )
+    assert outage.returncode == 1
+    assert "4/10 completed, 1 failed, 5 skipped" in outage.stdout
+    resumed = run_example("-m", "dagwave", "run", str(pipeline), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "10/10 completed (4 cached), 0 failed" in resumed.stdout
+    assert re.search(r"^fetch-orders +COMPLETED +1 ", resumed.stdout, re.MULTILINE)
 
 
 def test_example_pipeline_is_recorded_with_its_commands_output(tmp_path: Path) -> None:
@@ -101,7 +138,7 @@ def test_example_pipeline_is_recorded_with_its_commands_output(tmp_path: Path) -
     history = run_example("-m", "dagwave", "history", str(pipeline))
     (row,) = history.stdout.splitlines()[1:]
     run_id = row.split()[0]
-    assert row.split()[3:5] == ["COMPLETED", "11/11"]
+    assert row.split()[3:5] == ["COMPLETED", "10/10"]
     logs = run_example(
         "-m", "dagwave", "logs", run_id[:4], "fetch-orders", "--pipeline", str(pipeline)
     )

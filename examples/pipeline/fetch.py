@@ -3,12 +3,14 @@
 The mirror is ``mirror/<service>.json`` beside this file; its ``latency``
 stands in for the network round trip (the machine running the example may be
 offline), so the download takes that long and then writes ``specs/<service>.json``.
-The same input always gives the same file.
+The same input always gives the same file. ``FETCH_FAIL=orders,auth`` makes
+those services fail (an outage, to try ``dagwave run --resume`` on).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +19,9 @@ HERE = Path(__file__).parent
 
 
 def main(service: str) -> int:
+    if service in os.environ.get("FETCH_FAIL", "").split(","):
+        print(f"{service}: the mirror is down (FETCH_FAIL)", file=sys.stderr)
+        return 1
     source = HERE / "mirror" / f"{service}.json"
     try:
         spec = json.loads(source.read_text())
