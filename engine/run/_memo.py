@@ -669,27 +669,49 @@ class Memo:
         ledger, plan, run_id, t0 = core.ledger, self.plan, self.run_id, core._t0
         tasks, adapters, wave_of = plan.tasks, plan.adapters, plan.wave_of
         start, end, attempts, busy = ledger.start, ledger.end, ledger.attempts, ledger.busy
-        rows = []
+        first_slot, first_cpu, keys = ledger.first_slot, ledger.first_cpu, self.keys
+        names = {id(a): "trio" if a is None else a.name for a in adapters}
+        rows: list[tuple[Any, ...]] = []
+        append = rows.append
         said: list[str] = []
         for i, status, value in found:
-            task_id = tasks[i].task_id
             count = attempts[i]
             s, e = start[i], end[i]
-            adapter = adapters[i]
+            if status is _COMPLETED and count == 1 and value is None and keys[i] is None:
+                # Most rows of most runs: completed at its first attempt, returning
+                # None, no key. Its only attempt lives in its row (no attempts row).
+                cpu = first_cpu[i]
+                append(
+                    (
+                        run_id,
+                        tasks[i].task_id,
+                        "completed",
+                        1,
+                        (e - s) * 1000.0,
+                        "none",
+                        (s - t0) * 1000.0,
+                        (e - t0) * 1000.0,
+                        i,
+                        wave_of[i] + 1,
+                        names[id(adapters[i])],
+                        first_slot[i],
+                        None if cpu is None else cpu * 1000.0,
+                    )
+                )
+                continue
+            task_id = tasks[i].task_id
             place = TaskPlace(
                 i,
                 wave_of[i] + 1,
-                "trio" if adapter is None else adapter.name,
+                names[id(adapters[i])],
                 None if s != s else (s - t0) * 1000.0,  # s != s: NaN, it never started
                 None if e != e else (e - t0) * 1000.0,
                 ledger.skipped_because.get(i),
             )
             if status is _COMPLETED and count == 1:
-                # Its only attempt lives in its row (no attempts row).
-                cpu = ledger.first_cpu[i]
+                cpu = first_cpu[i]
                 place = place._replace(
-                    first_slot=ledger.first_slot[i],
-                    first_cpu_ms=None if cpu is None else cpu * 1000.0,
+                    first_slot=first_slot[i], first_cpu_ms=None if cpu is None else cpu * 1000.0
                 )
                 duration = (e - s) * 1000.0
                 folded = True
@@ -699,12 +721,12 @@ class Memo:
             if status is _COMPLETED or status is _CACHED:
                 saved = self._saved(i, status, value, said)
                 if saved is _NULL_ROW and folded:
-                    rows.append(plain_row(run_id, task_id, duration, place))  # most rows
+                    append(plain_row(run_id, task_id, duration, place))
                     continue
                 if said:
                     notes += [(task_id, text) for text in said]
                     said.clear()
-            rows.append(
+            append(
                 task_row(
                     run_id,
                     task_id,
