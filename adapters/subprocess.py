@@ -228,15 +228,19 @@ class Command:
                 if keep is not None:
                     keep.close()
         assert process.returncode is not None  # wait() returned
+        return self._result(process.returncode, out, err)
+
+    def _result(self, returncode: int, out: _Tail, err: _Tail) -> CommandResult:
+        """The result of an ended call from what was read of its streams (raises when checked)."""
         result = CommandResult(
             args=self._argv,
-            returncode=process.returncode,
+            returncode=returncode,
             stdout=out.text(),
             stderr=err.text(),
             stdout_truncated=out.truncated,
             stderr_truncated=err.truncated,
         )
-        if self.check and result.returncode != 0:
+        if self.check and returncode != 0:
             raise CommandError(result)
         return result
 
@@ -294,17 +298,7 @@ class Command:
         for reader in readers:
             # A descendant that left the process group may still hold a pipe open.
             reader.join(self.kill_grace + 1.0)
-        result = CommandResult(
-            args=self._argv,
-            returncode=process.returncode,
-            stdout=out.text(),
-            stderr=err.text(),
-            stdout_truncated=out.truncated,
-            stderr_truncated=err.truncated,
-        )
-        if self.check and result.returncode != 0:
-            raise CommandError(result)
-        return result
+        return self._result(process.returncode, out, err)
 
     def _stop_blocking(self, process: subprocess.Popen[bytes]) -> None:
         """:meth:`_stop` without trio: SIGTERM the group, SIGKILL what is left after the grace."""
