@@ -139,6 +139,21 @@ class AsyncioAdapter(Adapter):
             await trio.to_thread.run_sync(thread.join)
             private.close()
 
+    def check(self, task_id: str, func: Callable[..., Any]) -> None:
+        """Accept ``async def`` executors, but not a :class:`~dagwave.adapters.subprocess.Command`.
+
+        Raises:
+            ValueError: a blocking executor, or a command (it runs its process with trio).
+        """
+        from dagwave.adapters.subprocess import Command
+
+        if isinstance(func, Command):
+            raise ValueError(
+                f"Task {task_id!r} is a command, which runs its process with trio: "
+                "adapter 'asyncio' cannot run it (drop the adapter option)"
+            )
+        super().check(task_id, func)
+
     async def run(self, invocation: Invocation) -> Any:
         """Run one invocation (for use outside a scheduler run)."""
         async with self.open(max_workers=1) as runner:

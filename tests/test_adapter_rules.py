@@ -110,3 +110,13 @@ async def test_a_custom_adapter_accepts_anything_by_default() -> None:
     result = await s.execute()
     assert result.tasks["a"].status is TaskStatus.COMPLETED
     assert (result.task_results, adapter.calls) == ({"a": "called"}, 1)
+
+
+def test_the_asyncio_adapter_refuses_a_command_before_anything_runs() -> None:
+    from dagwave import DependencyAwareScheduler
+    from dagwave.adapters.subprocess import Command
+
+    s = DependencyAwareScheduler()
+    s.add_task("shell", Command("true"), adapter="asyncio")
+    with pytest.raises(ValueError, match="'shell' is a command, which runs its process with trio"):
+        s.schedule()

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from dagwave.cli._pipeline import max_local_workers
+
 distributed = pytest.importorskip("distributed")
 
 TWO_COMMANDS = """
@@ -67,12 +69,13 @@ def test_the_run_adapter_is_the_default_and_a_cluster_adapter_replaces_the_name(
     from dagwave.adapters.dask import DaskAdapter
     from dagwave.cli._pipeline import load_pipeline
 
-    tasks = TWO_COMMANDS.replace('deps = ["a"]', 'deps = ["a"]\nadapter = "asyncio"')
+    tasks = TWO_COMMANDS + '[tasks.own]\ncall = "os.path:basename"\nadapter = "thread"\n'
     loaded = load_pipeline(pipeline(tmp_path, 'adapter = "dask"\ncluster = "local:3"', tasks))
     assert (loaded.adapter, loaded.cluster) == ("dask", "local:3")
     dask = DaskAdapter("tcp://nowhere:1")  # never connected: scheduling does not connect
     s = loaded.scheduler(adapters={"dask": dask})
-    assert (s.tasks["a"].adapter, s.tasks["b"].adapter) == (dask, "asyncio")
+    assert (s.tasks["a"].adapter, s.tasks["b"].adapter) == (dask, dask)
+    assert s.tasks["own"].adapter == "thread"  # a task's own adapter is not replaced
 
 
 def test_cluster_local_n_runs_the_default_adapters_tasks_on_worker_processes(
@@ -110,13 +113,26 @@ def test_an_unreachable_cluster_is_one_line_and_exit_2_before_anything_runs(
     assert not (tmp_path / "a.pid").exists()
 
 
+MOST = max_local_workers()
+
+
 @pytest.mark.parametrize(
     ("run_table", "args", "message"),
     [
+        *[
+            (
+                f'cluster = "{value}"',
+                (),
+                f"[run]: 'cluster' must be 'local:N' with 1 <= N <= {MOST} worker processes "
+                f"(four per CPU of this machine, at least 8) (got '{value}')",
+            )
+            for value in ("local:0", f"local:{MOST + 1}", "local:100000", "local:\u0663")
+        ],
         (
-            'cluster = "local:0"',
-            (),
-            "[run]: 'cluster' must be 'local:N' with N >= 1 worker processes (got 'local:0')",
+            "",
+            ("--cluster", "local:1" + "0" * 30),
+            f"'cluster' must be 'local:N' with 1 <= N <= {MOST} worker processes "
+            f"(four per CPU of this machine, at least 8) (got 'local:1{'0' * 30}')",
         ),
         (
             'adapter = "gpu"',
@@ -147,3 +163,17 @@ def free_port() -> int:
         port: int = probe.getsockname()[1]
     return port
 
+
+
+def test_a_pipeline_named_by_a_relative_path_runs_its_commands_in_its_own_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command may run elsewhere (a worker of a cluster): its folder is absolute."""
+    from dagwave.cli._pipeline import load_pipeline
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "p.toml").write_text('[tasks.a]\ncmd = "pwd"\n')
+    monkeypatch.chdir(tmp_path)
+    (task,) = load_pipeline("sub/p.toml").tasks
+    assert Path(task.executor.cwd) == tmp_path / "sub"
+    assert Path(task.executor.cwd).is_absolute()

@@ -261,3 +261,34 @@ def test_ctrl_c_cancels_prints_what_finished_and_exits_130(tmp_path: Path) -> No
     assert proc.returncode == 130
     assert "fetch" in out
     assert "COMPLETED" in out
+
+
+@pytest.mark.parametrize(
+    ("default", "expected"),
+    [
+        ("process", {"shell": None, "blocking": "process", "awaited": None}),
+        ("asyncio", {"shell": None, "blocking": None, "awaited": "asyncio"}),
+        ("thread", {"shell": None, "blocking": "thread", "awaited": None}),
+    ],
+)
+def test_the_run_adapter_is_the_default_of_the_tasks_it_can_run(
+    tmp_path: Path, default: str, expected: dict[str, str | None]
+) -> None:
+    """A mixed pipeline keeps the engine's default for what ``[run] adapter`` cannot run."""
+    from dagwave.cli._pipeline import load_pipeline
+
+    (tmp_path / "steps.py").write_text(
+        "def blocking(ctx):\n    return 1\n\nasync def awaited(ctx):\n    return 2\n"
+    )
+    (tmp_path / "p.toml").write_text(
+        f'[run]\nadapter = "{default}"\n'
+        '[tasks.shell]\ncmd = "true"\n'
+        '[tasks.blocking]\ncall = "steps:blocking"\n'
+        '[tasks.awaited]\ncall = "steps:awaited"\n'
+    )
+    s = load_pipeline(tmp_path / "p.toml").scheduler()
+    names = {
+        tid: None if task.adapter is None else getattr(task.adapter, "name", task.adapter)
+        for tid, task in s.tasks.items()
+    }
+    assert names == expected

@@ -419,3 +419,36 @@ def test_a_dropped_scheduler_is_freed_without_the_cyclic_collector(blocking: boo
     finally:
         if was_enabled:
             gc.enable()
+
+
+def test_the_seed_task_views_outlive_the_expression_that_made_the_scheduler() -> None:
+    def build() -> DependencyAwareScheduler:
+        s = DependencyAwareScheduler()
+        s.add_task("a", noop)
+        s.add_task("b", noop, ["a"])
+        s.schedule()
+        trio.run(s.execute)
+        return s
+
+    tasks = build()._tasks  # the scheduler itself is no longer held by anyone
+    assert len(tasks) == 2
+    assert list(tasks) == ["a", "b"]
+    assert "a" in tasks
+    assert tasks["a"].status is TaskStatus.COMPLETED
+    assert build()._tasks["b"].status is TaskStatus.COMPLETED
+    s = build()
+    view = s._tasks["a"]
+    assert s._tasks["a"] is view  # the same view while one is held
+
+
+@pytest.mark.parametrize("change", ["add", "remove"])
+def test_schedule_refuses_a_graph_changed_behind_the_schedulers_back(change: str) -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("a", noop)
+    s.add_task("b", noop, ["a"])
+    if change == "add":
+        s.graph.add_task("c", ["a"])
+    else:
+        s.graph.remove_task("b")
+    with pytest.raises(RuntimeError, match="graph was changed directly"):
+        s.schedule()

@@ -6,7 +6,7 @@
     max_concurrent = 4          # optional: also mode, fail_fast, resources
     mode = "eager"
     # cluster = "tcp://host:8786"  # optional: where adapter = "dask" tasks run ("local:N")
-    # adapter = "dask"             # optional: the adapter of tasks that name none
+    # adapter = "dask"             # optional: the adapter of tasks that name none (and it can run)
     output_cap = "10M"          # bytes of each command's stdout/stderr kept per attempt
 
     [tasks.fetch]
@@ -52,7 +52,7 @@ from dagwave._errors import (
     describe_error,
 )
 from dagwave.adapters.subprocess import Command
-from dagwave.run._adapter import BUILTIN_ADAPTERS, Adapter
+from dagwave.run._adapter import BUILTIN_ADAPTERS, Adapter, resolve_adapter
 from dagwave.run._scheduler import DependencyAwareScheduler
 from dagwave.run._tasks import is_async_callable
 
@@ -197,13 +197,17 @@ class Pipeline:
         except (TypeError, ValueError, ArithmeticError) as exc:
             raise PipelineError(self.path, f"[run]: {exc}", line=self.run_line) from None
         lines = {t.task_id: t.line for t in self.tasks}
+        given = dict(adapters or {})
         for task in self.tasks:
             if only is not None and task.task_id not in only:
                 continue
             options: dict[str, Any] = {}
-            name = task.adapter if task.adapter is not None else self.adapter
-            if name is not None:
-                options["adapter"] = (adapters or {}).get(name, name)
+            if task.adapter is not None:
+                options["adapter"] = given.get(task.adapter, task.adapter)
+            elif self.adapter is not None:
+                default = self._default_adapter(given, task)
+                if default is not None:
+                    options["adapter"] = default
             if task.resources:
                 options["resources"] = dict(task.resources)
             cache = task.cache
@@ -242,6 +246,23 @@ class Pipeline:
         except (TypeError, ValueError) as exc:
             raise PipelineError(self.path, str(exc)) from None
         return s
+
+    def _default_adapter(self, given: dict[str, Adapter], task: PipelineTask) -> Adapter | None:
+        """``[run] adapter`` for a task that names none, if that adapter can run it.
+
+        A pipeline of mixed tasks keeps the engine's default for the others
+        (``adapter = "process"`` cannot run a ``cmd``, ``"asyncio"`` a blocking
+        ``call``): the default is a default, not a rule.
+        """
+        assert self.adapter is not None
+        adapter = given.get(self.adapter)
+        if adapter is None:
+            adapter = given[self.adapter] = resolve_adapter(self.adapter, task.task_id)
+        try:
+            adapter.check(task.task_id, task.executor)
+        except ValueError:  # not a kind it runs; anything else (TypeError) is the task's fault
+            return None
+        return adapter
 
 
 def _header_lines(text: str) -> dict[str | None, int]:
@@ -328,19 +349,36 @@ def _check_run(path: Path, run: dict[str, Any], line: int | None) -> dict[str, A
     }
 
 
+def max_local_workers() -> int:
+    """The most worker processes ``local:N`` may start: four per CPU of this machine, at least 8."""
+    return max(8, 4 * (os.cpu_count() or 1))
+
+
 def local_workers(cluster: str) -> int | None:
-    """N for ``"local:N"`` (an embedded cluster of N worker processes), else None."""
+    """N for ``"local:N"`` (an embedded cluster of N worker processes), else None.
+
+    0 stands for a ``local:`` that is not a usable count (not ASCII digits,
+    below 1, or above :func:`max_local_workers`).
+    """
     kind, sep, count = cluster.partition(":")
     if kind != "local" or not sep:
         return None
-    return int(count) if count.isdigit() and int(count) >= 1 else 0
+    if not (count.isascii() and count.isdigit()) or len(count) > 6:
+        return 0
+    workers = int(count)
+    return workers if 1 <= workers <= max_local_workers() else 0
 
 
 def cluster_problem(cluster: str) -> str | None:
     """Why ``cluster`` is neither ``local:N`` nor a scheduler address, or None."""
     workers = local_workers(cluster)
     if workers == 0:
-        return must_be("cluster", "'local:N' with N >= 1 worker processes", cluster)
+        most = max_local_workers()
+        rule = (
+            f"'local:N' with 1 <= N <= {most} worker processes "
+            f"(four per CPU of this machine, at least 8)"
+        )
+        return must_be("cluster", rule, cluster)
     if workers is None and "://" not in cluster and ":" not in cluster:
         rule = "a scheduler address such as 'tcp://host:8786', or 'local:N'"
         return must_be("cluster", rule, cluster)
@@ -387,11 +425,11 @@ def _command(path: Path, cmd: object, task_id: str, line: int | None) -> Command
     wrong_type = False
     if isinstance(cmd, str):
         if cmd.strip():
-            return Command(cmd, cwd=path.parent)
+            return Command(cmd, cwd=path.parent.absolute())
         rule = "a non-empty command"
     elif isinstance(cmd, list) and cmd and all(isinstance(a, str) for a in cmd):
         if cmd[0].strip():
-            return Command(cmd, cwd=path.parent)
+            return Command(cmd, cwd=path.parent.absolute())
         rule = "a list starting with a program name"
     else:
         rule, wrong_type = "a string or a list of strings", True

@@ -74,30 +74,24 @@ class _TaskViews(Mapping[str, "TaskView"]):
     """``scheduler._tasks``: task id -> :class:`TaskView`, each made when first looked up.
 
     The scheduler keeps its tasks as plain definitions; a million-task graph
-    does not pay for a million views nobody reads. It refers to its scheduler
-    weakly and keeps the views only while someone holds them, so a scheduler
-    is not part of a reference cycle and is freed (with everything its runs
-    built) as soon as it is dropped.
+    does not pay for a million views nobody reads. A mapping is made on each
+    ``scheduler._tasks`` and holds its scheduler; the scheduler keeps the views
+    weakly (as long as someone holds one, the same view comes back), so it is
+    never part of a reference cycle and is freed, with everything its runs
+    built, as soon as it is dropped.
     """
 
-    __slots__ = ("_owner_ref", "_views")
+    __slots__ = ("_owner",)
 
     def __init__(self, owner: DependencyAwareScheduler) -> None:
-        self._owner_ref = weakref.ref(owner)
-        self._views: weakref.WeakValueDictionary[str, TaskView] = weakref.WeakValueDictionary()
-
-    @property
-    def _owner(self) -> DependencyAwareScheduler:
-        owner = self._owner_ref()
-        if owner is None:
-            raise ReferenceError("the scheduler of these tasks no longer exists")
-        return owner
+        self._owner = owner
 
     def __getitem__(self, task_id: str) -> TaskView:
-        view = self._views.get(task_id)
+        owner = self._owner
+        views = owner._views
+        view = views.get(task_id)
         if view is None:
-            owner = self._owner
-            view = self._views[task_id] = TaskView(owner._defs[task_id], owner)
+            view = views[task_id] = TaskView(owner._defs[task_id], owner)
         return view
 
     def __iter__(self) -> Iterator[str]:
@@ -316,9 +310,9 @@ class DependencyAwareScheduler:
         self._seed = seed
         self.resources = check_resources("the scheduler", resources)
         self._graph = DependencyGraph()
-        # The seed's users read ``scheduler._tasks[task_id]`` after a run: views.
         self._defs: dict[str, Task] = {}  # in the order added
-        self._tasks = _TaskViews(self)  # the seed's view of them
+        # The seed's views of them (``scheduler._tasks``), kept while someone holds one.
+        self._views: weakref.WeakValueDictionary[str, TaskView] = weakref.WeakValueDictionary()
         self._cache_specs: dict[str, CacheSpec] = {}  # tasks that declared caching
         self._changes = 0
         self._plan: RunPlan | None = None
@@ -425,7 +419,7 @@ class DependencyAwareScheduler:
         self._graph.clear()
         self._defs.clear()
         self._cache_specs.clear()
-        self._tasks = _TaskViews(self)
+        self._views.clear()
         self._changes += 1
         self._plan = None
         self._waves = []
@@ -440,6 +434,11 @@ class DependencyAwareScheduler:
             f"DependencyAwareScheduler(tasks={len(self._defs)}, waves={len(self._waves)}, "
             f"state_version={self.state.get_version()})"
         )
+
+    @property
+    def _tasks(self) -> Mapping[str, TaskView]:
+        """The seed's ``scheduler._tasks``: task id -> a live view of that task."""
+        return _TaskViews(self)
 
     @property
     def tasks(self) -> dict[str, Task]:
@@ -467,13 +466,22 @@ class DependencyAwareScheduler:
                 named or passed as an instance).
             TypeError: an adapter refused the executor (the process adapter:
                 one that cannot be pickled).
-            RuntimeError: a run is in progress.
+            RuntimeError: a run is in progress, or the graph was changed
+                through ``scheduler.graph`` instead of :meth:`add_task`.
         """
         self._check_idle("schedule")
         with gc_paused():  # a list or record per task and wave, none of them in a cycle
             return self._schedule()
 
     def _schedule(self) -> list[Wave]:
+        if len(self._graph) != len(self._defs) or list(self._graph) != list(self._defs):
+            # scheduler.graph is there to be read: a task added or removed through
+            # it has no definition here (or a definition without its node).
+            raise RuntimeError(
+                "The scheduler's graph was changed directly (scheduler.graph.add_task or "
+                "remove_task): add tasks through DependencyAwareScheduler.add_task "
+                "(or clear() and add them again)"
+            )
         waves = self._graph.construct_waves()
         tasks = list(self._defs.values())
         needing = [task for task in tasks if task.resources]
