@@ -350,3 +350,50 @@ async def test_a_stored_run_rebuilds_the_live_records(tmp_path: Path) -> None:
         "parse": "thread",
         "report": "thread",
     }
+
+
+async def test_waves_read_back_from_the_run_or_from_rows_of_schema_3(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    result = await scheduler_with_failures().execute(store=path)
+    with RunStore(path) as store:
+        fresh = store.get_run(str(result.execution_id)).waves
+    assert [(w.wave, w.status) for w in fresh] == [
+        (w.wave_number, w.status.value) for w in result.waves
+    ]
+    # A run recorded under schema 3 kept a row per wave instead.
+    db = sqlite3.connect(path)
+    with db:
+        db.executemany(
+            "INSERT INTO waves VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (str(result.execution_id), w.wave, w.status, w.duration_ms, w.start_ms, w.end_ms)
+                for w in fresh
+            ],
+        )
+        db.execute("UPDATE runs SET waves = NULL")
+    db.close()
+    with RunStore(path) as store:
+        assert store.get_run(str(result.execution_id)).waves == fresh
+
+
+def test_packed_waves_round_trip_exactly_and_a_damaged_value_is_refused(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from dagwave import TaskStatus
+    from dagwave.store._runstore import _pack_waves, _unpack_waves
+
+    waves = [
+        SimpleNamespace(status=status, duration_ms=d, start_ms=s, end_ms=e)
+        for status, d, s, e in [
+            (TaskStatus.COMPLETED, 0.1 + 0.2, 1e-9, 12345.678901234567),
+            (TaskStatus.SKIPPED, None, None, None),
+            *[(status, 1.0, 2.0, 3.0) for status in TaskStatus],
+        ]
+    ]
+    rows = _unpack_waves(_pack_waves(waves))
+    assert rows == [
+        (n, w.status.value, w.duration_ms, w.start_ms, w.end_ms)
+        for n, w in enumerate(waves, start=1)
+    ]
+    with pytest.raises(ValueError, match="packed waves of 24 bytes"):
+        _unpack_waves(b"c" + b"\0" * 23)
