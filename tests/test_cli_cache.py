@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -259,7 +260,7 @@ def test_resume_after_kill_9_keeps_what_was_recorded(tmp_path: Path) -> None:
             if not store.exists():
                 return set()
             try:
-                with sqlite3.connect(store) as db:
+                with contextlib.closing(sqlite3.connect(store)) as db:  # `with connect` does not close
                     return {row[0] for row in db.execute("SELECT task_id FROM tasks")}
             except sqlite3.OperationalError:  # not created yet
                 return set()
