@@ -85,6 +85,49 @@ def test_cluster_local_n_runs_the_default_adapters_tasks_on_worker_processes(
     assert pid not in pids_written(tmp_path)
 
 
+TRACKED_STEPS = """
+import os
+
+LOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "unpickled.txt")
+
+
+def _unpickled(payload):
+    with open(LOG, "a") as log:  # in whichever process unpickles it
+        log.write(f"{os.getpid()}\\n")
+    return Tracked(payload)
+
+
+class Tracked:
+    def __init__(self, payload):
+        self.payload = payload
+
+    def __reduce__(self):
+        return (_unpickled, (self.payload,))
+
+
+def make(context):
+    return Tracked(b"x" * 1000)
+
+
+def size(context):
+    return len(context["dependency_results"]["make"].payload)
+"""
+
+
+def test_without_a_cluster_the_run_does_not_bring_the_results_into_dagwave(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "steps.py").write_text(TRACKED_STEPS)
+    tasks = '[tasks.make]\ncall = "steps:make"\n[tasks.size]\ncall = "steps:size"\n'
+    tasks += 'deps = ["make"]\n'
+    path = pipeline(tmp_path, 'adapter = "dask"', tasks)
+    done, pid = dagwave("run", str(path), "--no-store", cwd=tmp_path)
+    assert (done.returncode, done.stderr.count("Traceback")) == (0, 0), done.stderr
+    assert "2/2 completed" in done.stdout
+    log = tmp_path / "unpickled.txt"  # a worker that fetched "make" unpickled it too
+    assert str(pid) not in (log.read_text().split() if log.exists() else [])
+
+
 def test_run_cluster_sends_dask_tasks_to_that_scheduler(
     tmp_path: Path, cluster: tuple[str, set[int]]
 ) -> None:

@@ -253,6 +253,18 @@ async def test_a_per_run_cluster_brings_the_results_home_before_it_closes() -> N
     assert result.task_results == {"a": 21, "b": 42}
 
 
+async def test_a_per_run_cluster_told_not_to_fetch_drops_the_results_with_it() -> None:
+    per_run = DaskAdapter(
+        close_after_run=True, fetch_after_run=False, n_workers=1, processes=False
+    )
+    s = DependencyAwareScheduler()
+    s.add_task("a", lambda ctx: 21, adapter=per_run)
+    result = await run(s)
+    assert (per_run.client, result.successful_tasks) == (None, 1)
+    with pytest.raises(LookupError, match="was closed"):
+        result.task_results["a"]
+
+
 # -- timeouts, retries ----------------------------------------------------------------
 
 

@@ -713,9 +713,13 @@ def _run_pipeline(
     # lines; otherwise every event as a plain line.
     live = sys.stderr.isatty() and args.log_format == "console"
     configure_logging(args.log_format, sys.stderr, min_level="warning" if live else "info")
-    scheduler = _load_scheduler(
-        args, pipeline=pipeline, adapters=None if dask is None else {"dask": dask}
-    )
+    if dask is None:  # the per-run cluster: nothing here reads the results, don't fetch them
+        from dagwave.adapters.dask import per_run_adapter
+
+        adapters = {"dask": per_run_adapter(fetch_after_run=False)}
+    else:
+        adapters = {"dask": dask}
+    scheduler = _load_scheduler(args, pipeline=pipeline, adapters=adapters)
     if args.dry_run:
         print(f"{len(scheduler)} tasks in {len(scheduler.get_wave_summary())} waves:")
         for wave in scheduler.get_wave_summary():
