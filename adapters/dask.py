@@ -64,11 +64,15 @@ without ``close()``, the connection is closed then. The adapter named
 ``--cluster``) has no owner to close it: it starts an embedded cluster per run
 and, when the run ends, fetches the results the run's ``ExecutionResult`` holds
 in one gather before closing it (``dagwave run``, which never reads them,
-closes it without fetching: ``fetch_after_run=False``).
+closes it without fetching: ``fetch_after_run=False``). The worker processes
+of an embedded cluster ignore SIGINT (a preload, :func:`dask_setup`): a Ctrl-C
+in a terminal reaches the whole process group, and this process, which
+handles it, closes them.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
 import uuid
 import weakref
@@ -143,6 +147,17 @@ def _stop_command(key: str) -> None:
     with _commands_lock:
         if key in _running_commands:  # one that ended already leaves nothing behind
             _stop_requested.add(key)
+
+
+def dask_setup(worker: Any) -> None:
+    """Preloaded into an embedded cluster's worker processes: they ignore SIGINT.
+
+    A Ctrl-C in a terminal goes to the whole process group, workers too; the
+    process that started the cluster handles it and closes them, so they need
+    not (nor print a traceback each).
+    """
+    if threading.current_thread() is threading.main_thread():  # not an in-process worker
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _close(client: Any, cluster: Any) -> None:
@@ -500,7 +515,11 @@ class DaskAdapter(Adapter):
             return client_class(self.address, timeout=self.connect_timeout), None
         cluster_class: Any = distributed.LocalCluster
         # ":0": its HTTP endpoint on a free port (None would still try 8787 and warn).
-        cluster = cluster_class(**{"dashboard_address": ":0", **self.cluster_options})
+        options = {"dashboard_address": ":0", **self.cluster_options}
+        # Worker processes ignore Ctrl-C (see dask_setup); this process closes them.
+        preload = options.get("preload") or []
+        options["preload"] = [*([preload] if isinstance(preload, str) else preload), __name__]
+        cluster = cluster_class(**options)
         try:
             return client_class(cluster), cluster
         except BaseException:

@@ -8,6 +8,8 @@ not the ``dagwave`` process's.
 from __future__ import annotations
 
 import os
+import select
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests._helpers import process_alive, wait_until
 
 distributed = pytest.importorskip("distributed")
 
@@ -151,6 +155,63 @@ def test_an_unreachable_cluster_is_one_line_and_exit_2_before_anything_runs(
     )
     assert done.stderr.count("\n") == 1
     assert not (tmp_path / "a.pid").exists()
+
+
+def test_a_malformed_address_is_one_line_saying_so(tmp_path: Path) -> None:
+    path = pipeline(tmp_path, 'adapter = "dask"')
+    done, _ = dagwave("run", str(path), "--cluster", "foo:bar", "--no-store", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "dagwave run: error: cannot reach the dask cluster at foo:bar: "
+        "not a scheduler address dask can use ("
+    ), done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_while_connecting_ends_with_one_line(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    # A scheduler that takes the connection and never answers: dagwave waits in connect.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        path = pipeline(tmp_path, 'adapter = "dask"')
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dagwave", "run", str(path), "--cluster", address, "--no-store"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        connecting, _, _ = select.select([silent], [], [], 60)  # its connection is waiting
+        assert connecting, "dagwave did not connect"
+        process.send_signal(sig)
+        out, err = process.communicate(timeout=60)
+    assert (process.returncode, out, err) == (128 + sig, "", f"interrupted ({sig.name})\n")
+
+
+def test_ctrl_c_to_the_whole_group_ends_the_run_without_the_workers_tracebacks(
+    tmp_path: Path,
+) -> None:
+    tasks = '[tasks.slow]\ncmd = "sleep 60 & echo $! > child.pid; wait"\n'
+    path = pipeline(tmp_path, 'adapter = "dask"', tasks)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dagwave", "run", str(path), "--cluster", "local:2", "--no-store"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a group of its own, as a terminal's foreground job
+    )
+    child = tmp_path / "child.pid"
+    wait_until(lambda: child.exists() and bool(child.read_text().strip()), "the command to run")
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = process.communicate(timeout=60)
+    assert (process.returncode, err.count("Traceback")) == (130, 0), err
+    assert "interrupted (SIGINT)" in err.splitlines()
+    wait_until(lambda: not process_alive(int(child.read_text())), "the command's child to end")
 
 
 @pytest.mark.parametrize(
