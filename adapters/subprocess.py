@@ -27,6 +27,7 @@ import shlex
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -249,9 +250,12 @@ class Command:
     ) -> CommandResult:
         """Run the command to the end in this thread (no trio): what a cluster worker calls.
 
-        Same result, errors and output bounds as awaiting the command. The
-        process group is killed (SIGTERM, then SIGKILL after ``kill_grace``)
-        once ``stop()`` returns True; ``stop`` is asked every ``poll`` seconds.
+        Same result, errors, output bounds and end as awaiting the command:
+        it returns once the command exited and its stdout and stderr ended
+        (a background child that keeps them open is waited for, its output
+        kept). The process group is killed (SIGTERM, then SIGKILL after
+        ``kill_grace``) once ``stop()`` returns True; ``stop`` is asked every
+        ``poll`` seconds.
 
         Args:
             stop: asked while the command runs; True ends it.
@@ -284,20 +288,27 @@ class Command:
         for reader in readers:
             reader.start()
         try:
-            while True:
-                try:
-                    process.wait(timeout=poll)
+            # As awaiting it: done once the command exited and its output ended
+            # (a background child may hold the pipes open after the shell exits).
+            while process.poll() is None or any(r.is_alive() for r in readers):
+                alive = next((r for r in readers if r.is_alive()), None)
+                if alive is not None:
+                    alive.join(poll)
+                else:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        process.wait(timeout=poll)
+                if stop is not None and stop():
+                    self._stop_blocking(process)
                     break
-                except subprocess.TimeoutExpired:
-                    if stop is not None and stop():
-                        self._stop_blocking(process)
-                        break
         except BaseException:
             self._stop_blocking(process)
             raise
+        # Only when stopped can a reader still run: a descendant that left the
+        # killed group may hold a pipe open. Give the output a moment to end,
+        # then leave that reader behind (a daemon), as an awaited drain is cancelled.
+        give_up = time.monotonic() + self.kill_grace + 1.0
         for reader in readers:
-            # A descendant that left the process group may still hold a pipe open.
-            reader.join(self.kill_grace + 1.0)
+            reader.join(max(0.0, give_up - time.monotonic()))
         return self._result(process.returncode, out, err)
 
     def _stop_blocking(self, process: subprocess.Popen[bytes]) -> None:

@@ -260,7 +260,8 @@ def test_resume_after_kill_9_keeps_what_was_recorded(tmp_path: Path) -> None:
             if not store.exists():
                 return set()
             try:
-                with contextlib.closing(sqlite3.connect(store)) as db:  # `with connect` does not close
+                # closing(): ``with sqlite3.connect()`` commits but does not close.
+                with contextlib.closing(sqlite3.connect(store)) as db:
                     return {row[0] for row in db.execute("SELECT task_id FROM tasks")}
             except sqlite3.OperationalError:  # not created yet
                 return set()

@@ -8,6 +8,8 @@ not the ``dagwave`` process's.
 from __future__ import annotations
 
 import os
+import select
+import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from dagwave.cli._pipeline import max_local_workers
+from tests._helpers import process_alive, wait_until
 
 distributed = pytest.importorskip("distributed")
 
@@ -88,6 +91,49 @@ def test_cluster_local_n_runs_the_default_adapters_tasks_on_worker_processes(
     assert pid not in pids_written(tmp_path)
 
 
+TRACKED_STEPS = """
+import os
+
+LOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "unpickled.txt")
+
+
+def _unpickled(payload):
+    with open(LOG, "a") as log:  # in whichever process unpickles it
+        log.write(f"{os.getpid()}\\n")
+    return Tracked(payload)
+
+
+class Tracked:
+    def __init__(self, payload):
+        self.payload = payload
+
+    def __reduce__(self):
+        return (_unpickled, (self.payload,))
+
+
+def make(context):
+    return Tracked(b"x" * 1000)
+
+
+def size(context):
+    return len(context["dependency_results"]["make"].payload)
+"""
+
+
+def test_without_a_cluster_the_run_does_not_bring_the_results_into_dagwave(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "steps.py").write_text(TRACKED_STEPS)
+    tasks = '[tasks.make]\ncall = "steps:make"\n[tasks.size]\ncall = "steps:size"\n'
+    tasks += 'deps = ["make"]\n'
+    path = pipeline(tmp_path, 'adapter = "dask"', tasks)
+    done, pid = dagwave("run", str(path), "--no-store", cwd=tmp_path)
+    assert (done.returncode, done.stderr.count("Traceback")) == (0, 0), done.stderr
+    assert "2/2 completed" in done.stdout
+    log = tmp_path / "unpickled.txt"  # a worker that fetched "make" unpickled it too
+    assert str(pid) not in (log.read_text().split() if log.exists() else [])
+
+
 def test_run_cluster_sends_dask_tasks_to_that_scheduler(
     tmp_path: Path, cluster: tuple[str, set[int]]
 ) -> None:
@@ -111,6 +157,63 @@ def test_an_unreachable_cluster_is_one_line_and_exit_2_before_anything_runs(
     )
     assert done.stderr.count("\n") == 1
     assert not (tmp_path / "a.pid").exists()
+
+
+def test_a_malformed_address_is_one_line_saying_so(tmp_path: Path) -> None:
+    path = pipeline(tmp_path, 'adapter = "dask"')
+    done, _ = dagwave("run", str(path), "--cluster", "foo:bar", "--no-store", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "dagwave run: error: cannot reach the dask cluster at foo:bar: "
+        "not a scheduler address dask can use ("
+    ), done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_while_connecting_ends_with_one_line(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    # A scheduler that takes the connection and never answers: dagwave waits in connect.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        path = pipeline(tmp_path, 'adapter = "dask"')
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dagwave", "run", str(path), "--cluster", address, "--no-store"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        connecting, _, _ = select.select([silent], [], [], 60)  # its connection is waiting
+        assert connecting, "dagwave did not connect"
+        process.send_signal(sig)
+        out, err = process.communicate(timeout=60)
+    assert (process.returncode, out, err) == (128 + sig, "", f"interrupted ({sig.name})\n")
+
+
+def test_ctrl_c_to_the_whole_group_ends_the_run_without_the_workers_tracebacks(
+    tmp_path: Path,
+) -> None:
+    tasks = '[tasks.slow]\ncmd = "sleep 60 & echo $! > child.pid; wait"\n'
+    path = pipeline(tmp_path, 'adapter = "dask"', tasks)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dagwave", "run", str(path), "--cluster", "local:2", "--no-store"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a group of its own, as a terminal's foreground job
+    )
+    child = tmp_path / "child.pid"
+    wait_until(lambda: child.exists() and bool(child.read_text().strip()), "the command to run")
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = process.communicate(timeout=60)
+    assert (process.returncode, err.count("Traceback")) == (130, 0), err
+    assert "interrupted (SIGINT)" in err.splitlines()
+    wait_until(lambda: not process_alive(int(child.read_text())), "the command's child to end")
 
 
 MOST = max_local_workers()

@@ -1,14 +1,15 @@
 """adapter='dask' on real dask.distributed LocalClusters: results stay on the cluster.
 
 One cluster of two worker processes serves the module (one of its workers
-declares a ``gpu``); the tests that need closures shared with the test (an
-in-process cluster) start a small one of their own.
+declares a ``gpu``); the tests that need closures shared with the test use a
+small in-process cluster (one worker of two threads), also shared.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,14 @@ def cluster() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def adapter(cluster: Any) -> Iterator[DaskAdapter]:
     with DaskAdapter(cluster.scheduler_address) as dask:
+        dask.connect()
+        yield dask
+
+
+@pytest.fixture(scope="module")
+def in_process() -> Iterator[DaskAdapter]:
+    """One in-process worker of two threads: its tasks share memory with the test."""
+    with DaskAdapter(n_workers=1, threads_per_worker=2, processes=False) as dask:
         dask.connect()
         yield dask
 
@@ -244,31 +253,95 @@ async def test_a_per_run_cluster_brings_the_results_home_before_it_closes() -> N
     assert result.task_results == {"a": 21, "b": 42}
 
 
+async def test_a_per_run_cluster_told_not_to_fetch_drops_the_results_with_it() -> None:
+    per_run = DaskAdapter(
+        close_after_run=True, fetch_after_run=False, n_workers=1, processes=False
+    )
+    s = DependencyAwareScheduler()
+    s.add_task("a", lambda ctx: 21, adapter=per_run)
+    result = await run(s)
+    assert (per_run.client, result.successful_tasks) == (None, 1)
+    with pytest.raises(LookupError, match="was closed"):
+        result.task_results["a"]
+
+
 # -- timeouts, retries ----------------------------------------------------------------
 
 
-async def test_timeout_cancels_the_dask_future() -> None:
+async def test_a_call_past_its_timeout_fails_with_a_timeout(in_process: DaskAdapter) -> None:
     def slow(context: Any) -> None:
-        time.sleep(2)
+        time.sleep(0.5)
 
-    with DaskAdapter(n_workers=1, threads_per_worker=1, processes=False) as dask:
-        s = DependencyAwareScheduler()
-        s.add_task("slow", slow, adapter=dask, timeout_seconds=0.2)
-        result = await run(s)
+    s = DependencyAwareScheduler()
+    s.add_task("slow", slow, adapter=in_process, timeout_seconds=0.2)
+    result = await run(s)
     assert isinstance(result.tasks["slow"].error, TaskTimeoutError)
 
 
-async def test_retries_resubmit() -> None:
+# Executors for the in-process cluster, pickled by reference (a closure's
+# threading objects could not be pickled), sharing these with the test.
+_running = threading.Semaphore(0)
+_ended = threading.Event()
+
+
+def hold_a_thread(context: Any) -> None:
+    _running.release()
+    time.sleep(1.0)  # more than the waiting task's timeout
+
+
+def slow_past_its_timeout(context: Any) -> None:
+    time.sleep(1.0)  # runs on past its timeout: dask cannot interrupt it
+    _ended.set()
+
+
+def slow_one_ended(context: Any) -> bool:
+    return _ended.is_set()
+
+
+async def test_time_waiting_on_the_cluster_does_not_count_against_the_timeout(
+    in_process: DaskAdapter,
+) -> None:
+    async def both_held(context: Any) -> None:
+        for _ in range(2):
+            await trio.to_thread.run_sync(_running.acquire)
+
+    # Eager: "waits" is submitted once both worker threads are taken and queues ~1 s there.
+    s = DependencyAwareScheduler(max_concurrent=4, mode="eager")
+    s.add_task("hold1", hold_a_thread, adapter=in_process)
+    s.add_task("hold2", hold_a_thread, adapter=in_process)
+    s.add_task("held", both_held)
+    s.add_task(
+        "waits", lambda ctx: "ran", adapter=in_process, dependencies=["held"], timeout_seconds=0.5
+    )
+    with trio.fail_after(60):
+        result = await run(s)
+    assert result.tasks["waits"].error is None
+    assert result.task_results["waits"] == "ran"
+
+
+async def test_a_timed_out_call_keeps_its_slot_until_it_really_ends(
+    in_process: DaskAdapter,
+) -> None:
+    _ended.clear()
+    # max_concurrent=1 and two free worker threads: only the slot keeps "next" waiting.
+    s = DependencyAwareScheduler(max_concurrent=1)
+    s.add_task("slow", slow_past_its_timeout, adapter=in_process, timeout_seconds=0.3)
+    s.add_task("next", slow_one_ended, adapter=in_process)
+    result = await run(s)
+    assert isinstance(result.tasks["slow"].error, TaskTimeoutError)
+    assert result.task_results["next"] is True
+
+
+async def test_retries_resubmit(in_process: DaskAdapter) -> None:
     def flaky(context: Any) -> str:
         if context["attempt"] < 2:
             raise ConnectionError("again")
         return "ok"
 
-    with DaskAdapter(n_workers=1, processes=False) as dask:
-        s = DependencyAwareScheduler(retry_policy=RetryPolicy(initial_delay=0))
-        s.add_task("flaky", flaky, adapter=dask, retry_count=2)
-        result = await run(s)
-        assert result.task_results == {"flaky": "ok"}
+    s = DependencyAwareScheduler(retry_policy=RetryPolicy(initial_delay=0))
+    s.add_task("flaky", flaky, adapter=in_process, retry_count=2)
+    result = await run(s)
+    assert result.task_results == {"flaky": "ok"}
     assert result.tasks["flaky"].attempts == 2
 
 
@@ -342,3 +415,56 @@ async def test_a_task_needing_a_resource_runs_on_the_worker_that_declares_it(
         s.add_task(f"g{i}", work.worker_address, adapter=adapter, resources={"gpu": 1})
     result = await run(s)
     assert {result.task_results[f"g{i}"] for i in range(4)} == {cluster.gpu_worker}
+
+
+async def test_a_resource_no_worker_declares_is_only_the_runs_own_limit(
+    adapter: DaskAdapter,
+) -> None:
+    s = DependencyAwareScheduler(resources={"db": 1})
+    for i in range(3):
+        s.add_task(f"d{i}", work.worker_address, adapter=adapter, resources={"db": 1})
+    with trio.fail_after(60):  # sent to dask, it would wait for a worker with "db" forever
+        result = await run(s)
+    assert result.successful_tasks == 3
+
+
+@pytest.mark.parametrize(
+    ("options", "needs", "message"),
+    [
+        (
+            {"worker_resources": ["tpu"]},
+            {"tpu": 1},
+            "Task 't' needs dask worker resource 'tpu' (1), but no worker declares it",
+        ),
+        (
+            {},
+            {"gpu": 2},
+            "Task 't' needs dask worker resource 'gpu' (2), but a worker has at most 1",
+        ),
+    ],
+)
+async def test_a_worker_resource_the_cluster_cannot_give_fails_at_once(
+    cluster: Any, options: dict[str, Any], needs: dict[str, int], message: str
+) -> None:
+    with DaskAdapter(cluster.scheduler_address, **options) as dask:
+        s = DependencyAwareScheduler(resources=dict.fromkeys(needs, 2))
+        s.add_task("t", work.worker_address, adapter=dask, resources=needs)
+        with trio.fail_after(60):
+            result = await run(s)
+    error = result.tasks["t"].error
+    assert isinstance(error, LookupError)
+    assert str(error).startswith(message)
+
+
+async def test_named_worker_resources_go_to_dask_and_the_others_stay_local(
+    cluster: Any,
+) -> None:
+    with DaskAdapter(cluster.scheduler_address, worker_resources=["gpu"]) as dask:
+        s = DependencyAwareScheduler(resources={"gpu": 1, "db": 1})
+        for i in range(3):
+            s.add_task(
+                f"g{i}", work.worker_address, adapter=dask, resources={"gpu": 1, "db": 1}
+            )
+        with trio.fail_after(60):
+            result = await run(s)
+        assert {result.task_results[f"g{i}"] for i in range(3)} == {cluster.gpu_worker}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -153,6 +154,16 @@ async def test_both_ways_give_the_same_result_and_the_same_error(how: str) -> No
     with pytest.raises(CommandError) as info:
         await outcome(Command("echo one >&2; echo two >&2; exit 4"))
     assert (info.value.returncode, info.value.output_tail) == (4, "one\ntwo")
+
+
+def test_run_blocking_waits_for_the_output_of_a_background_child_as_awaiting_does() -> None:
+    # The shell exits at once; its child keeps stdout open for longer than
+    # kill_grace + 1 s twice over, and writes before closing it.
+    command = Command("(sleep 2.3; echo late) & echo early", kill_grace=0)
+    before = threading.active_count()
+    done = command.run_blocking(poll=0.05)
+    assert (done.returncode, done.stdout) == (0, "early\nlate\n")
+    assert threading.active_count() == before  # no reader left running
 
 
 def test_run_blocking_kills_the_whole_group_once_stop_says_so(tmp_path: Path) -> None:

@@ -466,16 +466,56 @@ def _connect(adapter: Any, cluster: str) -> None:
     """Connect before anything runs.
 
     Raises:
-        UserError: the scheduler cannot be reached, or the local cluster not started.
+        UserError: the scheduler cannot be reached (or its address is not one
+            dask knows), or the local cluster not started.
     """
     try:
         adapter.connect()
-    except (OSError, TimeoutError) as exc:
+    except Exception as exc:
+        if cluster.startswith("local:"):
+            raise UserError(
+                f"cannot start the dask cluster {cluster}: {describe_error(exc)}"
+            ) from None
         reason = " ".join(str(exc).split()) or type(exc).__name__
+        if not isinstance(exc, OSError | TimeoutError):  # dask could not parse the address
+            reason = f"not a scheduler address dask can use ({reason})"
         raise UserError(f"cannot reach the dask cluster at {cluster}: {reason}") from None
-    except Exception as exc:  # a local cluster that did not start
-        reason = describe_error(exc)
-        raise UserError(f"cannot start the dask cluster {cluster}: {reason}") from None
+
+
+class _Signalled(BaseException):
+    """A stop signal arrived while connecting to a cluster (see :func:`_signals_recorded`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_recorded(received: list[int], *, interrupt: bool) -> Iterator[None]:
+    """While inside, SIGINT, SIGTERM and SIGHUP are noted in ``received``, not fatal.
+
+    With ``interrupt`` the first one also raises :class:`_Signalled` to cut a
+    blocking connect short; without it nothing is cut short (closing a
+    cluster must finish, or its worker processes are left behind). A signal
+    that is ignored already stays ignored.
+    """
+
+    def handle(signum: int, frame: Any) -> None:
+        first = not received
+        received.append(signum)
+        if interrupt and first:
+            raise _Signalled(signum)
+
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():  # signal.signal needs it
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _failure_lines(task_id: str, error: BaseException) -> list[str]:
@@ -693,11 +733,24 @@ def _run(args: argparse.Namespace) -> int:
     if cluster is None:
         return _run_pipeline(args, pipeline, None)
     adapter = _cluster_adapter(cluster)
+    received: list[int] = []
     try:
-        return _run_pipeline(args, pipeline, adapter, cluster)
+        status = _run_pipeline(args, pipeline, adapter, cluster)
+    except _Signalled as stop:  # while connecting: nothing ran
+        status = _say_interrupted(stop.signum)
     finally:
         # After the summary and outputs: the results stay on the cluster until here.
-        adapter.close()
+        with _signals_recorded(received, interrupt=False):
+            adapter.close()
+    if received and status < 128:  # while closing, after a run that was not stopped
+        return _say_interrupted(received[0])
+    return status
+
+
+def _say_interrupted(signum: int) -> int:
+    with contextlib.suppress(OSError):
+        print(f"interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+    return 128 + signum
 
 
 def _run_pipeline(
@@ -713,9 +766,13 @@ def _run_pipeline(
     # lines; otherwise every event as a plain line.
     live = sys.stderr.isatty() and args.log_format == "console"
     configure_logging(args.log_format, sys.stderr, min_level="warning" if live else "info")
-    scheduler = _load_scheduler(
-        args, pipeline=pipeline, adapters=None if dask is None else {"dask": dask}
-    )
+    if dask is None:  # the per-run cluster: nothing here reads the results, don't fetch them
+        from dagwave.adapters.dask import per_run_adapter
+
+        adapters = {"dask": per_run_adapter(fetch_after_run=False)}
+    else:
+        adapters = {"dask": dask}
+    scheduler = _load_scheduler(args, pipeline=pipeline, adapters=adapters)
     if args.dry_run:
         print(f"{len(scheduler)} tasks in {len(scheduler.get_wave_summary())} waves:")
         for wave in scheduler.get_wave_summary():
@@ -738,7 +795,16 @@ def _run_pipeline(
 
     if dask is not None:
         assert cluster is not None
-        _connect(dask, cluster)
+        received: list[int] = []
+        try:
+            with _signals_recorded(received, interrupt=True):
+                _connect(dask, cluster)
+                if received:  # caught on the way (as some other error, or swallowed)
+                    raise _Signalled(received[0])
+        except (Exception, KeyboardInterrupt):
+            if received:
+                raise _Signalled(received[0]) from None
+            raise
     execute = scheduler.execute
     if args.no_store and args.resume is not None:
         raise UserError("--resume reads the run store: it cannot go with --no-store")
