@@ -14,6 +14,7 @@ import pytest
 
 from dagwave import RunStore
 from tests._helpers import GIVE_UP_S, wait_until
+from tests._helpers import dagwave_command as dagwave
 
 PIPELINE = """
 [tasks.gen]
@@ -37,16 +38,6 @@ def shout(ctx):
         log.write("shout\\n")
     return ctx["dependency_results"]["gen"].stdout.upper() + "!"
 """
-
-
-def dagwave(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dagwave", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def task_rows(stdout: str) -> dict[str, str]:

@@ -14,18 +14,8 @@ import pytest
 
 from dagwave import RunStore
 from tests._helpers import GIVE_UP_S, wait_until
+from tests._helpers import dagwave_command as dagwave
 from tests.test_run_store import newer, not_sqlite
-
-
-def dagwave(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dagwave", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
 
 # -- the command line -------------------------------------------------------------------
 

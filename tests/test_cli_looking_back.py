@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from dagwave import RunStore
+from tests._helpers import dagwave_command as dagwave
 from tests.test_html_report import browser, parse
 
 PIPELINE = """
@@ -48,16 +48,6 @@ def validate(rows):
         if not isinstance(row, int):
             raise ValueError(f"bad row {number}")
 '''
-
-
-def dagwave(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dagwave", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture

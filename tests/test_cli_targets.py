@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from dagwave import RunStore
+from tests._helpers import dagwave_command as dagwave
 
 # fetch -> parse -> report <- stats <- fetch;  lint alone;  docs -> publish <- report
 PIPELINE = """
@@ -31,16 +30,6 @@ cmd = "touch ran-docs"
 cmd = "touch ran-publish"
 deps = ["docs", "report"]
 """
-
-
-def dagwave(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dagwave", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def ran(folder: Path) -> set[str]:
