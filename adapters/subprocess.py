@@ -200,17 +200,7 @@ class Command:
             CommandError: non-zero exit status with ``check=True``.
             OSError: the program could not be started (e.g. not found).
         """
-        env = None if self.env is None else {**os.environ, **self.env}
-        process = await trio.lowlevel.open_process(
-            self._argv,
-            shell=isinstance(self._argv, str),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=self.cwd,
-            env=env,
-            start_new_session=True,  # its own process group, so we can end all of it
-        )
+        process = await trio.lowlevel.open_process(self._argv, **self._process_options())
         out, err = _Tail(self.max_output), _Tail(self.max_output)
         keep_out, keep_err = output_writer(context, "stdout"), output_writer(context, "stderr")
         try:
@@ -230,6 +220,18 @@ class Command:
                     keep.close()
         assert process.returncode is not None  # wait() returned
         return self._result(process.returncode, out, err)
+
+    def _process_options(self) -> dict[str, Any]:
+        """How the process starts, awaited or blocking: piped output, a group of its own."""
+        return {
+            "shell": isinstance(self._argv, str),
+            "stdin": subprocess.DEVNULL,
+            "stdout": subprocess.PIPE,
+            "stderr": subprocess.PIPE,
+            "cwd": self.cwd,
+            "env": None if self.env is None else {**os.environ, **self.env},
+            "start_new_session": True,  # its own process group, so we can end all of it
+        }
 
     def _result(self, returncode: int, out: _Tail, err: _Tail) -> CommandResult:
         """The result of an ended call from what was read of its streams (raises when checked)."""
@@ -269,17 +271,7 @@ class Command:
                 command was stopped.
             OSError: the program could not be started.
         """
-        env = None if self.env is None else {**os.environ, **self.env}
-        process = subprocess.Popen(
-            self._argv,
-            shell=isinstance(self._argv, str),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=self.cwd,
-            env=env,
-            start_new_session=True,
-        )
+        process = subprocess.Popen(self._argv, **self._process_options())
         out, err = _Tail(self.max_output), _Tail(self.max_output)
         readers = [
             threading.Thread(target=_drain_blocking, args=(stream, tail), daemon=True)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from dagwave import RunStore
 from tests._helpers import dagwave_command as dagwave
-from tests.test_html_report import browser, parse
+from tests.test_html_report import browser, dump_dom, parse
 
 PIPELINE = """
 [run]
@@ -230,26 +229,7 @@ def test_the_stored_report_renders_in_a_real_browser(recorded: tuple[Path, str])
         pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
     folder, run_id = recorded
     assert dagwave("report", run_id, "-o", "stored.html", cwd=folder).returncode == 0
-    proc = subprocess.run(
-        [
-            exe,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={folder / 'profile'}",
-            "--dump-dom",
-            (folder / "stored.html").as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = dump_dom(exe, folder / "stored.html", folder / "profile")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rendered = parse(proc.stdout)
     assert {task for task, _ in rendered.bars} == {"check", "compile", "odd/name", "prepare"}

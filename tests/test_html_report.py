@@ -87,13 +87,9 @@ def browser() -> str | None:
     return None
 
 
-def test_report_renders_in_a_real_browser(tmp_path: Path) -> None:
-    exe = browser()
-    if exe is None:
-        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
-    page = tmp_path / "run.html"
-    page.write_text(run_diamond().to_html_report())
-    proc = subprocess.run(
+def dump_dom(exe: str, page: Path, profile: Path) -> subprocess.CompletedProcess[str]:
+    """Load ``page`` in headless Chromium; its DOM as the browser built it, on stdout."""
+    return subprocess.run(
         [
             exe,
             "--headless",
@@ -104,7 +100,7 @@ def test_report_renders_in_a_real_browser(tmp_path: Path) -> None:
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--user-data-dir={profile}",
             "--dump-dom",
             page.as_uri(),
         ],
@@ -113,6 +109,15 @@ def test_report_renders_in_a_real_browser(tmp_path: Path) -> None:
         timeout=120,
         check=False,
     )
+
+
+def test_report_renders_in_a_real_browser(tmp_path: Path) -> None:
+    exe = browser()
+    if exe is None:
+        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
+    page = tmp_path / "run.html"
+    page.write_text(run_diamond().to_html_report())
+    proc = dump_dom(exe, page, tmp_path / "profile")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rendered = parse(proc.stdout)  # the DOM as the browser built it
     assert {task for task, _ in rendered.bars} == {"a", "b", "c", "d", "x"}

@@ -682,13 +682,10 @@ class Memo:
                 # None, no key. Its only attempt lives in its row (no attempts row).
                 cpu = first_cpu[i]
                 append(
-                    (
+                    plain_row(
                         run_id,
                         tasks[i].task_id,
-                        "completed",
-                        1,
                         (e - s) * 1000.0,
-                        "none",
                         (s - t0) * 1000.0,
                         (e - t0) * 1000.0,
                         i,
@@ -714,15 +711,11 @@ class Memo:
                     first_slot=first_slot[i], first_cpu_ms=None if cpu is None else cpu * 1000.0
                 )
                 duration = (e - s) * 1000.0
-                folded = True
             else:
-                duration, folded = busy.get(i, 0.0) * 1000.0, False
+                duration = busy.get(i, 0.0) * 1000.0
             saved = None
             if status is _COMPLETED or status is _CACHED:
                 saved = self._saved(i, status, value, said)
-                if saved is _NULL_ROW and folded:
-                    append(plain_row(run_id, task_id, duration, place))
-                    continue
                 if said:
                     notes += [(task_id, text) for text in said]
                     said.clear()

@@ -553,7 +553,16 @@ def task_row(
 
 
 def plain_row(
-    run_id: str, task_id: str, duration_ms: float, place: TaskPlace
+    run_id: str,
+    task_id: str,
+    duration_ms: float,
+    start_ms: float,
+    end_ms: float,
+    position: int,
+    wave: int,
+    adapter: str,
+    first_slot: int,
+    first_cpu_ms: float | None,
 ) -> tuple[Any, ...]:
     """A row of :data:`PLAIN_COLUMNS`: completed at its first attempt, returning None."""
     return (
@@ -563,13 +572,13 @@ def plain_row(
         1,
         duration_ms,
         "none",
-        place.start_ms,
-        place.end_ms,
-        place.position,
-        place.wave,
-        place.adapter,
-        place.first_slot,
-        place.first_cpu_ms,
+        start_ms,
+        end_ms,
+        position,
+        wave,
+        adapter,
+        first_slot,
+        first_cpu_ms,
     )
 
 
