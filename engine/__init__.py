@@ -46,6 +46,7 @@ from dagwave.run._records import (
     TaskRecord,
     TaskStatus,
     Wave,
+    WaveRecords,
 )
 from dagwave.run._remote import RemoteResult, RemoteResults
 from dagwave.run._scheduler import DependencyAwareScheduler, TaskView
@@ -122,6 +123,7 @@ __all__ = [
     "ThreadSafeState",
     "Wave",
     "WaveExecutionError",
+    "WaveRecords",
     "__version__",
     "analyze_schedule",
     "output_writer",

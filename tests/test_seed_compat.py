@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -27,6 +28,7 @@ from dagwave import (
     TaskStatus,
     ThreadSafeState,
     Wave,
+    WaveRecords,
 )
 
 
@@ -127,6 +129,63 @@ async def test_a_wave_that_never_ran_reports_zero_duration(autojump_clock: MockC
         "skipped",
         0.0,
     )
+
+
+def test_wave_records_are_built_once_when_first_read_and_read_like_a_tuple() -> None:
+    made: list[int] = []
+    first, second = (Wave(1, ["a"]), Wave(2, ["b"]))
+
+    def build() -> list[Wave]:
+        made.append(1)
+        return [first, second]
+
+    waves = WaveRecords(2, build)
+    assert len(waves) == 2
+    assert made == []
+    assert waves[0] is first
+    assert waves[-1] is second
+    assert waves[:1] == (first,)
+    assert list(waves) == [first, second]
+    assert second in waves
+    assert waves == (first, second)
+    assert waves == [first, second]
+    assert waves != (first,)
+    assert repr(waves) == repr((first, second))
+    assert pickle.loads(pickle.dumps(waves)) == (first, second)
+    assert made == [1]
+
+
+def _fails(context: Any) -> None:
+    raise ValueError("bad input")
+
+
+@pytest.mark.parametrize("filtered", [False, True], ids=["events", "events filtered"])
+@pytest.mark.parametrize("mode", ["eager", "waves"])
+async def test_waves_of_a_run_take_their_status_from_their_tasks(mode: str, filtered: bool) -> None:
+    """Also when nothing closed a wave during the run (eager, info events filtered out)."""
+    import logging
+
+    import structlog
+
+    if filtered:
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    s = DependencyAwareScheduler(mode=mode)  # type: ignore[arg-type]
+    s.add_task("a", lambda context: 1, dependencies=[])
+    s.add_task("b", _fails, dependencies=[])
+    s.add_task("c", lambda context: 3, dependencies=["b"])
+    s.add_task("d", lambda context: 4, dependencies=["a"])
+    s.add_task("e", lambda context: 5, dependencies=["d"])
+    s.schedule()
+    result = await s.execute()
+    assert [w.status for w in result.waves] == [
+        TaskStatus.FAILED,
+        TaskStatus.SKIPPED,
+        TaskStatus.COMPLETED,
+    ]
+    assert [w["status"] for w in s.get_wave_summary()] == ["failed", "skipped", "completed"]
+    assert result.waves[1].duration_ms is not None
+    assert result.waves[1].start_ms is not None
+    assert result.waves[0].created_at == result.waves[2].created_at
 
 
 # ------------------------------------------------------------------ task_errors

@@ -475,6 +475,36 @@ def test_history_size_is_bounded_dropping_oldest() -> None:
     assert [change.new_value for change in state.get_history()] == [9, 8, 7]
 
 
+@pytest.mark.parametrize("size", [0, 2, 3, 10])
+def test_a_runs_results_are_one_version_step_in_the_bounded_history(size: int) -> None:
+    """The run core hands its results over in one step; the history keeps what fits."""
+    import trio
+
+    from dagwave import DependencyAwareScheduler
+
+    state = SharedState({"task_result_b": "old"}, max_history_size=size)
+    s = DependencyAwareScheduler(state=state)
+    for name in "abcd":
+        s.add_task(name, lambda context, name=name: name.upper(), dependencies=[])
+    s.schedule()
+    trio.run(s.execute)
+    history = state.get_history()
+    newest_first = ["task_result_d", "task_result_c", "task_result_b", "task_result_a"]
+    assert [c.key for c in history] == newest_first[:size]
+    assert len({(c.version, c.operation, c.changed_by, c.timestamp) for c in history}) == min(
+        size, 1
+    )
+    assert all((c.operation, c.changed_by) == ("update", "dagwave") for c in history)
+    old = {c.key: (c.existed_before, c.old_value, c.new_value) for c in history}
+    if size >= 3:
+        assert old["task_result_b"] == (True, "old", "B")
+        assert old["task_result_c"] == (False, None, "C")
+    if size >= 4:  # the whole step is in the history: it can be undone
+        state.rollback(history[0].version - 1)
+        assert not state.has("task_result_d")
+        assert state.get("task_result_b") == "old"
+
+
 def test_max_history_size_zero_keeps_nothing() -> None:
     state = SharedState(max_history_size=0)
     state.set("a", 1)

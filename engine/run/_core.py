@@ -540,7 +540,11 @@ class RunCore:
         if self.events.info:
             task_id = self.plan.tasks[i].task_id
             self.events.task_cached(
-                task_id, self.plan.wave_of[i], hit.reason, hit.from_run, hit.because,
+                task_id,
+                self.plan.wave_of[i],
+                hit.reason,
+                hit.from_run,
+                hit.because,
                 trio.current_time(),
             )
         self._report_waves(closed)
@@ -631,8 +635,8 @@ class RunCore:
         copying, since their tasks no longer run.
 
         In eager mode with info events filtered out, nothing needs a wave
-        closed before the run ends (where every wave is closed): a chain,
-        a wave per task, then pays nothing per wave.
+        closed at all (the result's wave records read their tasks' statuses
+        when first read): a chain, a wave per task, then pays nothing per wave.
         """
         closed: list[tuple[int, TaskStatus]] = []
         store = not self.dispatch.eager
@@ -862,9 +866,12 @@ class RunCore:
                     # any more (those ended with their own events), so attempt 0.
                     ledger.status[i] = CANCELLED
                     never.append(i)
-            self.close_waves([w for w, done in enumerate(ledger.wave_done) if not done])
             if self.dispatch.eager:
+                # Nothing waits for a wave: the result's wave records (built when
+                # read) take their status from the tasks', not from a close here.
                 self._store_results(range(len(plan.tasks)))
+            else:  # the results of waves that did not close yet go into the state
+                self.close_waves([w for w, done in enumerate(ledger.wave_done) if not done])
         for i in never:
             self.events.task_cancelled(plan.tasks[i].task_id, plan.wave_of[i], 0, None, end)
         result = ledger.result(

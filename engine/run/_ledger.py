@@ -38,7 +38,7 @@ import math
 import uuid
 from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -50,6 +50,8 @@ from dagwave.run._records import (
     RunStatistics,
     TaskRecord,
     TaskStatus,
+    Wave,
+    WaveRecords,
     build_wave,
 )
 
@@ -281,19 +283,8 @@ class Ledger:
                 )
             elif status is CANCELLED:
                 task_errors[task.task_id] = "cancelled: the run was cancelled before it finished"
-        wave_ids = plan.wave_ids or [[plan.tasks[i].task_id for i in w] for w in plan.waves]
-        wave_start, wave_end = self.wave_start, self.wave_end
-        waves = tuple(
-            build_wave(
-                w + 1,
-                ids,
-                self.wave_status[w] or self.wave_final(w),
-                _maybe_span_ms(wave_start[w], wave_end[w]),
-                created_at,
-                _offset_ms(wave_start[w], t0),
-                _offset_ms(wave_end[w], t0),
-            )
-            for w, ids in enumerate(wave_ids)
+        waves = WaveRecords(
+            len(plan.waves), functools.partial(self._waves, t0, created_at, everything)
         )
         wall_ms = _span_ms(t0, end)
         sequential_ms = self.busy_total() * 1000.0
@@ -314,13 +305,28 @@ class Ledger:
             mode=mode,
             max_concurrent=max_concurrent,
             cpu_ms=cpu_s * 1000.0,
-            thread_cpu_ms=(sum(self.cpu.values()) + sum(filter(None, self.first_cpu)))
-            * 1000.0,
+            thread_cpu_ms=(sum(self.cpu.values()) + sum(filter(None, self.first_cpu))) * 1000.0,
             cached_tasks=counts[CACHED],
             state=state,
             task_records_source=functools.partial(self.task_records, t0),
             critical_path_source=functools.partial(_critical_path, plan, self.busy_ms),
         )
+
+    def _waves(self, t0: float, created_at: datetime, everything: bool) -> Iterator[Wave]:
+        """The wave records of a finished run (``everything``: every task completed)."""
+        plan = self.plan
+        wave_ids = plan.wave_ids or [[plan.tasks[i].task_id for i in w] for w in plan.waves]
+        wave_start, wave_end, wave_status = self.wave_start, self.wave_end, self.wave_status
+        for w, ids in enumerate(wave_ids):
+            yield build_wave(
+                w + 1,
+                ids,
+                COMPLETED if everything else wave_status[w] or self.wave_final(w),
+                _maybe_span_ms(wave_start[w], wave_end[w]),
+                created_at,
+                _offset_ms(wave_start[w], t0),
+                _offset_ms(wave_end[w], t0),
+            )
 
     def task_records(self, t0: float) -> dict[str, TaskRecord]:
         """The per-task records of a finished run (built when first asked for)."""

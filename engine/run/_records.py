@@ -21,7 +21,7 @@ import functools
 import json
 import math
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -43,6 +43,7 @@ __all__ = [
     "TaskRecord",
     "TaskStatus",
     "Wave",
+    "WaveRecords",
     "build_wave",
     "frozen_builder",
     "retryable",
@@ -98,7 +99,7 @@ def _jsonable(value: Any) -> Any:
         return json.loads(json.dumps(value))
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | WaveRecords):
         return [_jsonable(v) for v in value]
     return repr(value)
 
@@ -107,7 +108,9 @@ def _python(value: Any) -> Any:
     """*value* with nested records turned into dicts (pydantic's "python" mode)."""
     if isinstance(value, Dumpable):
         return value.to_dict()
-    if isinstance(value, list | tuple) and any(isinstance(v, Dumpable) for v in value):
+    if isinstance(value, list | tuple | WaveRecords) and any(
+        isinstance(v, Dumpable) for v in value
+    ):
         return [_python(v) for v in value]
     if isinstance(value, Mapping) and any(isinstance(v, Dumpable) for v in value.values()):
         return {k: _python(v) for k, v in value.items()}
@@ -458,6 +461,57 @@ class Wave(Dumpable):
         }
 
 
+class WaveRecords(Sequence[Wave]):
+    """A run's :class:`Wave` records, built on first use (a read-only sequence, like a tuple).
+
+    A chain of 10,000 tasks has 10,000 waves: a run whose waves nobody reads
+    should not pay for a record each. Compares equal to any sequence of the
+    same waves (a tuple too), and pickles as a tuple.
+
+    Args:
+        count: how many waves there are.
+        build: makes the records, in order; called once, at the first use.
+    """
+
+    __slots__ = ("_build", "_count", "_items")
+
+    def __init__(self, count: int, build: Callable[[], Iterable[Wave]]) -> None:
+        self._count = count
+        self._build: Callable[[], Iterable[Wave]] | None = build
+        self._items: tuple[Wave, ...] | None = None
+
+    def _records(self) -> tuple[Wave, ...]:
+        items = self._items
+        if items is None:
+            assert self._build is not None
+            items = self._items = tuple(self._build())
+            self._build = None  # what it read may go
+        return items
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._records()[index]
+
+    def __iter__(self) -> Iterator[Wave]:
+        return iter(self._records())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, WaveRecords | tuple | list):
+            return self._records() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._records())
+
+    def __repr__(self) -> str:
+        return repr(self._records())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (self._records(),))
+
+
 @dataclass(frozen=True, slots=True)
 class RunStatistics:
     """A snapshot of a run in progress (``DependencyAwareScheduler.statistics()``).
@@ -513,7 +567,8 @@ class ExecutionResult(Dumpable):
             first access).
         tasks: task id -> :class:`TaskRecord`, in the order tasks were added
             (built on first access).
-        waves: the :class:`Wave` records.
+        waves: the :class:`Wave` records (a :class:`WaveRecords` sequence,
+            built on first access, from a run; a tuple from :meth:`from_json`).
         critical_path: the longest chain of dependent tasks by measured
             duration (computed on first access).
         mode: "waves" or "eager".
@@ -540,7 +595,7 @@ class ExecutionResult(Dumpable):
     speedup_ratio: float
     task_results: Mapping[str, Any]
     task_errors: Mapping[str, str]
-    waves: tuple[Wave, ...]
+    waves: Sequence[Wave]
     mode: str
     max_concurrent: int
     cpu_ms: float = 0.0

@@ -15,7 +15,7 @@ import hashlib
 import os
 import random
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, cast
 
@@ -317,7 +317,7 @@ class DependencyAwareScheduler:
         self._changes = 0
         self._plan: RunPlan | None = None
         self._planned_at = -1
-        self._waves: list[Wave] = []
+        self._waves: Sequence[Wave] = []
         self._core: RunCore | None = None
         self._running = False
         #: The pipeline file the tasks came from, if any: runs recorded in a
@@ -695,9 +695,7 @@ class DependencyAwareScheduler:
                 ],
             )
             return await run_as_asyncio_guest(
-                functools.partial(
-                    self._execute, plan, progress, progress_interval, store, options
-                )
+                functools.partial(self._execute, plan, progress, progress_interval, store, options)
             )
         return await self._execute(self._plan, progress, progress_interval, store, options)
 
@@ -736,7 +734,7 @@ class DependencyAwareScheduler:
             finally:
                 self._running = False
                 if core.last_result is not None:
-                    self._waves = list(core.last_result.waves)
+                    self._waves = core.last_result.waves
         assert memo is not None
         run_id = memo.run_id = str(core.execution_id)
         store.start_run(
@@ -757,7 +755,7 @@ class DependencyAwareScheduler:
             current_output_files.reset(keeping)
             self._running = False
             if core.last_result is not None:
-                self._waves = list(core.last_result.waves)
+                self._waves = core.last_result.waves
             # A failed, cancelled or broken run is recorded too.
             tasks, attempts = memo.rows_at_end(core)
             store.finish_run(

@@ -499,10 +499,20 @@ class SharedState(Generic[T]):
                 self._history.clear()
                 self._history_floor = self._version
                 data.update(itertools.islice(items, skip))
+            # One version step, one timestamp; the records made as _record() makes them.
+            now, version, history = datetime.now(UTC), self._version, self._history
+            room = self._max_history_size - len(history)
             for key, value in items:
                 old = data.get(key, _MISSING)
                 data[key] = value
-                self._record(key, "update", old, value, changed_by)
+                existed = old is not _MISSING
+                was = old if existed else None
+                change = StateChange(now, version, key, "update", was, value, existed, changed_by)
+                if room > 0:
+                    room -= 1
+                    history.append(change)
+                else:
+                    self._append(change)
 
     def delete(self, key: str, changed_by: str | None = None) -> bool:
         """Remove *key*.
