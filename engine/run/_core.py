@@ -224,6 +224,8 @@ class RunCore:
         self._draining = False
         self._ending = False  # _finish() closes what is left
         self._created_at = datetime.now()
+        # trio.current_time() without its lookups (the run's clock; two reads per attempt).
+        self._now = trio.lowlevel.current_clock().current_time
         self._t0 = 0.0
         self._position: dict[str, int] | None = None
         self.last_result: ExecutionResult | None = None
@@ -346,7 +348,7 @@ class RunCore:
                     dispatch.release(i, slot)
                 return
         task = plan.tasks[i]
-        start = trio.current_time()
+        start = self._now()
         if self._threads is None:
             attempt, wave_started = ledger.begin(i, start)
         else:
@@ -397,7 +399,7 @@ class RunCore:
             if context is not None:
                 context.cancelled = True
             outcome, error, passed_on = _classify(exc)
-        end = trio.current_time()
+        end = self._now()
         timed_out = self._timed_out[worker]
         self._timed_out[worker] = False
         if timeout is not None:
@@ -939,10 +941,11 @@ def _priorities(plan: RunPlan, mode: str, wave_optimization: bool) -> list[float
         # reverse topological order (waves reversed), iteratively.
         remaining = [t.estimated_duration for t in tasks]
         dependents = plan.dependents
+        longest = remaining.__getitem__
         for wave in reversed(plan.waves):
             for i in wave:
-                if dependents[i]:
-                    remaining[i] += max(remaining[j] for j in dependents[i])
+                if after := dependents[i]:
+                    remaining[i] += max(map(longest, after))
         return remaining
     if wave_optimization:
         return [t.estimated_duration for t in tasks]

@@ -49,7 +49,7 @@ from dagwave.run._records import (
     build_wave,
 )
 from dagwave.run._remote import local_value
-from dagwave.run._tasks import Executor, Task, check_resources
+from dagwave.run._tasks import Executor, Task, check_resources, plain_task
 from dagwave.state._store import STORE_METHODS, SharedState, StateStore
 from dagwave.store._outputs import current_output_files
 from dagwave.store._runstore import RunStatus, RunStore
@@ -395,18 +395,24 @@ class DependencyAwareScheduler:
                 owner=f"task {task_id!r}",
                 expected="a name or a dagwave.Adapter",
             )
-        spec = make_spec(task_id, cache, inputs, outputs, cache_key)
-        task = Task.create(
-            task_id,
-            executor,
-            deps,
-            timeout_seconds=timeout_seconds,
-            retry_count=retry_count,
-            metadata=metadata,
-            adapter=adapter,
-            retry_policy=retry_policy,
-            resources=resources,
-        )
+        if cache is None and inputs is None and outputs is None and cache_key is None:
+            spec = None  # the common case: nothing to check
+        else:
+            spec = make_spec(task_id, cache, inputs, outputs, cache_key)
+        if metadata is None and adapter is None and retry_policy is None and resources is None:
+            task = plain_task(task_id, executor, deps, timeout_seconds, retry_count)
+        else:
+            task = Task.create(
+                task_id,
+                executor,
+                deps,
+                timeout_seconds=timeout_seconds,
+                retry_count=retry_count,
+                metadata=metadata,
+                adapter=adapter,
+                retry_policy=retry_policy,
+                resources=resources,
+            )
         self._graph._add_checked(task_id, deps)  # id and dependencies checked above
         self._defs[task_id] = task
         if spec is not None:

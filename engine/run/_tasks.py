@@ -29,7 +29,7 @@ from dagwave.state._store import SharedState, StateStore
 if TYPE_CHECKING:
     from dagwave.run._adapter import Adapter
 
-__all__ = ["Executor", "Task", "TaskContext", "check_resources", "is_async_callable"]
+__all__ = ["Executor", "Task", "TaskContext", "check_resources", "is_async_callable", "plain_task"]
 
 #: What ``add_task`` takes: a callable of the task's :class:`TaskContext`
 #: (``async def`` or plain). In another process or on a cluster the context
@@ -218,6 +218,45 @@ class Task(Dumpable):
             else tuple(sorted(check_resources(f"task {task_id!r}", resources).items())),
             _added_now(),
         )
+
+
+def plain_task(
+    task_id: str,
+    executor: object,
+    dependencies: tuple[str, ...],
+    timeout_seconds: object,
+    retry_count: object,
+) -> Task:
+    """:meth:`Task.create` for the commonest task: no metadata, adapter, retry policy or resources.
+
+    A few microseconds are the whole cost of adding a task, and the keyword
+    call and the checks of four absent values are a visible part of them.
+    """
+    if not callable(executor):
+        return Task.create(
+            task_id,
+            executor,
+            dependencies,
+            timeout_seconds=timeout_seconds,
+            retry_count=retry_count,
+            metadata=None,
+            adapter=None,
+            retry_policy=None,
+        )  # raises the error Task.create gives
+    return _build_task(
+        task_id,
+        executor,
+        dependencies,
+        check_timeout(task_id, timeout_seconds),
+        check_retry_count(task_id, retry_count),
+        _NO_METADATA,
+        None,
+        None,
+        is_async_callable(executor),
+        1.0,
+        (),
+        _added_now(),
+    )
 
 
 _last_added = 0.0

@@ -27,6 +27,7 @@ so the run's limit is never exceeded.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -123,18 +124,117 @@ class ThreadSide:
     def _run(self, i: int, slot: int) -> None:
         """A worker thread's job: run task ``i``, then whatever it hands this thread next.
 
-        Ending one attempt and starting the next share one critical section.
+        One loop, with what it reads on every attempt held in locals: the
+        bookkeeping around a no-op call costs a few microseconds, and a
+        method call or an attribute lookup per attempt is a visible part of
+        that. Ending one attempt and starting the next share one critical
+        section.
         """
-        with self._core.dispatch.lock:
+        core = self._core
+        dispatch, ledger, deadlines, plan = core.dispatch, core.ledger, core.deadlines, core.plan
+        lock, tasks, results, status = dispatch.lock, plan.tasks, ledger.results, ledger.status
+        running, in_thread, clock = self.running, core.in_thread, self._clock
+        fetch_remote, events, state = core.fetch_remote, core.events, core.state
+        all_deps, free, needs = plan.deps, dispatch.free, dispatch.needs
+        first_slot, first_cpu, ended_at = ledger.first_slot, ledger.first_cpu, ledger.end
+        wave_of, wave_end, tokens = plan.wave_of, ledger.wave_end, deadlines.token
+        thread_time, heappush = time.thread_time, heapq.heappush
+        with lock:
             job = self._begin(i, slot)
             wake = self._wake_trio()
         if wake:
             self._notify()
-        # Reading a thread's CPU clock is a system call (~0.6 us): one per
-        # attempt, the end of one attempt's reading being the start of the next.
-        cpu_mark = time.thread_time()
+        # Reading a thread's CPU clock is a system call (~0.4 us): one per
+        # attempt, the end of one attempt's reading being the start of the next
+        # (so an attempt's CPU time includes the booking before it).
+        cpu_start = thread_time()
         while job is not None:
-            job, cpu_mark = self._step(job, cpu_mark)
+            i, slot, attempt, start, token = job.task, job.slot, job.attempt, job.start, job.token
+            task = tasks[i]
+            error: BaseException | None = None
+            value: Any = None
+            context: TaskContext | None = None
+            try:
+                # A store that fails here fails the attempt (and never the thread).
+                deps = all_deps[i]
+                context = job.context = TaskContext(  # as core.context() makes it
+                    task.task_id,
+                    task.metadata,
+                    {tasks[d].task_id: results[d] for d in deps} if deps else {},
+                    attempt,
+                    state,
+                )
+                if fetch_remote is not None and fetch_remote[i]:
+                    fetch_dependencies(context)  # results held on a cluster: fetched here
+                if job.abandoned:
+                    context.cancelled = True
+                value = task.executor(context)
+            except BaseException as exc:  # booked below; KeyboardInterrupt too (trio re-raises it)
+                error = exc
+            cpu_end = thread_time()
+            cpu = cpu_end - cpu_start
+            cpu_start = cpu_end
+            end = clock()
+            context = None  # the attempt is over: drop it before waiting for the lock
+            timeout = task.timeout_seconds
+            info = events.info
+            with lock:
+                reports = self.reports  # read under the lock: trio's drain swaps the list
+                running[slot] = None
+                if needs and needs[i]:
+                    dispatch.release(i, slot)
+                else:
+                    heappush(free, slot)  # dispatch.release() of a task without resources
+                if not job.abandoned:  # else trio booked it already, and its result is dropped
+                    if timeout is None:
+                        in_time = True
+                    elif tokens[slot] == token:  # deadlines.disarm(), inline
+                        tokens[slot] = -token
+                        in_time = end - start <= timeout
+                    else:  # the watchdog took it first
+                        in_time = False
+                    if error is None and in_time:
+                        if attempt == 1:  # ledger.completed_first_time(), inline
+                            first_slot[i] = slot
+                            first_cpu[i] = cpu
+                            ended_at[i] = end
+                            w = wave_of[i]
+                            last = wave_end[w]
+                            if last is None or end > last:
+                                wave_end[w] = end
+                        else:
+                            ledger.ended(
+                                AttemptEntry(i, attempt, "completed", start, end, slot, None, cpu)
+                            )
+                        status[i] = COMPLETED
+                        results[i] = value
+                        waves = dispatch.done(i)
+                        if info:
+                            reports.append(("completed", i, attempt, start, end))
+                        if waves:
+                            closed = core.close_waves(waves)
+                            if info:
+                                reports.append(("waves", closed))
+                    else:
+                        reports.append(("failed", self._failed(job, end, cpu, error, in_time)))
+                starts = dispatch.take()
+                if dispatch.remaining == 0:
+                    reports.append(("finished",))
+                job = None
+                others: list[tuple[int, int]] = []
+                for j, s in starts:
+                    if not in_thread[j]:
+                        reports.append(("start", j, s))
+                    elif job is None:
+                        # This thread runs it next, in the slot it just freed.
+                        job = self._begin(j, s)
+                    else:
+                        others.append((j, s))
+                wake = self._wake_trio()
+            for j, s in others:
+                self.submit(j, s)
+            if wake:
+                self._notify()
 
     def _begin(self, i: int, slot: int) -> ThreadJob | None:
         """Book the start of an attempt of task ``i`` in ``slot``. Lock held."""
@@ -152,91 +252,21 @@ class ThreadSide:
             self.reports.append(("started", i, attempt, start, wave_started))
         return job
 
-    def _step(self, job: ThreadJob, cpu_start: float) -> tuple[ThreadJob | None, float]:
-        """Run ``job``'s call, book how it ended, and start what this thread runs next.
-
-        ``cpu_start`` is this thread's CPU clock before the call (taken at the
-        end of its previous attempt, so the attempt's CPU time includes the
-        microseconds of booking in between); returns the next job, if any, and
-        the clock read after this call.
-        """
-        core = self._core
-        dispatch, ledger, deadlines, plan = core.dispatch, core.ledger, core.deadlines, core.plan
-        i, slot, attempt, start, token = job.task, job.slot, job.attempt, job.start, job.token
-        task = plan.tasks[i]
-        results = ledger.results
-        error: BaseException | None = None
-        value: Any = None
-        context: TaskContext | None = None
-        try:
-            # A store that fails here fails the attempt (and never the thread).
-            context = job.context = core.context(i, attempt)
-            if core.fetch_remote is not None and core.fetch_remote[i]:
-                fetch_dependencies(context)  # results held on a cluster: fetched here, blocking
-            if job.abandoned:
-                context.cancelled = True
-            value = task.executor(context)
-        except BaseException as exc:  # booked below; KeyboardInterrupt too (trio re-raises it)
-            error = exc
-        cpu_end = time.thread_time()
-        cpu = cpu_end - cpu_start
-        end = self._clock()
-        context = None  # the attempt is over: drop it before waiting for the lock
+    def _failed(
+        self, job: ThreadJob, end: float, cpu: float, error: BaseException | None, in_time: bool
+    ) -> AttemptEntry:
+        """Book an attempt that failed or returned late; returns its entry. Lock held."""
+        task = self._core.plan.tasks[job.task]
         timeout = task.timeout_seconds
-        info = core.events.info
-        with dispatch.lock:
-            reports = self.reports  # read under the lock: trio's drain swaps the list
-            self.running[slot] = None
-            dispatch.release(i, slot)
-            if not job.abandoned:  # else trio booked it already, and its result is dropped
-                in_time = timeout is None or (
-                    deadlines.disarm(slot, token) and end - start <= timeout
-                )
-                if error is None and in_time:
-                    if attempt == 1:
-                        ledger.completed_first_time(i, slot, end, cpu)
-                    else:
-                        entry = AttemptEntry(i, attempt, "completed", start, end, slot, None, cpu)
-                        ledger.ended(entry)
-                    ledger.status[i] = COMPLETED
-                    results[i] = value
-                    waves = dispatch.done(i)
-                    if info:
-                        reports.append(("completed", i, attempt, start, end))
-                    if waves:
-                        closed = core.close_waves(waves)
-                        if info:
-                            reports.append(("waves", closed))
-                else:
-                    outcome: AttemptOutcome
-                    if in_time or not isinstance(error, Exception | None):
-                        # KeyboardInterrupt / SystemExit stay themselves, late or not.
-                        outcome = "failed"
-                    else:  # past its deadline: the watchdog's, or returned late before it fired
-                        assert timeout is not None
-                        outcome = "timed_out"
-                        cause, error = error, TaskTimeoutError(task.task_id, timeout, attempt)
-                        error.__cause__ = cause
-                    entry = AttemptEntry(i, attempt, outcome, start, end, slot, error, cpu)
-                    ledger.ended(entry)
-                    reports.append(("failed", entry))
-            starts = dispatch.take()
-            if dispatch.remaining == 0:
-                reports.append(("finished",))
-            following: ThreadJob | None = None
-            others: list[tuple[int, int]] = []
-            in_thread = core.in_thread
-            for j, s in starts:
-                if not in_thread[j]:
-                    reports.append(("start", j, s))
-                elif following is None:
-                    # This thread runs it next, in the slot it just freed.
-                    following = self._begin(j, s)
-                else:
-                    others.append((j, s))
-            wake = self._wake_trio()
-        for j, s in others:
-            self.submit(j, s)
-        if wake:
-            self._notify()
-        return following, cpu_end
+        outcome: AttemptOutcome
+        if in_time or not isinstance(error, Exception | None):
+            # KeyboardInterrupt / SystemExit stay themselves, late or not.
+            outcome = "failed"
+        else:  # past its deadline: the watchdog's, or returned late before it fired
+            assert timeout is not None
+            outcome = "timed_out"
+            cause, error = error, TaskTimeoutError(task.task_id, timeout, job.attempt)
+            error.__cause__ = cause
+        entry = AttemptEntry(job.task, job.attempt, outcome, job.start, end, job.slot, error, cpu)
+        self._core.ledger.ended(entry)
+        return entry
