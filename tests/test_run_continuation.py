@@ -115,6 +115,45 @@ async def test_a_chain_of_blocking_tasks_never_wakes_trio_with_events_filtered()
     assert drains <= 2  # the end of the run (and at most one early batch)
 
 
+async def test_a_task_handed_on_is_started_by_a_thread_that_runs_out_of_work() -> None:
+    """A woken thread that has not run yet does not hold up the task handed to it."""
+    from dagwave.run import _workers
+
+    threads: dict[str, int] = {}
+
+    def step(context: Any) -> str:
+        threads[context["task_id"]] = threading.get_ident()
+        return context["task_id"]
+
+    pool = _workers.worker_threads()
+    held: list[Any] = []  # jobs handed to threads "not awake yet": run after the run
+    original = pool.submit
+    s = DependencyAwareScheduler(max_concurrent=3)
+    s.add_task("a", step)
+    s.add_task("b", step, dependencies=["a"])
+    s.add_task("c", step, dependencies=["a"])
+    s.add_task("d", step, dependencies=["a"])
+    s.schedule()
+
+    def submit(job: Any) -> None:
+        if threads:  # "a" ran: from now on, woken threads never wake (until the end)
+            held.append(job)
+        else:
+            original(job)
+
+    pool.submit = submit  # type: ignore[method-assign]
+    try:
+        with trio.fail_after(WAIT):  # a task left to a thread that never wakes would hang
+            result = await s.execute()
+    finally:
+        pool.submit = original  # type: ignore[method-assign]
+    assert result.succeeded
+    assert held  # threads were woken for "c" and "d" ...
+    assert set(threads.values()) == {threads["a"]}  # ... and a's thread ran them instead
+    for job in held:
+        job()  # late: they find nothing left to start
+
+
 @pytest.mark.parametrize("mode", ["eager", "waves"])
 async def test_results_cross_thread_to_async_and_back(mode: str) -> None:
     async def double(context: Any) -> int:

@@ -5,8 +5,10 @@ threads (:mod:`dagwave.run._workers`). When it returns, the same thread books
 it under the dispatch lock, resolves its dependents, and, if the freed slot
 goes to another blocking task, runs that one at once, as Taskflow's workers
 run a task's successors: a chain of blocking tasks never waits for trio.
-Further blocking tasks that became ready go to idle threads; async ones are
-handed to trio.
+Further blocking tasks that became ready are *handed* on: they join a queue
+that every thread of the run looks at when it runs out of work of its own, and
+a thread is woken for each while the run has fewer threads than slots. Async
+ones are handed to trio.
 
 Trio keeps everything else: retries and their back-off, timeouts (the
 watchdog reads the deadlines this side publishes per slot), cancellation,
@@ -29,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -78,6 +81,9 @@ class ThreadSide:
     Attributes:
         running: per slot, the attempt a worker thread runs there (None: none).
         reports: what trio must hear of, in order (guarded by the dispatch lock).
+        handed: ``(task, slot)`` pairs handed to worker threads and not started
+            yet (guarded by the dispatch lock).
+        jobs: this run's worker-thread jobs alive (guarded by the dispatch lock).
     """
 
     __slots__ = (
@@ -86,6 +92,8 @@ class ThreadSide:
         "_drain_scheduled",
         "_token",
         "_workers",
+        "handed",
+        "jobs",
         "reports",
         "running",
     )
@@ -98,10 +106,27 @@ class ThreadSide:
         self.running: list[ThreadJob | None] = [None] * slots
         self.reports: list[tuple[Any, ...]] = []
         self._drain_scheduled = False
+        self.handed: deque[tuple[int, int]] = deque()
+        self.jobs = 0
 
     def submit(self, i: int, slot: int) -> None:
-        """Start task ``i`` in ``slot`` in a worker thread (any thread may call this)."""
-        self._workers.submit(lambda: self._run(i, slot))
+        """Start task ``i`` in ``slot`` in a worker thread (any thread; the lock not held).
+
+        The pair joins :attr:`handed`, and a thread is woken for it unless the
+        run has as many jobs alive as slots: one of those is then between
+        attempts (the pair holds a slot none of them runs in) and takes it
+        before it leaves. A thread already running that runs out of work
+        starts a handed pair too (the one woken for it then finds nothing and
+        goes back to sleep), so a slot handed out never waits for a thread to
+        wake up (and, with the GIL, for its turn) while another could run its
+        task now.
+        """
+        with self._core.dispatch.lock:
+            self.handed.append((i, slot))
+            if self.jobs >= len(self.running):
+                return
+            self.jobs += 1
+        self._workers.submit(self._run)
 
     def take_reports(self) -> list[tuple[Any, ...]]:
         """The reports so far, for trio's drain. Lock held."""
@@ -121,8 +146,8 @@ class ThreadSide:
         with contextlib.suppress(trio.RunFinishedError):
             self._token.run_sync_soon(self._core.drain)
 
-    def _run(self, i: int, slot: int) -> None:
-        """A worker thread's job: run task ``i``, then whatever it hands this thread next.
+    def _run(self) -> None:
+        """A worker thread's job: start a handed pair, then whatever it hands this thread next.
 
         One loop, with what it reads on every attempt held in locals: the
         bookkeeping around a no-op call costs a few microseconds, and a
@@ -140,7 +165,9 @@ class ThreadSide:
         wave_of, wave_end, tokens = plan.wave_of, ledger.wave_end, deadlines.token
         thread_time, heappush = time.thread_time, heapq.heappush
         with lock:
-            job = self._begin(i, slot)
+            job = self._begin_handed()
+            if job is None:
+                self.jobs -= 1
             wake = self._wake_trio()
         if wake:
             self._notify()
@@ -230,11 +257,26 @@ class ThreadSide:
                         job = self._begin(j, s)
                     else:
                         others.append((j, s))
+                if job is None:
+                    # Nothing of its own: start a pair handed to a thread not awake
+                    # yet, or leave (under the lock that submit() counts jobs under).
+                    job = self._begin_handed()
+                    if job is None:
+                        self.jobs -= 1
                 wake = self._wake_trio()
             for j, s in others:
                 self.submit(j, s)
             if wake:
                 self._notify()
+
+    def _begin_handed(self) -> ThreadJob | None:
+        """Start the first handed pair that still may start, if any. Lock held."""
+        handed = self.handed
+        while handed:
+            job = self._begin(*handed.popleft())
+            if job is not None:
+                return job
+        return None
 
     def _begin(self, i: int, slot: int) -> ThreadJob | None:
         """Book the start of an attempt of task ``i`` in ``slot``. Lock held."""
