@@ -317,6 +317,50 @@ async def test_blocking_attempts_record_their_thread_cpu_time() -> None:
     assert result.cpu_ms >= result.thread_cpu_ms
 
 
+class CountingCpuClock:
+    """Stands in for ``time.thread_time`` in the worker threads: counts its readings."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+        self.now = 0.0
+
+    def thread_time(self) -> float:
+        self.readings += 1
+        self.now += 1.0  # one "second" of CPU between any two readings
+        return self.now
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_short_attempts_share_cpu_readings_and_add_up_to_them(
+    monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    """The CPU clock is read once per CPU_READ_EVERY of wall, not per attempt; none is lost."""
+    from dagwave.run import _thread_side
+
+    clock = CountingCpuClock()
+    monkeypatch.setattr(_thread_side, "time", clock)
+    monkeypatch.setattr(_thread_side, "CPU_READ_EVERY", 3600.0)  # no reading on time alone
+
+    def step(context: Any) -> None:
+        if fails and context["task_id"] == "t20":
+            raise ValueError("boom")
+
+    s = DependencyAwareScheduler(max_concurrent=1)
+    chain(s, 40, step)
+    s.add_task("side", step, dependencies=["t19"])  # runs after t20, in the same thread
+    result = await run(s)
+    cpu = [a.cpu_ms for record in result.tasks.values() for a in record.attempt_log]
+    ran = 22 if fails else 41  # a failure skips what follows it
+    assert len(cpu) == ran
+    assert all(c is not None and c >= 0 for c in cpu)
+    # One reading to start, then one at the end of the thread's work, and one more
+    # where an attempt failed (its record needs its own figure at once).
+    assert clock.readings == (3 if fails else 2)
+    # Every "second" read between the first and the last reading went to an attempt.
+    assert sum(cpu) == pytest.approx((clock.readings - 1) * 1000.0)  # type: ignore[arg-type]
+    assert result.thread_cpu_ms == pytest.approx(sum(cpu))  # type: ignore[arg-type]
+
+
 # -- failures, retries, timeouts ------------------------------------------------------
 
 

@@ -46,7 +46,15 @@ from dagwave.run._workers import worker_threads
 if TYPE_CHECKING:
     from dagwave.run._core import RunCore
 
-__all__ = ["ThreadJob", "ThreadSide"]
+__all__ = ["CPU_READ_EVERY", "ThreadJob", "ThreadSide"]
+
+#: A worker thread reads its CPU clock (a system call, ~0.5-0.8 us: as much as
+#: the rest of a no-op task's booking) at most once per this many seconds of
+#: wall time, and after any attempt that did not complete at its first try.
+#: First attempts that complete in between share the next reading in
+#: proportion to their wall time: the total is exact, each one's share is
+#: within this window of its own.
+CPU_READ_EVERY = 1e-4
 
 
 class ThreadJob:
@@ -171,10 +179,14 @@ class ThreadSide:
             wake = self._wake_trio()
         if wake:
             self._notify()
-        # Reading a thread's CPU clock is a system call (~0.4 us): one per
-        # attempt, the end of one attempt's reading being the start of the next
-        # (so an attempt's CPU time includes the booking before it).
-        cpu_start = thread_time()
+        # The thread's CPU clock (see CPU_READ_EVERY): the last reading and its
+        # wall time; the wall time since the previous attempt ended (an attempt's
+        # share includes the booking before it); the first attempts booked with
+        # an estimate since the last reading, and their wall times, added up.
+        cpu_mark = thread_time()
+        wall_mark = previous_end = clock()
+        estimated: list[int] = []
+        estimated_wall = 0.0
         while job is not None:
             i, slot, attempt, start, token = job.task, job.slot, job.attempt, job.start, job.token
             task = tasks[i]
@@ -198,10 +210,18 @@ class ThreadSide:
                 value = task.executor(context)
             except BaseException as exc:  # booked below; KeyboardInterrupt too (trio re-raises it)
                 error = exc
-            cpu_end = thread_time()
-            cpu = cpu_end - cpu_start
-            cpu_start = cpu_end
             end = clock()
+            share, previous_end = end - previous_end, end
+            estimated_wall += share
+            read = error is not None or attempt != 1 or end - wall_mark >= CPU_READ_EVERY
+            if read:
+                cpu_now = thread_time()
+                # CPU per second of wall since the last reading, shared alike.
+                rate = (cpu_now - cpu_mark) / estimated_wall if estimated_wall > 0 else 0.0
+                cpu_mark, wall_mark = cpu_now, end
+                cpu = share * rate
+            else:
+                cpu = share  # for now: corrected at the next reading
             context = None  # the attempt is over: drop it before waiting for the lock
             timeout = task.timeout_seconds
             info = events.info
@@ -224,6 +244,8 @@ class ThreadSide:
                         if attempt == 1:  # ledger.completed_first_time(), inline
                             first_slot[i] = slot
                             first_cpu[i] = cpu
+                            if not read:  # an estimate, corrected at the next reading
+                                estimated.append(i)
                             ended_at[i] = end
                             w = wave_of[i]
                             last = wave_end[w]
@@ -263,6 +285,16 @@ class ThreadSide:
                     job = self._begin_handed()
                     if job is None:
                         self.jobs -= 1
+                        if not read:  # read the clock before the run can end
+                            read = True
+                            cpu_now = thread_time()
+                            spent = cpu_now - cpu_mark
+                            rate = spent / estimated_wall if estimated_wall > 0 else 0.0
+                if read:
+                    for k in estimated:  # booked with their wall time since the last reading
+                        first_cpu[k] *= rate  # type: ignore[operator]  # a float, set above
+                    estimated.clear()
+                    estimated_wall = 0.0
                 wake = self._wake_trio()
             for j, s in others:
                 self.submit(j, s)
