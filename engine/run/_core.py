@@ -178,7 +178,9 @@ class RunCore:
         self.ledger = Ledger(plan)
         # No more attempts can hold a slot at once than the run has attempts, so
         # a huge limit ("unlimited") costs memory per attempt, not per slot.
-        slots = min(max_concurrent, sum(t.retry_count + 1 for t in plan.tasks))
+        slots = max_concurrent
+        if slots > len(plan.tasks):  # else every slot may be needed: no need to count
+            slots = min(slots, sum(t.retry_count + 1 for t in plan.tasks))
         self.dispatch = Dispatch(
             plan,
             eager=mode == "eager",

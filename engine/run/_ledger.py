@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import uuid
 from array import array
 from collections import Counter
@@ -173,6 +174,9 @@ class Ledger:
 
     def busy_total(self) -> float:
         """Seconds all tasks spent running, over all attempts (the sum of :meth:`busy_of`)."""
+        if not self.log and self.status.count(COMPLETED) == len(self.status):
+            # Every task completed at its first attempt (the commonest run): at C speed.
+            return sum(map(operator.sub, self.end, self.start))
         # Tasks that completed at their first attempt: end - start; all others: busy.
         first = sum(
             end - start
