@@ -176,7 +176,7 @@ class Ledger:
         """Seconds all tasks spent running, over all attempts (the sum of :meth:`busy_of`)."""
         if not self.log and self.status.count(COMPLETED) == len(self.status):
             # Every task completed at its first attempt (the commonest run): at C speed.
-            return sum(map(operator.sub, self.end, self.start))
+            return float(sum(map(operator.sub, self.end, self.start)))
         # Tasks that completed at their first attempt: end - start; all others: busy.
         first = sum(
             end - start
