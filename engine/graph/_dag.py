@@ -67,9 +67,10 @@ def check_dependencies(task_id: str, dependencies: object) -> tuple[str, ...]:
             if type(dep) is not str or not dep or dep[0].isspace():
                 break
         else:
-            if len(deps) > 1:
-                return tuple(dict.fromkeys(deps))  # repeats once
-            return deps if kind is tuple else tuple(deps)  # type: ignore[return-value]
+            ids = deps if kind is tuple else tuple(deps)
+            if len(ids) > 1 and len(set(ids)) < len(ids):
+                return tuple(dict.fromkeys(ids))  # repeats once, first-seen order kept
+            return ids  # type: ignore[return-value]
     if isinstance(dependencies, str | bytes):
         raise TypeError(
             f"Dependencies of task {task_id!r} must be a list of task ids, "
