@@ -231,7 +231,7 @@ def test_pickled_results_are_not_resumed_from_a_store_others_could_write(tmp_pat
 def test_a_write_during_the_run_that_fails_is_done_at_its_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def busy(self: RunStore, run_id: str, tasks: Any) -> None:
+    def busy(self: RunStore, run_id: str, *rows: Any) -> None:
         raise StoreError(self.path, "the run store is in use by another process; try again")
 
     monkeypatch.setattr(RunStore, "record_tasks", busy)

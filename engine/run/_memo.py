@@ -46,26 +46,29 @@ import gc
 import glob
 import hashlib
 import json
+import math
+import operator
 import os
 import pickle
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 import trio
 
 from dagwave._checks import check_type, must_be
 from dagwave._errors import StoreError, describe_error
+from dagwave.run._recording import IN_TRIO
 from dagwave.run._records import ExecutionResult, TaskStatus
 from dagwave.store._runstore import (
     CacheEntry,
+    PlainTasks,
     ResumedTask,
     RunStore,
     SavedTask,
     TaskPlace,
     attempt_row,
-    plain_row,
     task_row,
 )
 
@@ -97,6 +100,14 @@ CacheKey = str | Callable[[Any], object]
 
 _COMPLETED = TaskStatus.COMPLETED
 _CACHED = TaskStatus.CACHED
+
+
+class RowsAtEnd(TypedDict, total=False):
+    """What :meth:`Memo.rows_at_end` gives :meth:`~dagwave.RunStore.finish_run` (its arguments)."""
+
+    tasks: list[tuple[Any, ...]]
+    attempts: list[tuple[Any, ...]]
+    plain: PlainTasks
 
 
 @dataclass(frozen=True, slots=True)
@@ -664,43 +675,35 @@ class Memo:
         found: Sequence[tuple[int, TaskStatus, Any]],
         errors: Mapping[str, str],
         notes: list[tuple[str, str]],
-    ) -> list[tuple[Any, ...]]:
-        """Rows of :data:`~dagwave.store._runstore.TASK_COLUMNS` for ``(task, status, result)``."""
+    ) -> tuple[list[tuple[Any, ...]], PlainTasks]:
+        """The rows for ``(task, status, result)``, the plain tasks' apart (to be packed).
+
+        Rows of :data:`~dagwave.store._runstore.TASK_COLUMNS` and a
+        :class:`~dagwave.store._runstore.PlainTasks`.
+        """
         ledger, plan, run_id, t0 = core.ledger, self.plan, self.run_id, core._t0
         tasks, adapters, wave_of = plan.tasks, plan.adapters, plan.wave_of
         start, end, attempts, busy = ledger.start, ledger.end, ledger.attempts, ledger.busy
         first_slot, first_cpu, keys = ledger.first_slot, ledger.first_cpu, self.keys
-        names = {id(a): "trio" if a is None else a.name for a in adapters}
         rows: list[tuple[Any, ...]] = []
         append = rows.append
         said: list[str] = []
+        plain: list[int] = []
+        keep = plain.append
         for i, status, value in found:
             count = attempts[i]
-            s, e = start[i], end[i]
             if status is _COMPLETED and count == 1 and value is None and keys[i] is None:
                 # Most rows of most runs: completed at its first attempt, returning
-                # None, no key. Its only attempt lives in its row (no attempts row).
-                cpu = first_cpu[i]
-                append(
-                    plain_row(
-                        run_id,
-                        tasks[i].task_id,
-                        (e - s) * 1000.0,
-                        (s - t0) * 1000.0,
-                        (e - t0) * 1000.0,
-                        i,
-                        wave_of[i] + 1,
-                        names[id(adapters[i])],
-                        first_slot[i],
-                        None if cpu is None else cpu * 1000.0,
-                    )
-                )
+                # None, no key. Packed with the others (no row, no attempts row).
+                keep(i)
                 continue
+            s, e = start[i], end[i]
             task_id = tasks[i].task_id
+            adapter = adapters[i]
             place = TaskPlace(
                 i,
                 wave_of[i] + 1,
-                names[id(adapters[i])],
+                IN_TRIO if adapter is None else adapter.name,
                 None if s != s else (s - t0) * 1000.0,  # s != s: NaN, it never started
                 None if e != e else (e - t0) * 1000.0,
                 ledger.skipped_because.get(i),
@@ -731,7 +734,32 @@ class Memo:
                     place,
                 )
             )
-        return rows
+        return rows, self._plain(core, plain)
+
+    def _plain(self, core: RunCore, plain: list[int]) -> PlainTasks:
+        """The rows of the plain tasks ``plain``, column by column (whole lists at once)."""
+        ledger, plan = core.ledger, self.plan
+        get = _items(plain)
+        kinds = get(plan.adapters)
+        used = dict(zip(map(id, kinds), kinds, strict=True))  # id(adapter) -> adapter
+        index = {key: n for n, key in enumerate(used)}
+        names = [IN_TRIO if adapter is None else adapter.name for adapter in used.values()]
+        cpu = get(ledger.first_cpu)
+        if None in cpu:  # a task that did not run in a worker thread
+            nan = math.nan
+            cpu = [nan if c is None else c for c in cpu]
+        return PlainTasks(
+            ids=[task.task_id for task in get(plan.tasks)],
+            t0=core._t0,
+            start=get(ledger.start),
+            end=get(ledger.end),
+            cpu=cpu,
+            position=plain,
+            wave=get(plan.wave_of),
+            slot=get(ledger.first_slot),
+            adapter=[0] * len(plain) if len(names) == 1 else [index[id(a)] for a in kinds],
+            adapters=names,
+        )
 
     async def watch(self, core: RunCore) -> None:
         """Write the rows of tasks that completed, every :data:`FLUSH_EVERY` s (trio thread)."""
@@ -759,7 +787,7 @@ class Memo:
         notes: list[tuple[str, str]] = []
 
         def write() -> None:
-            self.store.record_tasks(self.run_id, self._task_rows(core, found, {}, notes))
+            self.store.record_tasks(self.run_id, *self._task_rows(core, found, {}, notes))
 
         try:
             await trio.to_thread.run_sync(write)
@@ -772,16 +800,18 @@ class Memo:
         for task_id, text in notes:
             core.events.task_not_cached(task_id, text)
 
-    def rows_at_end(
-        self, core: RunCore
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | tuple[None, None]:
+    def rows_at_end(self, core: RunCore) -> RowsAtEnd:
         """The task rows not written yet and every attempt row, once the run has ended.
 
         Its ``task.not_cached`` warnings come after ``run.completed``.
+
+        Returns:
+            The keyword arguments ``tasks``, ``attempts`` and ``plain`` of
+            :meth:`~dagwave.RunStore.finish_run` (none before the run produced a result).
         """
         result = core.last_result
         if result is None:
-            return None, None
+            return RowsAtEnd()
         # Thousands of rows, none of them cyclic: no collection pass over the
         # whole run's objects while they are made.
         enabled = gc.isenabled()
@@ -792,15 +822,13 @@ class Memo:
             if enabled:
                 gc.enable()
 
-    def _rows_at_end(
-        self, core: RunCore, result: ExecutionResult
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    def _rows_at_end(self, core: RunCore, result: ExecutionResult) -> RowsAtEnd:
         ledger, written, run_id, t0 = core.ledger, self.written, self.run_id, core._t0
         found = [
             (i, s, ledger.results[i]) for i, s in enumerate(ledger.status) if not written[i]
         ]
         notes: list[tuple[str, str]] = []
-        rows = self._task_rows(core, found, result.task_errors, notes)
+        rows, plain = self._task_rows(core, found, result.task_errors, notes)
         for task_id, text in notes:
             core.events.task_not_cached(task_id, text)
         tasks = self.plan.tasks
@@ -818,7 +846,14 @@ class Memo:
             )
             for entry in ledger.log
         ]
-        return rows, attempts
+        return RowsAtEnd(tasks=rows, attempts=attempts, plain=plain)
+
+
+def _items(indexes: list[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """A function that gives the items of a sequence at ``indexes`` (many in one C call)."""
+    if len(indexes) > 1:
+        return operator.itemgetter(*indexes)  # a tuple of the items
+    return lambda seq: [seq[i] for i in indexes]  # itemgetter(i) gives the item itself
 
 
 class _Uncached(Exception):

@@ -759,13 +759,11 @@ class DependencyAwareScheduler:
             if core.last_result is not None:
                 self._waves = list(core.last_result.waves)
             # A failed, cancelled or broken run is recorded too.
-            tasks, attempts = memo.rows_at_end(core)
             store.finish_run(
                 run_id,
                 status,
                 core.last_result,
-                tasks=tasks,
-                attempts=attempts,
+                **memo.rows_at_end(core),
                 **run_details(plan, outputs),
             )
 
