@@ -435,13 +435,15 @@ class ResumedTask(NamedTuple):
 _NULL_RESULT = ("json", b"null")
 
 
-def _result_of(kind: str | None, data: bytes | None) -> tuple[str, bytes] | None:
+def _result_of(kind: str | None, data: object) -> tuple[str, bytes] | None:
     """A stored result as ``(kind, data)`` (a schema 4 plain row's ``"none"`` is JSON null)."""
     if kind == "none":
         return _NULL_RESULT
     if kind is None or data is None:
         return None
-    return kind, bytes(data)
+    if not isinstance(data, bytes):  # text or a number in a damaged or hand-edited store
+        data = str(data).encode(errors="replace")
+    return kind, data
 
 
 def _outputs_of(text: str | None) -> dict[str, str]:
@@ -728,8 +730,8 @@ def _unpack_tasks(count: Any, ids: Any, numbers: Any, ints: Any, adapters: Any) 
     size, extra = divmod(len(ints), 5 * count)
     if len(numbers) != 8 + 24 * count or extra or size not in _INT_CODES:
         raise ValueError(
-            f"a pack of {count} task rows with {len(numbers)} bytes of numbers "
-            f"and {len(ints)} of integers"
+            f"a damaged pack of task rows: {len(numbers)} bytes of numbers and "
+            f"{len(ints)} of integers for {count}"
         )
     try:
         names = json.loads(adapters)
