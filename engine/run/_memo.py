@@ -439,8 +439,11 @@ class Memo:
         self.store = store
         self.run_id = run_id
         self._files = _Files(base)
-        self.specs: list[CacheSpec | None] = [specs.get(t.task_id) for t in tasks]
-        if cache is False:
+        # Lists of the run's length (most runs declare no caching: no pass per task then).
+        self.specs: list[CacheSpec | None] = (
+            [specs.get(t.task_id) for t in tasks] if specs else [None] * n
+        )
+        if cache is False or (cache is None and not specs):
             self.caching = [False] * n
         elif cache is True:
             self.caching = [spec is None or spec.cache is not False for spec in self.specs]
@@ -453,10 +456,14 @@ class Memo:
             store.cache_entries(pipeline) if any(self.caching) else {}
         )
         #: Tasks the hook may answer for: those that cache, and those resumed.
-        self.candidate = [
-            self.caching[i] or (tasks[i].task_id in self.resumed and i not in forced)
-            for i in range(n)
-        ]
+        self.candidate = (
+            [
+                self.caching[i] or (tasks[i].task_id in self.resumed and i not in forced)
+                for i in range(n)
+            ]
+            if self.resumed
+            else list(self.caching)
+        )
         self.keys: list[str | None] = [None] * n
         # Per task: its result as stored and that form's digest, once known.
         self._dumped: dict[int, tuple[str, bytes]] = {}
@@ -669,34 +676,57 @@ class Memo:
                 outputs = None
         return SavedTask(cache_key=key, result_kind=dumped[0], result=dumped[1], outputs=outputs)
 
+    def _unwritten(
+        self, core: RunCore, status: Sequence[TaskStatus], results: Sequence[Any], *, ended: bool
+    ) -> tuple[list[int], list[tuple[int, TaskStatus, Any]]]:
+        """The tasks whose rows are not written yet: the plain ones, and the others.
+
+        A plain task completed at its first attempt, returning None, without a
+        cache key (most tasks of most runs): its row is packed with the others
+        like it (no row, no attempts row of its own). The others come as
+        ``(task, status, result)``: those that succeeded, or (``ended``) all.
+        """
+        written = self.written
+        plain = [
+            i
+            for i, (s, value, count, key, done) in enumerate(
+                zip(status, results, core.ledger.attempts, self.keys, written, strict=True)
+            )
+            if s is _COMPLETED and count == 1 and value is None and key is None and not done
+        ]
+        if written.count(0) == len(plain):  # nothing else (a whole run of plain tasks)
+            return plain, []
+        packed = set(plain)
+        return plain, [
+            (i, s, results[i])
+            for i, s in enumerate(status)
+            if not written[i]
+            and i not in packed
+            and (ended or s is _COMPLETED or s is _CACHED)
+        ]
+
     def _task_rows(
         self,
         core: RunCore,
+        plain: list[int],
         found: Sequence[tuple[int, TaskStatus, Any]],
         errors: Mapping[str, str],
         notes: list[tuple[str, str]],
     ) -> tuple[list[tuple[Any, ...]], PlainTasks]:
-        """The rows for ``(task, status, result)``, the plain tasks' apart (to be packed).
+        """The rows of ``found`` (``(task, status, result)``) and those of the plain tasks.
 
         Rows of :data:`~dagwave.store._runstore.TASK_COLUMNS` and a
-        :class:`~dagwave.store._runstore.PlainTasks`.
+        :class:`~dagwave.store._runstore.PlainTasks` (see :meth:`_unwritten`).
         """
         ledger, plan, run_id, t0 = core.ledger, self.plan, self.run_id, core._t0
         tasks, adapters, wave_of = plan.tasks, plan.adapters, plan.wave_of
         start, end, attempts, busy = ledger.start, ledger.end, ledger.attempts, ledger.busy
-        first_slot, first_cpu, keys = ledger.first_slot, ledger.first_cpu, self.keys
+        first_slot, first_cpu = ledger.first_slot, ledger.first_cpu
         rows: list[tuple[Any, ...]] = []
         append = rows.append
         said: list[str] = []
-        plain: list[int] = []
-        keep = plain.append
         for i, status, value in found:
             count = attempts[i]
-            if status is _COMPLETED and count == 1 and value is None and keys[i] is None:
-                # Most rows of most runs: completed at its first attempt, returning
-                # None, no key. Packed with the others (no row, no attempts row).
-                keep(i)
-                continue
             s, e = start[i], end[i]
             task_id = tasks[i].task_id
             adapter = adapters[i]
@@ -739,7 +769,7 @@ class Memo:
     def _plain(self, core: RunCore, plain: list[int]) -> PlainTasks:
         """The rows of the plain tasks ``plain``, column by column (whole lists at once)."""
         ledger, plan = core.ledger, self.plan
-        get = _items(plain)
+        get = _items(plain, len(plan.tasks))
         kinds = get(plan.adapters)
         used = dict(zip(map(id, kinds), kinds, strict=True))  # id(adapter) -> adapter
         index = {key: n for n, key in enumerate(used)}
@@ -749,7 +779,7 @@ class Memo:
             nan = math.nan
             cpu = [nan if c is None else c for c in cpu]
         return PlainTasks(
-            ids=[task.task_id for task in get(plan.tasks)],
+            ids=get(plan.compiled.order),  # the ids, in the plan's order
             t0=core._t0,
             start=get(ledger.start),
             end=get(ledger.end),
@@ -775,25 +805,25 @@ class Memo:
         ledger, written = core.ledger, self.written
         with core.dispatch.lock:  # a result is written before its status, under this lock
             status, results = list(ledger.status), list(ledger.results)
-        found = [
-            (i, s, results[i])
-            for i, s in enumerate(status)
-            if (s is _COMPLETED or s is _CACHED) and not written[i]
-        ]
-        if not found:
+        plain, found = self._unwritten(core, status, results, ended=False)
+        if not plain and not found:
             return
+        for i in plain:
+            written[i] = 1
         for i, _, _ in found:
             written[i] = 1
         notes: list[tuple[str, str]] = []
 
         def write() -> None:
-            self.store.record_tasks(self.run_id, *self._task_rows(core, found, {}, notes))
+            self.store.record_tasks(self.run_id, *self._task_rows(core, plain, found, {}, notes))
 
         try:
             await trio.to_thread.run_sync(write)
         except Exception as exc:  # the store is busy or full: the run goes on
-            for i, _, _ in found:
+            for i in plain:
                 written[i] = 0  # written with the run's end instead
+            for i, _, _ in found:
+                written[i] = 0
             text = str(exc) if isinstance(exc, StoreError) else describe_error(exc)
             core.events.run_note("run.store_failed", message=text)
             return
@@ -823,12 +853,10 @@ class Memo:
                 gc.enable()
 
     def _rows_at_end(self, core: RunCore, result: ExecutionResult) -> RowsAtEnd:
-        ledger, written, run_id, t0 = core.ledger, self.written, self.run_id, core._t0
-        found = [
-            (i, s, ledger.results[i]) for i, s in enumerate(ledger.status) if not written[i]
-        ]
+        ledger, run_id, t0 = core.ledger, self.run_id, core._t0
+        plain, found = self._unwritten(core, ledger.status, ledger.results, ended=True)
         notes: list[tuple[str, str]] = []
-        rows, plain = self._task_rows(core, found, result.task_errors, notes)
+        rows, packed = self._task_rows(core, plain, found, result.task_errors, notes)
         for task_id, text in notes:
             core.events.task_not_cached(task_id, text)
         tasks = self.plan.tasks
@@ -846,13 +874,15 @@ class Memo:
             )
             for entry in ledger.log
         ]
-        return RowsAtEnd(tasks=rows, attempts=attempts, plain=plain)
+        return RowsAtEnd(tasks=rows, attempts=attempts, plain=packed)
 
 
-def _items(indexes: list[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
-    """A function that gives the items of a sequence at ``indexes`` (many in one C call)."""
+def _items(indexes: list[int], n: int) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """A function that gives the items at ``indexes`` (ascending, below ``n``) of a sequence."""
+    if len(indexes) == n:  # all of them: the sequence itself
+        return lambda seq: seq
     if len(indexes) > 1:
-        return operator.itemgetter(*indexes)  # a tuple of the items
+        return operator.itemgetter(*indexes)  # a tuple of the items, in one C call
     return lambda seq: [seq[i] for i in indexes]  # itemgetter(i) gives the item itself
 
 
