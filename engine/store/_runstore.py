@@ -7,13 +7,20 @@ transactions: one row when it starts (status ``running``, with the recording
 process's pid) and, when it ends, the run's totals plus every task and
 attempt row in one ``executemany`` each. A longer one also writes the rows of
 the tasks that completed, in one transaction every half second or so
-(:meth:`RunStore.record_tasks`), so that a run killed midway keeps them. A
+(:meth:`RunStore.record_tasks`), so that a run killed midway keeps them.
+Most tasks are *plain* (completed at the first attempt, returned None, no
+cache key): their rows are packed into one ``task_packs`` row per write
+(:class:`PlainTasks`), and every reader merges them with the ``tasks`` rows:
+SQLite's cost is then per write, not per task (a row costs it more than a
+no-op task costs dagwave). The run's graph and waves are one value each on
+its ``runs`` row for the same reason. A
 run whose process died without its end being written (``kill -9``) is found
 when the store is next opened: its row says ``running`` but its pid is gone,
 and it is marked ``interrupted``.
 
 Each completed task's row keeps its result (JSON text where it round-trips,
-else a pickle), its cache key if it has one and its outputs' hashes; the
+else a pickle; a plain task's None is implied), its cache key if it has one
+and its outputs' hashes; the
 ``cache`` table points, per pipeline and task, at the key and row of its last
 successful run. ``--resume`` and cached tasks read them back.
 
@@ -606,12 +613,13 @@ _INT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
 def pack_tasks(plain: PlainTasks) -> tuple[int, bytes, bytes, bytes, str]:
     """The values of a ``task_packs`` row: count, ids, numbers, ints and adapters.
 
-    Column after column: ``ids`` is the ids' UTF-8, one after another;
-    ``numbers`` the doubles (``t0``, then the starts, ends and CPU times:
-    little-endian IEEE 754); ``ints`` the integers (positions, waves, slots,
-    adapters, then the ids' lengths in characters), all of the narrowest
-    little-endian signed size that holds them (1, 2, 4 or 8 bytes: the
-    blob's length over five times the count); ``adapters`` a JSON list.
+    Column after column: ``ids`` is the ids' UTF-8 one after another (a lone
+    surrogate passed through); ``numbers`` the doubles (``t0``, then the
+    starts, ends and CPU times: little-endian IEEE 754); ``ints`` the
+    integers (positions, waves, slots, adapters, then the ids' lengths in
+    characters), all of the narrowest little-endian signed size that holds
+    them (1, 2, 4 or 8 bytes: the blob's length over five times the count);
+    ``adapters`` a JSON list.
 
     Raises:
         struct.error: an integer does not fit in 64 bits.
@@ -637,7 +645,9 @@ def pack_tasks(plain: PlainTasks) -> tuple[int, bytes, bytes, bytes, str]:
         except struct.error:  # a number does not fit: a wider size
             if code == "q":
                 raise
-    return count, "".join(ids).encode(), numbers, ints, json.dumps(list(plain.adapters))
+    # surrogatepass: an id may hold a lone surrogate (Python allows it, UTF-8 does not).
+    text = "".join(ids).encode(errors="surrogatepass")
+    return count, text, numbers, ints, json.dumps(list(plain.adapters))
 
 
 def _int_codes(high: int) -> list[str]:
@@ -739,7 +749,7 @@ def _unpack_tasks(count: Any, ids: Any, numbers: Any, ints: Any, adapters: Any) 
         raise ValueError("a pack's adapters nest too deep") from None
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise ValueError("a pack's adapters are not a list of names")
-    text = ids.decode()  # UnicodeDecodeError is a ValueError
+    text = ids.decode(errors="surrogatepass")  # UnicodeDecodeError is a ValueError
     floats = struct.unpack(f"<{1 + 3 * count}d", numbers)
     whole = struct.unpack(f"<{5 * count}{_INT_CODES[size]}", ints)
     t0 = floats[0]
