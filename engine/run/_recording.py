@@ -1,4 +1,4 @@
-"""What the run store records of a run beyond its result: its graph, adapters and outputs."""
+"""What the run store records of a run beyond its tasks' rows: its graph and its outputs."""
 
 from __future__ import annotations
 

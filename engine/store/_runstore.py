@@ -212,16 +212,16 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (pipeline, task_id)
         )""",
     ),
-    # 4 -> 5: the rows of plain tasks (completed at their first attempt,
-    # returning None, without a cache key: most tasks of most runs) packed
-    # by the thousand, one row per write (see pack_tasks): SQLite spends
-    # more on a row than dagwave on a no-op task. Their run, the write's
-    # number in the run, how many tasks, their ids (UTF-8, one after
-    # another), the run's start time and three doubles and five integers per
-    # task, and the names of their adapters (a JSON list the integers
-    # index). Rows written under schema 4 stay in tasks.
-    # The run's graph packed too, as positions (see _pack_deps); runs
-    # recorded under schema 4 keep theirs as JSON in runs.graph.
+    # 4 -> 5: what SQLite would otherwise write a row per task for, packed
+    # (a row costs it more than a no-op task costs dagwave). The run's graph
+    # as its tasks' positions (see _pack_deps); runs recorded under schema 4
+    # keep theirs as JSON in runs.graph. The rows of plain tasks (completed
+    # at their first attempt, returning None, without a cache key: most
+    # tasks of most runs), one task_packs row per write (see pack_tasks):
+    # the write's number in the run, how many tasks, their ids (UTF-8, one
+    # after another), the run's start time and three doubles and five
+    # integers per task, and the names of their adapters (a JSON list the
+    # integers index). Rows written under schema 4 stay in tasks.
     (
         "ALTER TABLE runs ADD COLUMN deps BLOB",
         """CREATE TABLE task_packs (
