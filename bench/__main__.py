@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {graph,run,all} [--quick] [--json PATH]``."""
+"""Command line: ``python -m bench {graph,run,all} [--quick] [--only SECTION...] [--json PATH]``."""
 
 from __future__ import annotations
 
@@ -10,21 +10,30 @@ import structlog
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench import graph, run
+
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("suite", choices=["graph", "run", "all"])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     parser.add_argument(
         "--json", type=Path, help="write results here (default bench/results/<suite>.json)"
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=list(run.SECTIONS),
+        default=[],
+        metavar="SECTION",
+        help=f"run only these sections of the run suite ({', '.join(run.SECTIONS)})",
+    )
     args = parser.parse_args(argv)
     print(f"# python {platform.python_version()} on {platform.machine()}, {platform.system()}")
-    from bench import graph, run
 
     measurements = []
-    if args.suite in ("graph", "all"):
+    if args.suite in ("graph", "all") and not args.only:
         measurements += graph.main(quick=args.quick)
     if args.suite in ("run", "all"):
-        measurements += run.main(quick=args.quick)
+        measurements += run.main(quick=args.quick, only=args.only)
     structlog.reset_defaults()
     from bench._report import write_json
 

@@ -29,3 +29,19 @@ def test_bench_quick_run_writes_every_suite(tmp_path: Path) -> None:
         "store",
     }
     assert "dagwave" in proc.stdout
+
+
+def test_bench_only_runs_the_sections_named(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--quick", "--only", "store", "--json", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert {m["suite"] for m in json.loads(out.read_text())} == {"store"}
+    assert "run store, 300 no-op call tasks" in proc.stdout

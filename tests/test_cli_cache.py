@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dagwave import RunStore
+from dagwave.store._runstore import _unpack_tasks
 from tests._helpers import GIVE_UP_S, wait_until
 from tests._helpers import dagwave_command as dagwave
 
@@ -222,6 +223,9 @@ cmd = "echo first >> log"
 [tasks.other]
 call = "steps:other"
 
+[tasks.quiet]
+call = "steps:quiet"
+
 [tasks.wait]
 cmd = "echo wait >> log; while [ ! -f go ]; do sleep 0.02; done"
 deps = ["first"]
@@ -237,6 +241,7 @@ def test_resume_after_kill_9_keeps_what_was_recorded(tmp_path: Path) -> None:
     (tmp_path / "steps.py").write_text(
         "def other(ctx):\n    with open('log', 'a') as log:\n        log.write('other\\n')\n"
         "    return {'n': 1}\n"
+        "def quiet(ctx):\n    return None\n"  # a plain task: its row is packed
     )
     store = tmp_path / ".dagwave" / "runs.db"
     proc = subprocess.Popen(
@@ -253,11 +258,18 @@ def test_resume_after_kill_9_keeps_what_was_recorded(tmp_path: Path) -> None:
             try:
                 # closing(): ``with sqlite3.connect()`` commits but does not close.
                 with contextlib.closing(sqlite3.connect(store)) as db:
-                    return {row[0] for row in db.execute("SELECT task_id FROM tasks")}
+                    ids = {row[0] for row in db.execute("SELECT task_id FROM tasks")}
+                    for pack in db.execute(
+                        "SELECT count, ids, numbers, ints, adapters FROM task_packs"
+                    ):
+                        ids |= {row.task_id for row in _unpack_tasks(*pack)}
+                    return ids
             except sqlite3.OperationalError:  # not created yet
                 return set()
 
-        wait_until(lambda: recorded() == {"first", "other"}, "the first rows in the store")
+        wait_until(
+            lambda: recorded() == {"first", "other", "quiet"}, "the first rows in the store"
+        )
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=GIVE_UP_S) == -signal.SIGKILL
     finally:
@@ -271,6 +283,7 @@ def test_resume_after_kill_9_keeps_what_was_recorded(tmp_path: Path) -> None:
     assert task_rows(resumed.stdout) == {
         "first": "CACHED",
         "other": "CACHED",
+        "quiet": "CACHED",
         "wait": "COMPLETED",
         "last": "COMPLETED",
     }

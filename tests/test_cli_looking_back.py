@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -34,12 +36,20 @@ deps = ["prepare"]
 
 [tasks."odd/name"]
 cmd = "printf 'no newline'"
+
+[tasks.lint]
+call = "steps:lint"
+deps = ["prepare"]
 """
 
 STEPS = '''
 def check(context):
     rows = [1, 2, "three"]
     return validate(rows)
+
+
+def lint(context):
+    return None  # a plain task: its row is packed with the others like it
 
 
 def validate(rows):
@@ -216,11 +226,14 @@ def test_the_stored_report_is_the_live_report(recorded: tuple[Path, str]) -> Non
         ("check", "failed"),
         ("compile", "failed"),
         ("compile", "failed"),
+        ("lint", "completed"),
         ("odd/name", "completed"),
         ("prepare", "completed"),
     ]
-    assert sorted(bars.nodes) == ["check", "compile", "odd/name", "package", "prepare"]
+    assert sorted(bars.nodes) == ["check", "compile", "lint", "odd/name", "package", "prepare"]
     assert "ValueError: bad row 3" in stored
+    with contextlib.closing(sqlite3.connect(folder / ".dagwave" / "runs.db")) as db:
+        assert db.execute("SELECT count FROM task_packs").fetchall() == [(1,)]  # lint's row
 
 
 def test_the_stored_report_renders_in_a_real_browser(recorded: tuple[Path, str]) -> None:
@@ -232,8 +245,9 @@ def test_the_stored_report_renders_in_a_real_browser(recorded: tuple[Path, str])
     proc = dump_dom(exe, folder / "stored.html", folder / "profile")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rendered = parse(proc.stdout)
-    assert {task for task, _ in rendered.bars} == {"check", "compile", "odd/name", "prepare"}
-    assert sorted(rendered.nodes) == ["check", "compile", "odd/name", "package", "prepare"]
+    ran = ["check", "compile", "lint", "odd/name", "prepare"]
+    assert sorted({task for task, _ in rendered.bars}) == ran
+    assert sorted(rendered.nodes) == ["check", "compile", "lint", "odd/name", "package", "prepare"]
 
 
 def test_the_views_find_the_store_beside_the_pipeline_given(
@@ -294,3 +308,27 @@ def test_a_run_without_a_store_keeps_no_output(tmp_path: Path) -> None:
     done = dagwave("run", "pipeline.toml", "--no-store", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert os.listdir(tmp_path) == ["pipeline.toml"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("show", "RUN"),
+        ("logs", "RUN", "lint"),
+        ("report", "RUN", "-o", "r.html"),
+        ("trace", "RUN"),
+        ("run", "pipeline.toml", "--resume"),
+    ],
+    ids=["show", "logs", "report", "trace", "resume"],
+)
+def test_a_damaged_pack_of_rows_exits_2_in_one_line(
+    recorded: tuple[Path, str], args: tuple[str, ...]
+) -> None:
+    folder, run_id = recorded
+    with contextlib.closing(sqlite3.connect(folder / ".dagwave" / "runs.db")) as db, db:
+        db.execute("UPDATE task_packs SET ints = substr(ints, 2)")
+    done = dagwave(*(run_id if arg == "RUN" else arg for arg in args), cwd=folder)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"dagwave {args[0]}: error: ")
+    assert "not a dagwave run store (a damaged pack of task rows: 32 bytes of numbers" in line

@@ -8,6 +8,8 @@ declaration. Each test runs on a real SQLite store on disk.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +233,7 @@ def test_pickled_results_are_not_resumed_from_a_store_others_could_write(tmp_pat
 def test_a_write_during_the_run_that_fails_is_done_at_its_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def busy(self: RunStore, run_id: str, tasks: Any) -> None:
+    def busy(self: RunStore, run_id: str, *rows: Any) -> None:
         raise StoreError(self.path, "the run store is in use by another process; try again")
 
     monkeypatch.setattr(RunStore, "record_tasks", busy)
@@ -254,3 +256,83 @@ def test_a_write_during_the_run_that_fails_is_done_at_its_end(
     with RunStore(tmp_path / "runs.db") as store:
         rows = store.get_run(str(result.execution_id)).tasks
     assert [(t.task_id, t.status) for t in rows] == [("first", "completed"), ("later", "completed")]
+
+
+class Plain:
+    """Plain tasks (they return None: their rows are packed) before one that fails until fixed."""
+
+    def __init__(self) -> None:
+        self.fixed = False
+        self.ran: list[str] = []
+
+    def scheduler(self) -> DependencyAwareScheduler:
+        self.ran = []
+
+        def step(name: str) -> Any:
+            def run(ctx: Any) -> Any:
+                self.ran.append(name)
+                if name != "load":
+                    return None
+                if not self.fixed:
+                    raise ValueError("not yet")
+                return dict(ctx["dependency_results"])
+
+            return run
+
+        s = DependencyAwareScheduler()
+        s.add_task("a", step("a"))
+        s.add_task("b", step("b"))
+        s.add_task("load", step("load"), ["a", "b"])
+        s.add_task("after", step("after"), ["load"])
+        s.schedule()
+        return s
+
+
+def stored_rows(path: Path, run_id: object) -> tuple[set[str], int]:
+    """The task ids with a row of their own in a run, and how many packs it has."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = {
+            row[0]
+            for row in db.execute("SELECT task_id FROM tasks WHERE run_id = ?", (str(run_id),))
+        }
+        ((packs,),) = db.execute(
+            "SELECT count(*) FROM task_packs WHERE run_id = ?", (str(run_id),)
+        ).fetchall()
+    return rows, packs
+
+
+def test_resume_gives_packed_tasks_their_none_and_runs_the_rest(tmp_path: Path) -> None:
+    store = tmp_path / "runs.db"
+    graph = Plain()
+    failed, _ = run(graph.scheduler(), store)
+    assert stored_rows(store, failed.execution_id) == ({"load", "after"}, 1)
+    graph.fixed = True
+    resumed, _ = run(graph.scheduler(), store, resume=True)
+    assert graph.ran == ["load", "after"]
+    assert {tid: rec.status.name for tid, rec in resumed.tasks.items()} == {
+        "a": "CACHED",
+        "b": "CACHED",
+        "load": "COMPLETED",
+        "after": "COMPLETED",
+    }
+    assert resumed.task_results["load"] == {"a": None, "b": None}
+
+
+def test_a_resumed_run_resumes_again_from_the_packs_of_the_first(tmp_path: Path) -> None:
+    """The second run's rows of a and b point at the first run, where a pack holds them."""
+    store = tmp_path / "runs.db"
+    graph = Plain()
+    first, _ = run(graph.scheduler(), store)
+    second, _ = run(graph.scheduler(), store, resume=True)  # still failing
+    assert graph.ran == ["load"]
+    graph.fixed = True
+    third, _ = run(graph.scheduler(), store, resume=True)
+    assert graph.ran == ["load", "after"]
+    assert third.tasks["a"].cached_because == f"resumed from run {second.execution_id}"
+    assert third.task_results["load"] == {"a": None, "b": None}
+    with RunStore(store, create=False) as opened:
+        resumed = opened.completed_tasks(str(second.execution_id))
+    assert {tid: (t.run_id, t.result_kind, t.result) for tid, t in resumed.items()} == {
+        "a": (str(first.execution_id), "json", b"null"),
+        "b": (str(first.execution_id), "json", b"null"),
+    }

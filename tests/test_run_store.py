@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import math
 import os
 import sqlite3
+import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, NamedTuple
 
 import pytest
 import trio
+import trio.lowlevel
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from trio.testing import MockClock
 
-from dagwave import DependencyAwareScheduler, RetryPolicy, RunStore, StoreError
-from dagwave.store._runstore import SCHEMA_VERSION
+from dagwave import DependencyAwareScheduler, RetryPolicy, RunStore, StoreError, TaskStatus
+from dagwave.store._runstore import SCHEMA_VERSION, StoredAttempt
 
 # -- recording through the Python API ---------------------------------------------------
 
@@ -339,6 +348,7 @@ async def test_a_stored_run_rebuilds_the_live_records(tmp_path: Path) -> None:
             record.end_ms,
         )
         assert again.skipped_because == record.skipped_because
+
         # Kept in an attempts row or, for an only attempt that completed, in the task's row.
         def attempts(log: Any) -> list[tuple[Any, ...]]:
             return [(a.attempt, a.outcome, a.start_ms, a.slot, a.cpu_ms) for a in log]
@@ -397,3 +407,367 @@ def test_packed_waves_round_trip_exactly_and_a_damaged_value_is_refused(tmp_path
     ]
     with pytest.raises(ValueError, match="packed waves of 24 bytes"):
         _unpack_waves(b"c" + b"\0" * 23)
+
+
+# -- plain tasks, packed -----------------------------------------------------------------
+
+
+def packs_of(path: Path) -> list[tuple[str, int, int]]:
+    """``(run, seq, count)`` of every pack in the store at ``path``."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT run_id, seq, count FROM task_packs ORDER BY rowid").fetchall()
+
+
+def own_rows(path: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return [row[0] for row in db.execute("SELECT task_id FROM tasks ORDER BY rowid")]
+
+
+def mixed_scheduler() -> DependencyAwareScheduler:
+    """Plain tasks (thread and async ones) among tasks whose rows are rows of their own."""
+    s = DependencyAwareScheduler(retry_policy=RetryPolicy(initial_delay=0))
+
+    async def awaited(ctx: object) -> None:
+        await trio.lowlevel.checkpoint()
+
+    s.add_task("value", lambda ctx: 1)
+    s.add_task("plain\0odd é", lambda ctx: None, ["value"])  # an id no separator could split
+    s.add_task("awaited", awaited)
+    s.add_task("flaky", flaky_then_ok(), ["value"], retry_count=1)
+    s.add_task("parse", broken, ["plain\0odd é"])
+    s.add_task("report", lambda ctx: None, ["parse", "flaky"])
+    s.add_task("last", lambda ctx: None, ["awaited", "plain\0odd é"])
+    s.schedule()
+    return s
+
+
+async def test_plain_tasks_are_packed_and_read_back_with_the_other_rows(tmp_path: Path) -> None:
+    from dagwave.store._rebuild import rebuild_result, stored_graph
+
+    path = tmp_path / "runs.db"
+    s = mixed_scheduler()
+    result = await s.execute(store=path)
+    run_id = str(result.execution_id)
+    assert packs_of(path) == [(run_id, 0, 3)]  # plain, awaited, last
+    assert sorted(own_rows(path)) == ["flaky", "parse", "report", "value"]
+    with RunStore(path) as store:
+        run = store.get_run(run_id)
+        resumed = store.completed_tasks(run_id)
+    assert [t.task_id for t in run.tasks] == list(result.tasks)
+    rebuilt = rebuild_result(run)
+    assert rebuilt.to_chrome_trace() == result.to_chrome_trace()
+    assert stored_graph(run) == (s.get_dag(), [w.task_ids for w in result.waves])
+    for task_id, record in result.tasks.items():
+        again = rebuilt.tasks[task_id]
+        assert (again.status, again.wave_number, again.start_ms, again.end_ms) == (
+            record.status,
+            record.wave_number,
+            record.start_ms,
+            record.end_ms,
+        )
+        assert again.duration_ms == record.duration_ms
+        assert [(a.slot, a.cpu_ms, a.start_ms, a.end_ms) for a in again.attempt_log] == [
+            (a.slot, a.cpu_ms, a.start_ms, a.end_ms) for a in record.attempt_log
+        ]
+    assert run.task("awaited") is not None
+    assert (run.task("awaited").adapter, run.task("last").adapter) == ("trio", "thread")  # type: ignore[union-attr]
+    assert {tid: (t.result_kind, t.result) for tid, t in resumed.items()} == {
+        "value": ("json", b"1"),
+        "plain\0odd é": ("json", b"null"),
+        "awaited": ("json", b"null"),
+        "flaky": ("json", b'"ok"'),
+        "last": ("json", b"null"),
+    }
+
+
+def test_each_write_during_a_run_is_one_pack(tmp_path: Path) -> None:
+    """Each write every half second (run clock) is a pack of its own; the run's end the last."""
+    path = tmp_path / "runs.db"
+    s = DependencyAwareScheduler()
+    for n in range(3):
+
+        async def after_packs(ctx: object, n: int = n) -> None:
+            # t1 ends once t0 is written, t2 once t1 is: the store file is polled.
+            while len(packs_of(path)) < n:  # noqa: ASYNC110
+                await trio.sleep(0.1)
+
+        s.add_task(f"t{n}", after_packs)
+    s.add_task("keyed", lambda ctx: "a result", ["t2"])
+    s.schedule()
+    result = trio.run(lambda: s.execute(store=path), clock=MockClock(autojump_threshold=0))
+    run_id = str(result.execution_id)
+    assert packs_of(path) == [(run_id, 0, 1), (run_id, 1, 1), (run_id, 2, 1)]
+    assert own_rows(path) == ["keyed"]
+    with RunStore(path) as store:
+        run = store.get_run(run_id)
+        assert set(store.completed_tasks(run_id)) == set(result.tasks)
+    assert [t.task_id for t in run.tasks] == ["t0", "t1", "t2", "keyed"]
+    assert [t.end_ms for t in run.tasks] == [r.end_ms for r in result.tasks.values()]
+
+
+def test_two_stores_writing_one_run_number_their_packs_apart(tmp_path: Path) -> None:
+    from dagwave.store._runstore import PlainTasks
+
+    def plain(ids: list[str], first: int) -> PlainTasks:
+        n = len(ids)
+        return PlainTasks(
+            ids,
+            0.0,
+            [1.0] * n,
+            [2.0] * n,
+            [math.nan] * n,
+            list(range(first, first + n)),
+            [0] * n,
+            [0] * n,
+            [0] * n,
+            ["thread"],
+        )
+
+    path = tmp_path / "runs.db"
+    with RunStore(path) as one, RunStore(path) as other:
+        one.start_run("r", pipeline="", pipeline_hash="h", total_tasks=4)
+        one.record_tasks("r", [], plain(["a"], 0))
+        other.record_tasks("r", [], plain(["b", "c"], 1))
+        one.record_tasks("r", [], plain(["d"], 3))
+        assert [t.task_id for t in other.get_run("r").tasks] == ["a", "b", "c", "d"]
+    assert packs_of(path) == [("r", 0, 1), ("r", 1, 2), ("r", 2, 1)]
+
+
+def test_a_store_of_schema_4_is_migrated_and_its_rows_still_read(tmp_path: Path) -> None:
+    from dagwave.store._runstore import _MIGRATIONS, _SCHEMA_V1, _pack_waves
+
+    path = tmp_path / "runs.db"
+    db = sqlite3.connect(path)
+    for statement in (*_SCHEMA_V1, *[s for m in _MIGRATIONS[:3] for s in m]):
+        db.execute(statement)
+    # As schema 4 wrote them: a plain row with result_kind "none" and no
+    # attempts row, a row with a result, the graph as JSON, the waves packed.
+    waves = [
+        SimpleNamespace(status=TaskStatus.COMPLETED, duration_ms=3.0, start_ms=0.0, end_ms=3.0)
+    ]
+    db.execute(
+        "INSERT INTO runs (id, pipeline, pipeline_hash, started_at, ended_at, status, pid, "
+        "total_tasks, completed_tasks, wall_ms, sequential_ms, cpu_ms, mode, max_concurrent, "
+        "graph, waves) VALUES ('v4-run', '', 'h', 1.0, 2.0, 'completed', 1, 2, 2, 5.0, 4.0, "
+        "3.0, 'eager', 2, ?, ?)",
+        (json.dumps({"b": ["a"]}), _pack_waves(waves)),
+    )
+    db.execute(
+        "INSERT INTO tasks (run_id, task_id, status, attempts, duration_ms, result_kind, "
+        "start_ms, end_ms, position, wave, adapter, first_slot, first_cpu_ms) "
+        "VALUES ('v4-run', 'a', 'completed', 1, 1.5, 'none', 0.5, 2.0, 0, 1, 'thread', 1, 0.25)"
+    )
+    db.execute(
+        "INSERT INTO tasks (run_id, task_id, status, attempts, duration_ms, result_kind, result, "
+        "start_ms, end_ms, position, wave, adapter, first_slot) VALUES "
+        "('v4-run', 'b', 'completed', 1, 1.0, 'json', X'5b315d', 2.0, 3.0, 1, 1, 'thread', 0)"
+    )
+    db.execute("PRAGMA user_version = 4")
+    db.commit()
+    db.close()
+    with RunStore(path) as store:
+        run = store.get_run("v4")
+        resumed = store.completed_tasks("v4-run")
+    assert [(t.task_id, t.deps, t.duration_ms) for t in run.tasks] == [
+        ("a", (), 1.5),
+        ("b", ("a",), 1.0),
+    ]
+    assert run.tasks[0].attempt_log == (StoredAttempt(1, 0.5, 2.0, "completed", None, "", 1, 0.25),)
+    assert {tid: (t.result_kind, t.result) for tid, t in resumed.items()} == {
+        "a": ("json", b"null"),
+        "b": ("json", b"[1]"),
+    }
+    # and a run through the API resumes from it
+    s = DependencyAwareScheduler()
+    ran: list[str] = []
+    s.add_task("a", lambda ctx: ran.append("a"))
+    s.add_task("b", lambda ctx: ran.append("b"), ["a"])
+    s.schedule()
+    again = trio.run(lambda: s.execute(store=path, resume="v4-run"))
+    assert (ran, again.task_results) == ([], {"a": None, "b": [1]})
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+
+
+# -- the packed values, round trip and damage ---------------------------------------------
+
+
+ids = st.text(min_size=1, max_size=6) | st.just("lone \ud800 surrogate")
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+numbers = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+
+
+@st.composite
+def plain_tasks(draw: st.DrawFn) -> Any:
+    from dagwave.store._runstore import PlainTasks
+
+    n = draw(st.integers(0, 12))
+    adapters = draw(st.lists(st.text(max_size=8), min_size=1, max_size=3))
+    return PlainTasks(
+        ids=draw(st.lists(ids, min_size=n, max_size=n)),
+        t0=draw(finite),
+        start=draw(st.lists(finite, min_size=n, max_size=n)),
+        end=draw(st.lists(finite, min_size=n, max_size=n)),
+        cpu=draw(st.lists(finite | st.just(math.nan), min_size=n, max_size=n)),
+        position=draw(st.lists(numbers, min_size=n, max_size=n)),
+        wave=draw(st.lists(st.integers(0, 2**62), min_size=n, max_size=n)),
+        slot=draw(st.lists(numbers, min_size=n, max_size=n)),
+        adapter=draw(st.lists(st.integers(0, len(adapters) - 1), min_size=n, max_size=n)),
+        adapters=adapters,
+    )
+
+
+PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None)
+
+
+@PROPERTY
+@given(plain=plain_tasks())
+def test_packed_tasks_round_trip_exactly(plain: Any) -> None:
+    """As a row would be written: the same operations on the same doubles."""
+    import warnings
+
+    from dagwave.store._runstore import _unpack_tasks, pack_tasks
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # inf - inf in the expected rows
+        expected = [
+            (
+                p,
+                t,
+                (e - s) * 1000.0,
+                (s - plain.t0) * 1000.0,
+                (e - plain.t0) * 1000.0,
+                w + 1,
+                plain.adapters[a],
+                slot,
+                None if math.isnan(c) else c * 1000.0,
+            )
+            for t, s, e, c, p, w, slot, a in zip(
+                plain.ids,
+                plain.start,
+                plain.end,
+                plain.cpu,
+                plain.position,
+                plain.wave,
+                plain.slot,
+                plain.adapter,
+                strict=True,
+            )
+        ]
+    rows = _unpack_tasks(*pack_tasks(plain))
+    assert [exact(row) for row in rows] == [exact(row) for row in expected]
+
+
+def exact(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` with its doubles as bytes (NaN from inf - inf equals itself, -0.0 is not 0.0)."""
+    return tuple(struct.pack("<d", x) if isinstance(x, float) else x for x in row)
+
+
+@PROPERTY
+@given(deps=st.lists(st.lists(st.integers(0, 299), max_size=4), max_size=300))
+def test_a_packed_graph_round_trips(deps: list[list[int]]) -> None:
+    from dagwave.store._runstore import _pack_deps, _unpack_deps
+
+    names = {i: f"t{i}" for i in range(300)}
+    assert _unpack_deps(_pack_deps(deps), names) == {
+        names[i]: [names[d] for d in ds] for i, ds in enumerate(deps) if ds
+    }
+
+
+class Recorded(NamedTuple):
+    """A store with one run of plain tasks and others, and the values as written."""
+
+    path: Path
+    run_id: str
+    pack: tuple[Any, ...]  # count, ids, numbers, ints, adapters
+    graph: bytes
+
+    def spoil(self, pack: tuple[Any, ...], graph: Any) -> None:
+        """Write these values in place of the run's pack and packed graph."""
+        with contextlib.closing(sqlite3.connect(self.path)) as db, db:
+            db.execute(
+                "UPDATE task_packs SET count = ?, ids = ?, numbers = ?, ints = ?, adapters = ?",
+                pack,
+            )
+            db.execute("UPDATE runs SET deps = ?", (graph,))
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    path = tmp_path_factory.mktemp("packs") / "runs.db"
+    result = trio.run(lambda: mixed_scheduler().execute(store=path))
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        (pack,) = db.execute("SELECT count, ids, numbers, ints, adapters FROM task_packs")
+        ((graph,),) = db.execute("SELECT deps FROM runs")
+    return Recorded(path, str(result.execution_id), tuple(pack), graph)
+
+
+# What a damaged file may hold in a pack's columns (not NULL: SQLite refuses it there; NaN is NULL).
+values = (
+    st.binary(max_size=120)
+    | st.text(max_size=40)
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+)
+
+
+@st.composite
+def damaged(draw: st.DrawFn, written: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``written`` with some values replaced, cut, or with a byte changed."""
+    out = list(written)
+    for k in draw(st.sets(st.integers(0, len(out) - 1), min_size=1, max_size=2)):
+        how = draw(st.sampled_from(["replace", "cut", "flip", "flip"]))
+        value = out[k]
+        if how == "replace" or not isinstance(value, bytes | str) or not value:
+            out[k] = draw(values)
+        elif how == "cut":
+            out[k] = value[: draw(st.integers(0, len(value) - 1))]
+        else:
+            at = draw(st.integers(0, len(value) - 1))
+            data = value.encode() if isinstance(value, str) else value
+            data = data[:at] + bytes([data[at] ^ draw(st.integers(1, 255))]) + data[at + 1 :]
+            out[k] = data.decode(errors="replace") if isinstance(value, str) else data
+    return tuple(out)
+
+
+def read_back(recorded: Recorded) -> None:
+    """Every reader of the run's tasks: a StoreError in one line, or what it holds."""
+    errors = []
+    with RunStore(recorded.path) as store:
+        for read in (store.get_run, store.completed_tasks, lambda r: store.load_result(r, "x")):
+            try:
+                read(recorded.run_id)
+            except StoreError as exc:
+                errors.append(str(exc))
+    event("refused" if errors else "read")
+    for text in errors:
+        assert text.startswith(f"{recorded.path}: not a dagwave run store (")
+        assert "\n" not in text
+
+
+FIXTURE = [HealthCheck.function_scoped_fixture]  # the module's store, rewritten by each example
+
+
+def test_the_written_values_read_back(recorded: Recorded) -> None:
+    recorded.spoil(recorded.pack, recorded.graph)
+    with RunStore(recorded.path) as store:
+        assert len(store.get_run(recorded.run_id).tasks) == 7
+
+
+@settings(PROPERTY, max_examples=200, suppress_health_check=FIXTURE)
+@given(data=st.data())
+def test_a_damaged_pack_is_refused_in_one_line_or_read(
+    recorded: Recorded, data: st.DataObject
+) -> None:
+    recorded.spoil(data.draw(damaged(recorded.pack) | st.tuples(*[values] * 5)), recorded.graph)
+    read_back(recorded)
+
+
+@settings(PROPERTY, max_examples=100, suppress_health_check=FIXTURE)
+@given(data=st.data())
+def test_a_damaged_graph_is_refused_in_one_line_or_read(
+    recorded: Recorded, data: st.DataObject
+) -> None:
+    (graph,) = data.draw(damaged((recorded.graph,)) | st.tuples(values | st.none()))
+    recorded.spoil(recorded.pack, graph)
+    read_back(recorded)

@@ -46,26 +46,29 @@ import gc
 import glob
 import hashlib
 import json
+import math
+import operator
 import os
 import pickle
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 import trio
 
 from dagwave._checks import check_type, must_be
 from dagwave._errors import StoreError, describe_error
+from dagwave.run._recording import IN_TRIO
 from dagwave.run._records import ExecutionResult, TaskStatus
 from dagwave.store._runstore import (
     CacheEntry,
+    PlainTasks,
     ResumedTask,
     RunStore,
     SavedTask,
     TaskPlace,
     attempt_row,
-    plain_row,
     task_row,
 )
 
@@ -97,6 +100,14 @@ CacheKey = str | Callable[[Any], object]
 
 _COMPLETED = TaskStatus.COMPLETED
 _CACHED = TaskStatus.CACHED
+
+
+class RowsAtEnd(TypedDict, total=False):
+    """What :meth:`Memo.rows_at_end` gives :meth:`~dagwave.RunStore.finish_run` (its arguments)."""
+
+    tasks: list[tuple[Any, ...]]
+    attempts: list[tuple[Any, ...]]
+    plain: PlainTasks
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,8 +439,11 @@ class Memo:
         self.store = store
         self.run_id = run_id
         self._files = _Files(base)
-        self.specs: list[CacheSpec | None] = [specs.get(t.task_id) for t in tasks]
-        if cache is False:
+        # Lists of the run's length (most runs declare no caching: no pass per task then).
+        self.specs: list[CacheSpec | None] = (
+            [specs.get(t.task_id) for t in tasks] if specs else [None] * n
+        )
+        if cache is False or (cache is None and not specs):
             self.caching = [False] * n
         elif cache is True:
             self.caching = [spec is None or spec.cache is not False for spec in self.specs]
@@ -442,10 +456,14 @@ class Memo:
             store.cache_entries(pipeline) if any(self.caching) else {}
         )
         #: Tasks the hook may answer for: those that cache, and those resumed.
-        self.candidate = [
-            self.caching[i] or (tasks[i].task_id in self.resumed and i not in forced)
-            for i in range(n)
-        ]
+        self.candidate = (
+            [
+                self.caching[i] or (tasks[i].task_id in self.resumed and i not in forced)
+                for i in range(n)
+            ]
+            if self.resumed
+            else list(self.caching)
+        )
         self.keys: list[str | None] = [None] * n
         # Per task: its result as stored and that form's digest, once known.
         self._dumped: dict[int, tuple[str, bytes]] = {}
@@ -658,49 +676,64 @@ class Memo:
                 outputs = None
         return SavedTask(cache_key=key, result_kind=dumped[0], result=dumped[1], outputs=outputs)
 
+    def _unwritten(
+        self, core: RunCore, status: Sequence[TaskStatus], results: Sequence[Any], *, ended: bool
+    ) -> tuple[list[int], list[tuple[int, TaskStatus, Any]]]:
+        """The tasks whose rows are not written yet: the plain ones, and the others.
+
+        A plain task completed at its first attempt, returning None, without a
+        cache key (most tasks of most runs): its row is packed with the others
+        like it (no row, no attempts row of its own). The others come as
+        ``(task, status, result)``: those that succeeded, or (``ended``) all.
+        """
+        written = self.written
+        plain = [
+            i
+            for i, (s, value, count, key, done) in enumerate(
+                zip(status, results, core.ledger.attempts, self.keys, written, strict=True)
+            )
+            if s is _COMPLETED and count == 1 and value is None and key is None and not done
+        ]
+        if written.count(0) == len(plain):  # nothing else (a whole run of plain tasks)
+            return plain, []
+        packed = set(plain)
+        return plain, [
+            (i, s, results[i])
+            for i, s in enumerate(status)
+            if not written[i]
+            and i not in packed
+            and (ended or s is _COMPLETED or s is _CACHED)
+        ]
+
     def _task_rows(
         self,
         core: RunCore,
+        plain: list[int],
         found: Sequence[tuple[int, TaskStatus, Any]],
         errors: Mapping[str, str],
         notes: list[tuple[str, str]],
-    ) -> list[tuple[Any, ...]]:
-        """Rows of :data:`~dagwave.store._runstore.TASK_COLUMNS` for ``(task, status, result)``."""
+    ) -> tuple[list[tuple[Any, ...]], PlainTasks]:
+        """The rows of ``found`` (``(task, status, result)``) and those of the plain tasks.
+
+        Rows of :data:`~dagwave.store._runstore.TASK_COLUMNS` and a
+        :class:`~dagwave.store._runstore.PlainTasks` (see :meth:`_unwritten`).
+        """
         ledger, plan, run_id, t0 = core.ledger, self.plan, self.run_id, core._t0
         tasks, adapters, wave_of = plan.tasks, plan.adapters, plan.wave_of
         start, end, attempts, busy = ledger.start, ledger.end, ledger.attempts, ledger.busy
-        first_slot, first_cpu, keys = ledger.first_slot, ledger.first_cpu, self.keys
-        names = {id(a): "trio" if a is None else a.name for a in adapters}
+        first_slot, first_cpu = ledger.first_slot, ledger.first_cpu
         rows: list[tuple[Any, ...]] = []
         append = rows.append
         said: list[str] = []
         for i, status, value in found:
             count = attempts[i]
             s, e = start[i], end[i]
-            if status is _COMPLETED and count == 1 and value is None and keys[i] is None:
-                # Most rows of most runs: completed at its first attempt, returning
-                # None, no key. Its only attempt lives in its row (no attempts row).
-                cpu = first_cpu[i]
-                append(
-                    plain_row(
-                        run_id,
-                        tasks[i].task_id,
-                        (e - s) * 1000.0,
-                        (s - t0) * 1000.0,
-                        (e - t0) * 1000.0,
-                        i,
-                        wave_of[i] + 1,
-                        names[id(adapters[i])],
-                        first_slot[i],
-                        None if cpu is None else cpu * 1000.0,
-                    )
-                )
-                continue
             task_id = tasks[i].task_id
+            adapter = adapters[i]
             place = TaskPlace(
                 i,
                 wave_of[i] + 1,
-                names[id(adapters[i])],
+                IN_TRIO if adapter is None else adapter.name,
                 None if s != s else (s - t0) * 1000.0,  # s != s: NaN, it never started
                 None if e != e else (e - t0) * 1000.0,
                 ledger.skipped_because.get(i),
@@ -731,7 +764,32 @@ class Memo:
                     place,
                 )
             )
-        return rows
+        return rows, self._plain(core, plain)
+
+    def _plain(self, core: RunCore, plain: list[int]) -> PlainTasks:
+        """The rows of the plain tasks ``plain``, column by column (whole lists at once)."""
+        ledger, plan = core.ledger, self.plan
+        get = _items(plain, len(plan.tasks))
+        kinds = get(plan.adapters)
+        used = dict(zip(map(id, kinds), kinds, strict=True))  # id(adapter) -> adapter
+        index = {key: n for n, key in enumerate(used)}
+        names = [IN_TRIO if adapter is None else adapter.name for adapter in used.values()]
+        cpu = get(ledger.first_cpu)
+        if None in cpu:  # a task that did not run in a worker thread
+            nan = math.nan
+            cpu = [nan if c is None else c for c in cpu]
+        return PlainTasks(
+            ids=get(plan.compiled.order),  # the ids, in the plan's order
+            t0=core._t0,
+            start=get(ledger.start),
+            end=get(ledger.end),
+            cpu=cpu,
+            position=plain,
+            wave=get(plan.wave_of),
+            slot=get(ledger.first_slot),
+            adapter=[0] * len(plain) if len(names) == 1 else [index[id(a)] for a in kinds],
+            adapters=names,
+        )
 
     async def watch(self, core: RunCore) -> None:
         """Write the rows of tasks that completed, every :data:`FLUSH_EVERY` s (trio thread)."""
@@ -747,41 +805,43 @@ class Memo:
         ledger, written = core.ledger, self.written
         with core.dispatch.lock:  # a result is written before its status, under this lock
             status, results = list(ledger.status), list(ledger.results)
-        found = [
-            (i, s, results[i])
-            for i, s in enumerate(status)
-            if (s is _COMPLETED or s is _CACHED) and not written[i]
-        ]
-        if not found:
+        plain, found = self._unwritten(core, status, results, ended=False)
+        if not plain and not found:
             return
+        for i in plain:
+            written[i] = 1
         for i, _, _ in found:
             written[i] = 1
         notes: list[tuple[str, str]] = []
 
         def write() -> None:
-            self.store.record_tasks(self.run_id, self._task_rows(core, found, {}, notes))
+            self.store.record_tasks(self.run_id, *self._task_rows(core, plain, found, {}, notes))
 
         try:
             await trio.to_thread.run_sync(write)
         except Exception as exc:  # the store is busy or full: the run goes on
-            for i, _, _ in found:
+            for i in plain:
                 written[i] = 0  # written with the run's end instead
+            for i, _, _ in found:
+                written[i] = 0
             text = str(exc) if isinstance(exc, StoreError) else describe_error(exc)
             core.events.run_note("run.store_failed", message=text)
             return
         for task_id, text in notes:
             core.events.task_not_cached(task_id, text)
 
-    def rows_at_end(
-        self, core: RunCore
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | tuple[None, None]:
+    def rows_at_end(self, core: RunCore) -> RowsAtEnd:
         """The task rows not written yet and every attempt row, once the run has ended.
 
         Its ``task.not_cached`` warnings come after ``run.completed``.
+
+        Returns:
+            The keyword arguments ``tasks``, ``attempts`` and ``plain`` of
+            :meth:`~dagwave.RunStore.finish_run` (none before the run produced a result).
         """
         result = core.last_result
         if result is None:
-            return None, None
+            return RowsAtEnd()
         # Thousands of rows, none of them cyclic: no collection pass over the
         # whole run's objects while they are made.
         enabled = gc.isenabled()
@@ -792,15 +852,11 @@ class Memo:
             if enabled:
                 gc.enable()
 
-    def _rows_at_end(
-        self, core: RunCore, result: ExecutionResult
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        ledger, written, run_id, t0 = core.ledger, self.written, self.run_id, core._t0
-        found = [
-            (i, s, ledger.results[i]) for i, s in enumerate(ledger.status) if not written[i]
-        ]
+    def _rows_at_end(self, core: RunCore, result: ExecutionResult) -> RowsAtEnd:
+        ledger, run_id, t0 = core.ledger, self.run_id, core._t0
+        plain, found = self._unwritten(core, ledger.status, ledger.results, ended=True)
         notes: list[tuple[str, str]] = []
-        rows = self._task_rows(core, found, result.task_errors, notes)
+        rows, packed = self._task_rows(core, plain, found, result.task_errors, notes)
         for task_id, text in notes:
             core.events.task_not_cached(task_id, text)
         tasks = self.plan.tasks
@@ -818,7 +874,16 @@ class Memo:
             )
             for entry in ledger.log
         ]
-        return rows, attempts
+        return RowsAtEnd(tasks=rows, attempts=attempts, plain=packed)
+
+
+def _items(indexes: list[int], n: int) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """A function that gives the items at ``indexes`` (ascending, below ``n``) of a sequence."""
+    if len(indexes) == n:  # all of them: the sequence itself
+        return lambda seq: seq
+    if len(indexes) > 1:
+        return operator.itemgetter(*indexes)  # a tuple of the items, in one C call
+    return lambda seq: [seq[i] for i in indexes]  # itemgetter(i) gives the item itself
 
 
 class _Uncached(Exception):

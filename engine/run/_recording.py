@@ -1,4 +1,4 @@
-"""What the run store records of a run beyond its result: its graph, adapters and outputs."""
+"""What the run store records of a run beyond its tasks' rows: its graph and its outputs."""
 
 from __future__ import annotations
 
@@ -18,16 +18,9 @@ def run_details(plan: RunPlan, outputs: OutputFiles) -> dict[str, Any]:
     """The keyword arguments of :meth:`RunStore.finish_run` that describe ``plan``'s run.
 
     Returns:
-        ``deps`` (task id -> its dependencies), ``adapters`` (task id -> the
-        adapter's name, :data:`IN_TRIO` for none) and ``outputs`` (the output
-        files its commands wrote).
+        ``graph`` (per task, the positions of its dependencies) and
+        ``outputs`` (the output files its commands wrote). The tasks' rows
+        (:meth:`Memo.rows_at_end <dagwave.run._memo.Memo.rows_at_end>`) name
+        their adapters.
     """
-    tasks = plan.tasks
-    return {
-        "deps": {task.task_id: task.dependencies for task in tasks if task.dependencies},
-        "adapters": {
-            task.task_id: IN_TRIO if adapter is None else adapter.name
-            for task, adapter in zip(tasks, plan.adapters, strict=True)
-        },
-        "outputs": outputs.records(),
-    }
+    return {"graph": plan.deps, "outputs": outputs.records()}

@@ -7,13 +7,20 @@ transactions: one row when it starts (status ``running``, with the recording
 process's pid) and, when it ends, the run's totals plus every task and
 attempt row in one ``executemany`` each. A longer one also writes the rows of
 the tasks that completed, in one transaction every half second or so
-(:meth:`RunStore.record_tasks`), so that a run killed midway keeps them. A
+(:meth:`RunStore.record_tasks`), so that a run killed midway keeps them.
+Most tasks are *plain* (completed at the first attempt, returned None, no
+cache key): their rows are packed into one ``task_packs`` row per write
+(:class:`PlainTasks`), and every reader merges them with the ``tasks`` rows:
+SQLite's cost is then per write, not per task (a row costs it more than a
+no-op task costs dagwave). The run's graph and waves are one value each on
+its ``runs`` row for the same reason. A
 run whose process died without its end being written (``kill -9``) is found
 when the store is next opened: its row says ``running`` but its pid is gone,
 and it is marked ``interrupted``.
 
 Each completed task's row keeps its result (JSON text where it round-trips,
-else a pickle), its cache key if it has one and its outputs' hashes; the
+else a pickle; a plain task's None is implied), its cache key if it has one
+and its outputs' hashes; the
 ``cache`` table points, per pipeline and task, at the key and row of its last
 successful run. ``--resume`` and cached tasks read them back.
 
@@ -34,15 +41,18 @@ import contextlib
 import dataclasses
 import json
 import math
+import operator
 import os
 import sqlite3
 import stat
+import struct
 import sys
 import threading
 import time
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -57,7 +67,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ATTEMPT_COLUMNS",
     "CacheEntry",
-    "PLAIN_COLUMNS",
+    "PlainTasks",
     "ResumedTask",
     "RunStatus",
     "RunStore",
@@ -69,14 +79,14 @@ __all__ = [
     "TASK_COLUMNS",
     "TaskPlace",
     "attempt_row",
-    "plain_row",
+    "pack_tasks",
     "task_row",
 ]
 
 RunStatus = Literal["running", "completed", "failed", "cancelled", "error", "interrupted"]
 
 #: The schema this dagwave writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Results up to this size are read with the cache's keys, in one query.
 _PRELOAD_BYTES = 65536
@@ -202,9 +212,32 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (pipeline, task_id)
         )""",
     ),
+    # 4 -> 5: what SQLite would otherwise write a row per task for, packed
+    # (a row costs it more than a no-op task costs dagwave). The run's graph
+    # as its tasks' positions (see _pack_deps); runs recorded under schema 4
+    # keep theirs as JSON in runs.graph. The rows of plain tasks (completed
+    # at their first attempt, returning None, without a cache key: most
+    # tasks of most runs), one task_packs row per write (see pack_tasks):
+    # the write's number in the run, how many tasks, their ids (UTF-8, one
+    # after another), the run's start time and three doubles and five
+    # integers per task, and the names of their adapters (a JSON list the
+    # integers index). Rows written under schema 4 stay in tasks.
+    (
+        "ALTER TABLE runs ADD COLUMN deps BLOB",
+        """CREATE TABLE task_packs (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            seq INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            ids BLOB NOT NULL,
+            numbers BLOB NOT NULL,
+            ints BLOB NOT NULL,
+            adapters TEXT NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        )""",
+    ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION - 1
-_TABLES = {"runs", "tasks", "attempts", "waves", "outputs", "cache"}
+_TABLES = {"runs", "tasks", "attempts", "waves", "outputs", "cache", "task_packs"}
 
 _RUN_COLUMNS = (
     "id, pipeline, pipeline_hash, started_at, ended_at, status, pid, total_tasks, "
@@ -405,13 +438,19 @@ class ResumedTask(NamedTuple):
     result: bytes
 
 
-def _result_of(kind: str | None, data: bytes | None) -> tuple[str, bytes] | None:
-    """A stored result as ``(kind, data)`` (a plain row's ``"none"`` is JSON null)."""
+#: The result of a plain task (None), as the cache and resume load it.
+_NULL_RESULT = ("json", b"null")
+
+
+def _result_of(kind: str | None, data: object) -> tuple[str, bytes] | None:
+    """A stored result as ``(kind, data)`` (a schema 4 plain row's ``"none"`` is JSON null)."""
     if kind == "none":
-        return "json", b"null"
+        return _NULL_RESULT
     if kind is None or data is None:
         return None
-    return kind, bytes(data)
+    if not isinstance(data, bytes):  # text or a number in a damaged or hand-edited store
+        data = str(data).encode(errors="replace")
+    return kind, data
 
 
 def _outputs_of(text: str | None) -> dict[str, str]:
@@ -451,24 +490,6 @@ TASK_COLUMNS = (
     "first_slot",
     "first_cpu_ms",
 )
-#: The columns of the row of a task that completed at its first attempt,
-#: returning None, without a cache key: most rows of most runs, written with
-#: fewer columns (``result_kind`` is ``"none"``: the result None, no blob).
-PLAIN_COLUMNS = (
-    "run_id",
-    "task_id",
-    "status",
-    "attempts",
-    "duration_ms",
-    "result_kind",
-    "start_ms",
-    "end_ms",
-    "position",
-    "wave",
-    "adapter",
-    "first_slot",
-    "first_cpu_ms",
-)
 #: The columns of an attempt row.
 ATTEMPT_COLUMNS = (
     "run_id",
@@ -485,10 +506,6 @@ ATTEMPT_COLUMNS = (
 _INSERT_TASKS = (
     f"INSERT OR REPLACE INTO tasks ({', '.join(TASK_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(TASK_COLUMNS))})"
-)
-_INSERT_PLAIN = (
-    f"INSERT OR REPLACE INTO tasks ({', '.join(PLAIN_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(PLAIN_COLUMNS))})"
 )
 _INSERT_ATTEMPTS = (
     f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) "
@@ -552,34 +569,230 @@ def task_row(
     )
 
 
-def plain_row(
-    run_id: str,
-    task_id: str,
-    duration_ms: float,
-    start_ms: float,
-    end_ms: float,
-    position: int,
-    wave: int,
-    adapter: str,
-    first_slot: int,
-    first_cpu_ms: float | None,
-) -> tuple[Any, ...]:
-    """A row of :data:`PLAIN_COLUMNS`: completed at its first attempt, returning None."""
-    return (
-        run_id,
-        task_id,
-        "completed",
-        1,
-        duration_ms,
-        "none",
-        start_ms,
-        end_ms,
-        position,
-        wave,
-        adapter,
-        first_slot,
-        first_cpu_ms,
+class PlainTasks(NamedTuple):
+    """The rows of *plain* tasks, as columns: one entry per task in each.
+
+    A plain task completed at its first attempt, returned None and has no
+    cache key: most tasks of most runs. Its row would say ``completed``, one
+    attempt, the result None, and nothing else; what differs from one plain
+    task to the next is kept here, as the run's ledger holds it (clock
+    seconds, 0-based waves): :func:`pack_tasks` copies whole columns into
+    the values of one ``task_packs`` row, which costs SQLite about what one
+    task row does (10,000 task rows cost more than 10,000 no-op tasks take
+    to run). Reading a pack back computes the row's milliseconds the way a
+    row's are computed when it is written, so they are the same numbers.
+
+    Attributes:
+        ids: the tasks' ids.
+        t0: the run's start on the same clock.
+        start, end: when their only attempt started and ended.
+        cpu: its CPU time in seconds (NaN: none measured).
+        position: the task's place in the run.
+        wave: its 0-based wave.
+        slot: the slot it ran in.
+        adapter: what ran it, an index into ``adapters``.
+        adapters: the adapters' names.
+    """
+
+    ids: Sequence[str]
+    t0: float
+    start: Sequence[float]
+    end: Sequence[float]
+    cpu: Sequence[float]
+    position: Sequence[int]
+    wave: Sequence[int]
+    slot: Sequence[int]
+    adapter: Sequence[int]
+    adapters: Sequence[str]
+
+
+#: The integers of a pack are of one of these sizes (struct codes), the narrowest that fits.
+_INT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
+
+
+def pack_tasks(plain: PlainTasks) -> tuple[int, bytes, bytes, bytes, str]:
+    """The values of a ``task_packs`` row: count, ids, numbers, ints and adapters.
+
+    Column after column: ``ids`` is the ids' UTF-8 one after another (a lone
+    surrogate passed through); ``numbers`` the doubles (``t0``, then the
+    starts, ends and CPU times: little-endian IEEE 754); ``ints`` the
+    integers (positions, waves, slots, adapters, then the ids' lengths in
+    characters), all of the narrowest little-endian signed size that holds
+    them (1, 2, 4 or 8 bytes: the blob's length over five times the count);
+    ``adapters`` a JSON list.
+
+    Raises:
+        struct.error: an integer does not fit in 64 bits.
+    """
+    ids = plain.ids
+    count = len(ids)
+    numbers = b"".join(
+        [struct.pack("<d", plain.t0), *map(_doubles, (plain.start, plain.end, plain.cpu))]
     )
+    lengths = list(map(len, ids))
+    # Positions are the biggest numbers, and the last is the biggest when the
+    # tasks come in their order (as a run gives them): start at its size.
+    for code in _int_codes(plain.position[-1] if count else 0):
+        try:
+            ints = struct.pack(
+                f"<{5 * count}{code}",
+                *plain.position,
+                *plain.wave,
+                *plain.slot,
+                *plain.adapter,
+                *lengths,
+            )
+            break
+        except struct.error:  # a number does not fit: a wider size
+            if code == "q":
+                raise
+    # surrogatepass: an id may hold a lone surrogate (Python allows it, UTF-8 does not).
+    text = "".join(ids).encode(errors="surrogatepass")
+    return count, text, numbers, ints, json.dumps(list(plain.adapters))
+
+
+def _int_codes(high: int) -> list[str]:
+    """The struct codes of the integer sizes that may hold ``high``, narrowest first."""
+    return [code for size, code in _INT_CODES.items() if abs(high) < 1 << (8 * size - 1)] or ["q"]
+
+
+def _pack_deps(deps: Sequence[Sequence[int]]) -> bytes:
+    """A run's graph as one value: per task (by position) the positions of its dependencies.
+
+    A byte giving the integers' size (1, 2, 4 or 8), then little-endian
+    signed integers: the number of tasks, each task's number of dependencies,
+    then all the dependencies one task after another. A chain of 10,000
+    tasks packs in well under a millisecond where JSON of its ids takes several.
+    """
+    counts = list(map(len, deps))
+    flat = list(chain.from_iterable(deps))
+    count = 1 + len(counts) + len(flat)
+    for code in _int_codes(len(counts)):
+        try:
+            numbers = struct.pack(f"<{count}{code}", len(counts), *counts, *flat)
+            return bytes((struct.calcsize("<" + code),)) + numbers
+        except struct.error:  # a number does not fit (positions are below the count)
+            if code == "q":
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _unpack_deps(packed: Any, ids: Mapping[Any, str]) -> dict[str, list[str]]:
+    """Task id -> its dependencies' ids, from :func:`_pack_deps`' value and ids by position.
+
+    Raises:
+        ValueError: the value is damaged, or names a position no task has.
+    """
+    if not isinstance(packed, bytes) or not packed or packed[0] not in _INT_CODES:
+        raise ValueError("a damaged graph")
+    size = packed[0]
+    count, extra = divmod(len(packed) - 1, size)
+    if extra or not count:
+        raise ValueError(f"a graph of {len(packed)} bytes")
+    numbers = struct.unpack(f"<{count}{_INT_CODES[size]}", packed[1:])
+    tasks = numbers[0]
+    counts = numbers[1 : 1 + tasks]
+    flat = numbers[1 + tasks :]
+    if not 0 <= tasks < count or min(counts, default=0) < 0 or sum(counts) != len(flat):
+        raise ValueError("a graph whose numbers do not add up")
+    try:
+        graph: dict[str, list[str]] = {}
+        at = 0
+        for position, many in enumerate(counts):
+            if many:
+                graph[ids[position]] = [ids[d] for d in flat[at : at + many]]
+                at += many
+    except KeyError as exc:
+        raise ValueError(f"a graph names task {exc} that the run has not") from None
+    return graph
+
+
+def _doubles(column: Sequence[float]) -> bytes:
+    """A column of doubles, little-endian: an ``array("d")`` (the ledger's) as it is."""
+    if isinstance(column, array) and column.typecode == "d" and sys.byteorder == "little":
+        return column.tobytes()
+    return struct.pack(f"<{len(column)}d", *column)  # several times faster than array.extend
+
+
+class _Packed(NamedTuple):
+    """A plain task's row as read from a pack."""
+
+    position: int
+    task_id: str
+    duration_ms: float
+    start_ms: float
+    end_ms: float
+    wave: int
+    adapter: str
+    first_slot: int
+    first_cpu_ms: float | None
+
+
+def _unpack_tasks(count: Any, ids: Any, numbers: Any, ints: Any, adapters: Any) -> list[_Packed]:
+    """The rows of a ``task_packs`` row's values (see :func:`pack_tasks`).
+
+    Raises:
+        ValueError: the values are not a pack (damaged, or written by something else).
+    """
+    if not (
+        type(count) is int
+        and count >= 0
+        and isinstance(ids, bytes)
+        and isinstance(numbers, bytes)
+        and isinstance(ints, bytes)
+        and isinstance(adapters, str)
+    ):
+        raise ValueError("a damaged pack of task rows")
+    if not count:
+        return []
+    size, extra = divmod(len(ints), 5 * count)
+    if len(numbers) != 8 + 24 * count or extra or size not in _INT_CODES:
+        raise ValueError(
+            f"a damaged pack of task rows: {len(numbers)} bytes of numbers and "
+            f"{len(ints)} of integers for {count}"
+        )
+    try:
+        names = json.loads(adapters)
+    except RecursionError:
+        raise ValueError("a pack's adapters nest too deep") from None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError("a pack's adapters are not a list of names")
+    text = ids.decode(errors="surrogatepass")  # UnicodeDecodeError is a ValueError
+    floats = struct.unpack(f"<{1 + 3 * count}d", numbers)
+    whole = struct.unpack(f"<{5 * count}{_INT_CODES[size]}", ints)
+    t0 = floats[0]
+    starts, ends, cpus = (floats[1 + k * count : 1 + (k + 1) * count] for k in range(3))
+    positions, waves, slots, kinds, lengths = (
+        whole[k * count : (k + 1) * count] for k in range(5)
+    )
+    if min(lengths) < 0 or sum(lengths) != len(text):
+        raise ValueError("a pack's task ids do not match their lengths")
+    if min(kinds) < 0 or max(kinds) >= len(names):
+        raise ValueError(f"a pack's adapters are {len(names)}, its tasks point further")
+    if math.isnan(t0) or any(map(math.isnan, starts + ends)):  # never written
+        raise ValueError("a pack's task times are not numbers")
+    task_ids = []
+    at = 0
+    for length in lengths:
+        task_ids.append(text[at : at + length])
+        at += length
+    # The same operations as a row's when it is written (Memo._task_rows).
+    return [
+        _Packed(
+            p,
+            t,
+            (e - s) * 1000.0,
+            (s - t0) * 1000.0,
+            (e - t0) * 1000.0,
+            w + 1,
+            names[a],
+            slot,
+            None if c != c else c * 1000.0,  # c != c: NaN, none measured
+        )
+        for p, t, s, e, w, a, slot, c in zip(
+            positions, task_ids, starts, ends, waves, kinds, slots, cpus, strict=True
+        )
+    ]
 
 
 def attempt_row(
@@ -697,19 +910,25 @@ def _pack_waves(waves: Sequence[Any]) -> bytes:
     the store shows the same numbers; a chain of 10,000 tasks packs in
     microseconds where a row (or JSON) per wave costs milliseconds.
     """
-    letters = "".join(_STATUS_CODES[w.status.value] for w in waves).encode("ascii")
-    nan = math.nan
-    numbers = array(
-        "d",
-        [
-            x if x is not None else nan
-            for w in waves
-            for x in (w.duration_ms, w.start_ms, w.end_ms)
-        ],
-    )
-    if sys.byteorder != "little":  # pragma: no cover - big-endian machines
-        numbers.byteswap()
-    return letters + numbers.tobytes()
+    statuses = list(map(_STATUS, waves))
+    letters = {status: _STATUS_CODES[status.value] for status in set(statuses)}
+    times: list[float | None] = [None] * (3 * len(waves))
+    # Column by column into every third place: no tuple per wave.
+    times[0::3] = map(_DURATION, waves)
+    times[1::3] = map(_START, waves)
+    times[2::3] = map(_END, waves)
+    try:
+        numbers = struct.pack(f"<{len(times)}d", *times)
+    except struct.error:  # a None (a wave none of whose tasks ran)
+        nan = math.nan
+        numbers = struct.pack(f"<{len(times)}d", *[nan if x is None else x for x in times])
+    return "".join(map(letters.__getitem__, statuses)).encode("ascii") + numbers
+
+
+_STATUS = operator.attrgetter("status")
+_DURATION = operator.attrgetter("duration_ms")
+_START = operator.attrgetter("start_ms")
+_END = operator.attrgetter("end_ms")
 
 
 def _unpack_waves(packed: bytes) -> list[tuple[Any, ...]]:
@@ -950,6 +1169,8 @@ class RunStore:
         outputs: Sequence[OutputRecord] = (),
         tasks: Sequence[tuple[Any, ...]] | None = None,
         attempts: Sequence[tuple[Any, ...]] | None = None,
+        plain: PlainTasks | None = None,
+        graph: Sequence[Sequence[int]] | None = None,
     ) -> None:
         """Record a run's end: its totals, every task, attempt and wave, in one transaction.
 
@@ -963,6 +1184,9 @@ class RunStore:
             tasks: rows of :data:`TASK_COLUMNS` (those not written during the
                 run); None: built from ``result``.
             attempts: rows of :data:`ATTEMPT_COLUMNS`; None: built from ``result``.
+            plain: the rows of plain tasks not written during the run (beside ``tasks``).
+            graph: per task (by position), the positions of its dependencies:
+                the graph stored packed, instead of ``deps``.
 
         Raises:
             StoreError: the store could not be written.
@@ -992,7 +1216,7 @@ class RunStore:
                     "UPDATE runs SET status = ?, ended_at = ?, completed_tasks = ?, "
                     "failed_tasks = ?, skipped_tasks = ?, cancelled_tasks = ?, wall_ms = ?, "
                     "sequential_ms = ?, cpu_ms = ?, thread_cpu_ms = ?, mode = ?, "
-                    "max_concurrent = ?, graph = ?, waves = ? WHERE id = ?",
+                    "max_concurrent = ?, graph = ?, deps = ?, waves = ? WHERE id = ?",
                     (
                         status,
                         ended,
@@ -1006,17 +1230,21 @@ class RunStore:
                         result.thread_cpu_ms,
                         result.mode,
                         result.max_concurrent,
-                        json.dumps(deps or {}),  # one document: cheaper than one per task
+                        # One value: cheaper than one per task.
+                        None if graph is not None else json.dumps(deps or {}),
+                        None if graph is None else _pack_deps(graph),
                         waves,
                         run_id,
                     ),
                 )
-                self._insert_tasks(db, run_id, tasks or ())
+                self._insert_tasks(db, run_id, tasks or (), plain)
                 db.executemany(_INSERT_ATTEMPTS, attempts or ())
         except sqlite3.Error as exc:
             raise StoreError(self.path, f"cannot record the run's end ({exc})") from None
 
-    def record_tasks(self, run_id: str, tasks: Sequence[tuple[Any, ...]]) -> None:
+    def record_tasks(
+        self, run_id: str, tasks: Sequence[tuple[Any, ...]], plain: PlainTasks | None = None
+    ) -> None:
         """Record finished tasks while the run goes on, in one transaction.
 
         A run calls this now and then for the tasks that completed since, so
@@ -1025,26 +1253,34 @@ class RunStore:
         Args:
             run_id: the run.
             tasks: rows of :data:`TASK_COLUMNS`.
+            plain: the rows of plain tasks, written as one pack.
 
         Raises:
             StoreError: the store could not be written.
         """
         try:
             with self._write() as db:
-                self._insert_tasks(db, run_id, tasks)
+                self._insert_tasks(db, run_id, tasks, plain)
         except sqlite3.Error as exc:
             raise StoreError(self.path, f"cannot record the run's tasks ({exc})") from None
 
     @staticmethod
     def _insert_tasks(
-        db: sqlite3.Connection, run_id: str, rows: Sequence[tuple[Any, ...]]
+        db: sqlite3.Connection,
+        run_id: str,
+        rows: Sequence[tuple[Any, ...]],
+        plain: PlainTasks | None,
     ) -> None:
-        """Insert task rows; point the cache at the completed ones that have a key (lock held)."""
+        """Insert task rows and a pack of plain ones; point the cache at keyed ones (lock held)."""
+        if plain is not None and plain.ids:
+            # Numbered within the run; the write transaction keeps the number free.
+            db.execute(
+                "INSERT INTO task_packs VALUES (?, (SELECT coalesce(max(seq) + 1, 0) "
+                "FROM task_packs WHERE run_id = ?), ?, ?, ?, ?, ?)",
+                (run_id, run_id, *pack_tasks(plain)),
+            )
         if not rows:
             return
-        plain = len(PLAIN_COLUMNS)
-        db.executemany(_INSERT_PLAIN, [row for row in rows if len(row) == plain])
-        rows = [row for row in rows if len(row) != plain]
         db.executemany(_INSERT_TASKS, rows)
         keyed = [row for row in rows if row[2] == "completed" and row[6] is not None]
         if not keyed:
@@ -1093,7 +1329,11 @@ class RunStore:
             "AND result_kind IS NOT NULL",
             (run_id, task_id),
         )
-        return None if not rows else _result_of(*rows[0])
+        if rows:
+            return _result_of(*rows[0])
+        if task_id in self._packed_ids(run_id):
+            return _NULL_RESULT
+        return None
 
     def completed_tasks(self, run_id: str) -> dict[str, ResumedTask]:
         """The tasks that completed (or were cached) in a run, with their stored results.
@@ -1103,16 +1343,32 @@ class RunStore:
         Args:
             run_id: the run's full id.
         """
+        # The plain tasks of the run, packed; then the rows, each with the row
+        # that holds its result (its own, or an earlier run's for a cached or
+        # resumed task; that one may be packed too).
+        resumed = {
+            task_id: ResumedTask(None, {}, run_id, *_NULL_RESULT)
+            for task_id in self._packed_ids(run_id)
+        }
         rows = self._read(
-            "SELECT t.task_id, t.cache_key, t.outputs, src.run_id, src.result_kind, src.result "
-            "FROM tasks t JOIN tasks src ON src.task_id = t.task_id "
+            "SELECT t.task_id, t.cache_key, t.outputs, coalesce(t.result_run, t.run_id), "
+            "src.task_id, src.result_kind, src.result "
+            "FROM tasks t LEFT JOIN tasks src ON src.task_id = t.task_id "
             "AND src.run_id = coalesce(t.result_run, t.run_id) "
-            "WHERE t.run_id = ? AND t.status IN ('completed', 'cached') "
-            "AND src.result_kind IS NOT NULL",
+            "WHERE t.run_id = ? AND t.status IN ('completed', 'cached')",
             (run_id,),
         )
-        resumed = {}
-        for task_id, key, outputs, source, kind, data in rows:
+        elsewhere: dict[str, set[str]] = {}
+        for task_id, key, outputs, source, found, kind, data in rows:
+            if found is None:  # no row holds its result: a pack, or nothing
+                ids = elsewhere.get(source)
+                if ids is None:
+                    ids = elsewhere[source] = self._packed_ids(source)
+                if task_id in ids:
+                    resumed[task_id] = ResumedTask(
+                        key, _outputs_of(outputs), source, *_NULL_RESULT
+                    )
+                continue
             result = _result_of(kind, data)
             if result is not None:
                 resumed[task_id] = ResumedTask(key, _outputs_of(outputs), source, *result)
@@ -1156,6 +1412,35 @@ class RunStore:
             with self._lock:
                 return self._db.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from None
+
+    def _packed(self, run_id: str) -> list[_Packed]:
+        """The rows of a run's plain tasks, from its packs in the order written."""
+        packs = self._read(
+            "SELECT count, ids, numbers, ints, adapters FROM task_packs WHERE run_id = ? "
+            "ORDER BY seq",
+            (run_id,),
+        )
+        rows: list[_Packed] = []
+        try:
+            for pack in packs:
+                rows += _unpack_tasks(*pack)
+        except ValueError as exc:
+            raise self._corrupt(exc) from None
+        return rows
+
+    def _packed_ids(self, run_id: str) -> set[str]:
+        return {row.task_id for row in self._packed(run_id)}
+
+    def _graph(self, run_id: str, rows: Sequence[Sequence[Any]]) -> dict[str, list[str]]:
+        """Task id -> its dependencies, of a run whose task rows (position first) are ``rows``."""
+        ((text, packed),) = self._read("SELECT graph, deps FROM runs WHERE id = ?", (run_id,))
+        try:
+            if packed is None:  # as JSON (schema 4), or none yet
+                graph: dict[str, list[str]] = json.loads(text) if text else {}
+                return graph
+            return _unpack_deps(packed, {row[0]: row[1] for row in rows})
+        except (ValueError, TypeError, RecursionError) as exc:
             raise self._corrupt(exc) from None
 
     def runs(self, pipeline: str | None = None) -> list[StoredRun]:
@@ -1215,11 +1500,6 @@ class RunStore:
         """
         run_id = self.resolve(run)
         (row,) = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
-        ((graph_text,),) = self._read("SELECT graph FROM runs WHERE id = ?", (run_id,))
-        try:
-            graph: dict[str, list[str]] = json.loads(graph_text) if graph_text else {}
-        except ValueError as exc:
-            raise self._corrupt(exc) from None
         attempts: dict[str, list[StoredAttempt]] = {}
         for task_id, attempt, start_ms, end_ms, outcome, error, trace, slot, cpu in self._read(
             "SELECT task_id, attempt, start_ms, end_ms, outcome, error, traceback, slot, cpu_ms "
@@ -1240,6 +1520,38 @@ class RunStore:
             outputs.setdefault(task_id, []).append(
                 OutputRecord(task_id, stream, file, total, kept, error)
             )
+        rows = self._read(
+            "SELECT position, task_id, status, attempts, duration_ms, error, wave, adapter, "
+            "start_ms, end_ms, skipped_because, cached_because, first_slot, first_cpu_ms "
+            "FROM tasks WHERE run_id = ? ORDER BY position, rowid",
+            (run_id,),
+        )
+        plain = self._packed(run_id)
+        if plain:
+            # A task's row is in tasks or in one pack (a task is written once);
+            # both kinds are merged in the order the tasks were added.
+            rows += [
+                (
+                    p.position,
+                    p.task_id,
+                    "completed",  # status
+                    1,  # attempts
+                    p.duration_ms,
+                    None,  # error
+                    p.wave,
+                    p.adapter,
+                    p.start_ms,
+                    p.end_ms,
+                    None,  # skipped_because
+                    None,  # cached_because
+                    p.first_slot,
+                    p.first_cpu_ms,
+                )
+                for p in plain
+            ]
+            # Stable: rows without a position (schema 2) first, as SQL sorts NULL.
+            rows.sort(key=lambda task: -1 if task[0] is None else task[0])
+        graph = self._graph(run_id, rows)
         tasks = tuple(
             StoredTask(
                 task_id,
@@ -1247,9 +1559,7 @@ class RunStore:
                 count,
                 duration,
                 error,
-                _attempts_of(
-                    status, count, start_ms, end_ms, slot, cpu, attempts.get(task_id)
-                ),
+                _attempts_of(status, count, start_ms, end_ms, slot, cpu, attempts.get(task_id)),
                 wave or 0,
                 tuple(graph.get(task_id, ())),
                 adapter,
@@ -1260,6 +1570,7 @@ class RunStore:
                 because,
             )
             for (
+                _,
                 task_id,
                 status,
                 count,
@@ -1273,17 +1584,12 @@ class RunStore:
                 because,
                 slot,
                 cpu,
-            ) in self._read(
-                "SELECT task_id, status, attempts, duration_ms, error, wave, adapter, "
-                "start_ms, end_ms, skipped_because, cached_because, first_slot, first_cpu_ms "
-                "FROM tasks WHERE run_id = ? ORDER BY position, rowid",
-                (run_id,),
-            )
+            ) in rows
         )
-        ((packed,),) = self._read("SELECT waves FROM runs WHERE id = ?", (run_id,))
-        if packed is not None:
+        ((packed_waves,),) = self._read("SELECT waves FROM runs WHERE id = ?", (run_id,))
+        if packed_waves is not None:
             try:
-                wave_rows = _unpack_waves(bytes(packed))
+                wave_rows = _unpack_waves(bytes(packed_waves))
             except (ValueError, KeyError) as exc:
                 raise self._corrupt(exc) from None
         else:  # recorded under schema 3: a row per wave
