@@ -320,6 +320,8 @@ async def test_blocking_attempts_record_their_thread_cpu_time() -> None:
 class CountingCpuClock:
     """Stands in for ``time.thread_time`` in the worker threads: counts its readings."""
 
+    perf_counter = staticmethod(time.perf_counter)
+
     def __init__(self) -> None:
         self.readings = 0
         self.now = 0.0
@@ -359,6 +361,57 @@ async def test_short_attempts_share_cpu_readings_and_add_up_to_them(
     # Every "second" read between the first and the last reading went to an attempt.
     assert sum(cpu) == pytest.approx((clock.readings - 1) * 1000.0)  # type: ignore[arg-type]
     assert result.thread_cpu_ms == pytest.approx(sum(cpu))  # type: ignore[arg-type]
+
+
+async def test_thread_cpu_is_measured_when_the_runs_clock_stands_still(mock_clock: Any) -> None:
+    """The CPU readings are shared out by real time, not by the run's (mock) clock."""
+
+    def spin(context: Any) -> None:
+        begin = time.thread_time()
+        while time.thread_time() - begin < 0.002:
+            pass
+
+    s = DependencyAwareScheduler(max_concurrent=1)
+    chain(s, 3, spin)
+    result = await run(s)
+    cpu = [record.attempt_log[0].cpu_ms for record in result.tasks.values()]
+    assert all(c is not None and c >= 2.0 for c in cpu), cpu
+    assert result.thread_cpu_ms == pytest.approx(sum(cpu))  # type: ignore[arg-type]
+
+
+async def test_a_finished_runs_cpu_figures_stay_when_an_abandoned_thread_ends_later() -> None:
+    from dagwave.run import _workers
+
+    started, release, ended = threading.Event(), threading.Event(), threading.Event()
+
+    def stuck(context: Any) -> None:
+        started.set()
+        release.wait(WAIT)
+        ended.set()
+
+    s = DependencyAwareScheduler(max_concurrent=1)
+    s.add_task("a", lambda context: 1)  # short: its CPU share waits for a later reading
+    s.add_task("b", stuck, dependencies=["a"])  # continued in a's thread, then abandoned
+    s.schedule()
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+
+            async def cancel_once_started() -> None:
+                await wait_for(started.is_set)
+                scope.cancel()
+
+            nursery.start_soon(cancel_once_started)
+            await s.execute()
+    result = s.last_result
+    assert result is not None
+    total = result.thread_cpu_ms
+    pool = _workers.worker_threads()
+    idle = pool.idle()
+    release.set()
+    await wait_for(lambda: ended.is_set() and pool.idle() > idle)  # b's thread is done
+    (attempt,) = result.tasks["a"].attempt_log  # records built now, after that
+    assert attempt.cpu_ms == pytest.approx(total)
+    assert result.tasks["b"].status is TaskStatus.CANCELLED
 
 
 # -- failures, retries, timeouts ------------------------------------------------------

@@ -152,7 +152,17 @@ def test_wave_records_are_built_once_when_first_read_and_read_like_a_tuple() -> 
     assert waves != (first,)
     assert repr(waves) == repr((first, second))
     assert pickle.loads(pickle.dumps(waves)) == (first, second)
+    assert waves + (first,) == (first, second, first)  # noqa: RUF005 - the + is the point
+    assert (second,) + waves == (second, first, second)  # noqa: RUF005
     assert made == [1]
+
+
+async def test_a_run_of_no_tasks_dumps_its_waves_as_an_empty_tuple() -> None:
+    s = DependencyAwareScheduler()
+    s.schedule()
+    result = await s.execute()
+    assert result.to_dict()["waves"] == ()
+    assert json.loads(result.to_json())["waves"] == []
 
 
 def _fails(context: Any) -> None:

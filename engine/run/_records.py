@@ -106,6 +106,8 @@ def _jsonable(value: Any) -> Any:
 
 def _python(value: Any) -> Any:
     """*value* with nested records turned into dicts (pydantic's "python" mode)."""
+    if isinstance(value, WaveRecords):
+        value = tuple(value)  # as the tuple it stands for
     if isinstance(value, Dumpable):
         return value.to_dict()
     if isinstance(value, list | tuple | WaveRecords) and any(
@@ -465,8 +467,9 @@ class WaveRecords(Sequence[Wave]):
     """A run's :class:`Wave` records, built on first use (a read-only sequence, like a tuple).
 
     A chain of 10,000 tasks has 10,000 waves: a run whose waves nobody reads
-    should not pay for a record each. Compares equal to any sequence of the
-    same waves (a tuple too), and pickles as a tuple.
+    should not pay for a record each. Compares equal to a tuple or list of
+    the same waves, adds to a tuple as a tuple does, and pickles as a tuple
+    (it is not a ``tuple`` subclass: ``tuple(result.waves)`` makes one).
 
     Args:
         count: how many waves there are.
@@ -510,6 +513,16 @@ class WaveRecords(Sequence[Wave]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (tuple, (self._records(),))
+
+    def __add__(self, other: object) -> tuple[Wave, ...]:
+        if isinstance(other, WaveRecords | tuple):
+            return self._records() + tuple(other)
+        return NotImplemented
+
+    def __radd__(self, other: object) -> tuple[Wave, ...]:
+        if isinstance(other, tuple):
+            return other + self._records()
+        return NotImplemented
 
 
 @dataclass(frozen=True, slots=True)

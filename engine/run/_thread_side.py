@@ -52,8 +52,10 @@ __all__ = ["CPU_READ_EVERY", "ThreadJob", "ThreadSide"]
 #: the rest of a no-op task's booking) at most once per this many seconds of
 #: wall time, and after any attempt that did not complete at its first try.
 #: First attempts that complete in between share the next reading in
-#: proportion to their wall time: the total is exact, each one's share is
-#: within this window of its own.
+#: proportion to their wall time (real time, whatever the run's clock): the
+#: total is exact, and what one is credited with is off by at most the CPU
+#: time of the others in its window. Readings that come in after the run has
+#: ended (a thread finishing an abandoned call) change nothing of its figures.
 CPU_READ_EVERY = 1e-4
 
 
@@ -171,7 +173,7 @@ class ThreadSide:
         all_deps, free, needs = plan.deps, dispatch.free, dispatch.needs
         first_slot, first_cpu, ended_at = ledger.first_slot, ledger.first_cpu, ledger.end
         wave_of, wave_end, tokens = plan.wave_of, ledger.wave_end, deadlines.token
-        thread_time, heappush = time.thread_time, heapq.heappush
+        thread_time, perf_counter, heappush = time.thread_time, time.perf_counter, heapq.heappush
         with lock:
             job = self._begin_handed()
             if job is None:
@@ -184,7 +186,7 @@ class ThreadSide:
         # share includes the booking before it); the first attempts booked with
         # an estimate since the last reading, and their wall times, added up.
         cpu_mark = thread_time()
-        wall_mark = previous_end = clock()
+        wall_mark = previous_end = perf_counter()  # not the run's clock: a MockClock stands still
         estimated: list[int] = []
         estimated_wall = 0.0
         while job is not None:
@@ -211,15 +213,16 @@ class ThreadSide:
             except BaseException as exc:  # booked below; KeyboardInterrupt too (trio re-raises it)
                 error = exc
             end = clock()
-            share, previous_end = end - previous_end, end
+            now = perf_counter()
+            share, previous_end = now - previous_end, now
             estimated_wall += share
-            read = error is not None or attempt != 1 or end - wall_mark >= CPU_READ_EVERY
+            read = error is not None or attempt != 1 or now - wall_mark >= CPU_READ_EVERY
             if read:
                 cpu_now = thread_time()
+                spent, cpu_mark, wall_mark = cpu_now - cpu_mark, cpu_now, now
                 # CPU per second of wall since the last reading, shared alike.
-                rate = (cpu_now - cpu_mark) / estimated_wall if estimated_wall > 0 else 0.0
-                cpu_mark, wall_mark = cpu_now, end
-                cpu = share * rate
+                rate = spent / estimated_wall if estimated_wall > 0 else 0.0
+                cpu = share * rate if estimated_wall > 0 else spent
             else:
                 cpu = share  # for now: corrected at the next reading
             context = None  # the attempt is over: drop it before waiting for the lock
@@ -291,8 +294,9 @@ class ThreadSide:
                             spent = cpu_now - cpu_mark
                             rate = spent / estimated_wall if estimated_wall > 0 else 0.0
                 if read:
-                    for k in estimated:  # booked with their wall time since the last reading
-                        first_cpu[k] *= rate  # type: ignore[operator]  # a float, set above
+                    if not dispatch.stopping:  # else the run's figures are out: leave them
+                        for k in estimated:  # booked with their wall time since the reading
+                            first_cpu[k] *= rate  # type: ignore[operator]  # a float, set above
                     estimated.clear()
                     estimated_wall = 0.0
                 wake = self._wake_trio()
