@@ -408,3 +408,53 @@ def test_worker_pool_loses_no_job_to_a_thread_that_is_timing_out() -> None:
             time.sleep(0.0005)  # let workers reach their idle timeout now and then
     assert all(event.wait(WAIT) for event in done)
     wait_until(lambda: pool.idle() == 0, "the idle workers to exit")
+
+
+# -- the dispatch lock ------------------------------------------------------------------
+
+
+def test_the_dispatch_lock_excludes_threads_that_contend_for_it() -> None:
+    from dagwave.run._dispatch import YieldingLock
+
+    lock = YieldingLock()
+    counts = {"in": 0, "most": 0, "total": 0}
+
+    def work() -> None:
+        for _ in range(2000):
+            with lock:
+                counts["in"] += 1
+                counts["most"] = max(counts["most"], counts["in"])
+                counts["total"] += 1
+                counts["in"] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counts == {"in": 0, "most": 1, "total": 16000}
+    assert not lock.locked()
+
+
+def test_a_dispatch_lock_waiter_sleeps_on_the_lock_once_giving_way_is_not_enough(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After SPINS tries (a holder that keeps it long, or no GIL) it waits as a Lock does."""
+    from dagwave.run._dispatch import YieldingLock
+
+    monkeypatch.setattr(YieldingLock, "SPINS", 1)
+    lock = YieldingLock()
+    lock.try_acquire(False)  # held by this thread
+    got = threading.Event()
+
+    def waiter() -> None:
+        with lock:
+            got.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert not got.wait(0.05)  # it waits (spun once, then sleeps on the lock) ...
+    lock.release()
+    assert got.wait(10)  # ... and gets it when let go
+    thread.join()
+    assert not lock.locked()

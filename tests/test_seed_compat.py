@@ -187,6 +187,15 @@ async def test_waves_of_a_run_take_their_status_from_their_tasks(mode: str, filt
     s.add_task("e", lambda context: 5, dependencies=["d"])
     s.schedule()
     result = await s.execute()
+    assert isinstance(result.waves, WaveRecords)
+    columns = result.waves.columns()  # from the run itself, before any record is built
+    assert columns == (
+        [w.status for w in result.waves],
+        [w.duration_ms for w in result.waves],
+        [w.start_ms for w in result.waves],
+        [w.end_ms for w in result.waves],
+    )
+    assert result.waves.columns() == columns  # and from the records, once built
     assert [w.status for w in result.waves] == [
         TaskStatus.FAILED,
         TaskStatus.SKIPPED,

@@ -4,7 +4,7 @@ A run is five parts, each with one job:
 
 * :class:`~dagwave.run._dispatch.Dispatch` decides who runs next (ready
   tasks, slots, resources, dependency counts, the wave barrier) under one
-  ``threading.Lock``;
+  lock (a :class:`~dagwave.run._dispatch.YieldingLock`);
 * :class:`~dagwave.run._ledger.Ledger` records what happened to every task
   and wave and builds the records;
 * :class:`~dagwave.run._deadlines.Deadlines` enforces per-attempt timeouts

@@ -21,10 +21,13 @@ so that ``MockClock``'s autojump never jumps towards a deadline nobody needs.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import trio
+
+if TYPE_CHECKING:
+    from dagwave.run._dispatch import YieldingLock
 
 __all__ = ["Deadlines"]
 
@@ -41,7 +44,7 @@ class Deadlines:
 
     __slots__ = ("_lock", "_published", "_sleep", "deadline", "stale", "target", "token")
 
-    def __init__(self, slots: int, lock: threading.Lock) -> None:
+    def __init__(self, slots: int, lock: YieldingLock) -> None:
         self._lock = lock
         self.token = [0] * slots
         self.deadline = [math.inf] * slots

@@ -52,6 +52,7 @@ from dagwave.run._records import (
     TaskRecord,
     TaskStatus,
     Wave,
+    WaveColumns,
     WaveRecords,
     build_wave,
 )
@@ -288,7 +289,9 @@ class Ledger:
             elif status is CANCELLED:
                 task_errors[task.task_id] = "cancelled: the run was cancelled before it finished"
         waves = WaveRecords(
-            len(plan.waves), functools.partial(self._waves, t0, created_at, everything)
+            len(plan.waves),
+            functools.partial(self._waves, t0, created_at, everything),
+            functools.partial(self._wave_columns, t0, everything),
         )
         wall_ms = _span_ms(t0, end)
         sequential_ms = self.busy_total() * 1000.0
@@ -331,6 +334,26 @@ class Ledger:
                 _offset_ms(wave_start[w], t0),
                 _offset_ms(wave_end[w], t0),
             )
+
+    def _wave_columns(self, t0: float, everything: bool) -> WaveColumns:
+        """What :meth:`_waves`' records hold, field by field (no record per wave)."""
+        starts, ends = self.wave_start, self.wave_end
+        count = len(starts)
+        statuses = (
+            [COMPLETED] * count
+            if everything
+            else [status or self.wave_final(w) for w, status in enumerate(self.wave_status)]
+        )
+        # The formulas of _maybe_span_ms and _offset_ms, inline: the same floats.
+        return (
+            statuses,
+            [
+                None if s is None or e is None else (e - s) * 1000.0
+                for s, e in zip(starts, ends, strict=True)
+            ],
+            [None if t is None else (t - t0) * 1000.0 for t in starts],
+            [None if t is None else (t - t0) * 1000.0 for t in ends],
+        )
 
     def task_records(self, t0: float) -> dict[str, TaskRecord]:
         """The per-task records of a finished run (built when first asked for)."""

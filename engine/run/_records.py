@@ -463,6 +463,12 @@ class Wave(Dumpable):
         }
 
 
+#: :meth:`WaveRecords.columns`: statuses, duration_ms, start_ms and end_ms, per wave.
+WaveColumns = tuple[
+    list["TaskStatus"], list[float | None], list[float | None], list[float | None]
+]
+
+
 class WaveRecords(Sequence[Wave]):
     """A run's :class:`Wave` records, built on first use (a read-only sequence, like a tuple).
 
@@ -474,21 +480,46 @@ class WaveRecords(Sequence[Wave]):
     Args:
         count: how many waves there are.
         build: makes the records, in order; called once, at the first use.
+        columns: makes :meth:`columns`' lists without building the records
+            (None: they are read from the records).
     """
 
-    __slots__ = ("_build", "_count", "_items")
+    __slots__ = ("_build", "_columns", "_count", "_items")
 
-    def __init__(self, count: int, build: Callable[[], Iterable[Wave]]) -> None:
+    def __init__(
+        self,
+        count: int,
+        build: Callable[[], Iterable[Wave]],
+        columns: Callable[[], WaveColumns] | None = None,
+    ) -> None:
         self._count = count
         self._build: Callable[[], Iterable[Wave]] | None = build
+        self._columns = columns
         self._items: tuple[Wave, ...] | None = None
+
+    def columns(self) -> WaveColumns:
+        """Per field, one list over the waves: statuses, duration_ms, start_ms, end_ms.
+
+        The values the records hold (or would hold), for a caller that wants
+        the fields of every wave (the run store): a chain of 10,000 tasks
+        need not build 10,000 records for them.
+        """
+        if self._items is None and self._columns is not None:
+            return self._columns()
+        items = self._records()
+        return (
+            [w.status for w in items],
+            [w.duration_ms for w in items],
+            [w.start_ms for w in items],
+            [w.end_ms for w in items],
+        )
 
     def _records(self) -> tuple[Wave, ...]:
         items = self._items
         if items is None:
             assert self._build is not None
             items = self._items = tuple(self._build())
-            self._build = None  # what it read may go
+            self._build = self._columns = None  # what they read may go
         return items
 
     def __len__(self) -> int:

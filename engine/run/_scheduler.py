@@ -780,9 +780,11 @@ class DependencyAwareScheduler:
         options: _RunOptions,
     ) -> Memo:
         """The run's :class:`Memo`: its cached tasks, what it resumes, what it forces."""
-        index = {task.task_id: i for i, task in enumerate(plan.tasks)}
         forced: set[int] = set()
-        stack = [index[task_id] for task_id in options.force]
+        stack: list[int] = []
+        if options.force:
+            index = {task.task_id: i for i, task in enumerate(plan.tasks)}
+            stack = [index[task_id] for task_id in options.force]
         while stack:  # the forced tasks and everything downstream of them
             i = stack.pop()
             if i not in forced:

@@ -168,6 +168,7 @@ class ThreadSide:
         core = self._core
         dispatch, ledger, deadlines, plan = core.dispatch, core.ledger, core.deadlines, core.plan
         lock, tasks, results, status = dispatch.lock, plan.tasks, ledger.results, ledger.status
+        try_acquire, acquire_slow, release = lock.try_acquire, lock.acquire_slow, lock.release
         running, in_thread, clock = self.running, core.in_thread, self._clock
         fetch_remote, events, state = core.fetch_remote, core.events, core.state
         all_deps, free, needs = plan.deps, dispatch.free, dispatch.needs
@@ -228,7 +229,9 @@ class ThreadSide:
             context = None  # the attempt is over: drop it before waiting for the lock
             timeout = task.timeout_seconds
             info = events.info
-            with lock:
+            if not try_acquire(False):  # ``with lock:``, without its two calls
+                acquire_slow()
+            try:
                 reports = self.reports  # read under the lock: trio's drain swaps the list
                 running[slot] = None
                 if needs and needs[i]:
@@ -300,6 +303,8 @@ class ThreadSide:
                     estimated.clear()
                     estimated_wall = 0.0
                 wake = self._wake_trio()
+            finally:
+                release()
             for j, s in others:
                 self.submit(j, s)
             if wake:
