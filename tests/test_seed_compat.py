@@ -165,6 +165,23 @@ async def test_a_run_of_no_tasks_dumps_its_waves_as_an_empty_tuple() -> None:
     assert json.loads(result.to_json())["waves"] == []
 
 
+async def test_wave_columns_of_a_wave_that_never_ran_hold_none() -> None:
+    s = DependencyAwareScheduler()
+    s.add_task("bad", _fails)
+    s.add_task("after", lambda context: 1, dependencies=["bad"])
+    s.schedule()
+    result = await s.execute()
+    assert isinstance(result.waves, WaveRecords)
+    statuses, durations, starts, ends = result.waves.columns()
+    assert statuses == [TaskStatus.FAILED, TaskStatus.SKIPPED]
+    assert (durations[1], starts[1], ends[1]) == (None, None, None)
+    assert [durations, starts, ends] == [
+        [w.duration_ms for w in result.waves],
+        [w.start_ms for w in result.waves],
+        [w.end_ms for w in result.waves],
+    ]
+
+
 def _fails(context: Any) -> None:
     raise ValueError("bad input")
 
