@@ -270,6 +270,30 @@ async def test_a_run_costs_the_store_two_transactions(tmp_path: Path) -> None:
     assert len(run.pipeline_hash) == 64
 
 
+@pytest.mark.parametrize("edges", [False, True])
+async def test_an_api_runs_pipeline_hash_is_a_hash_of_its_graph(
+    tmp_path: Path, edges: bool
+) -> None:
+    """Ids and dependencies in the order added: the same graph, the same hash."""
+    import hashlib
+
+    def build() -> DependencyAwareScheduler:
+        s = DependencyAwareScheduler()
+        for i in range(5):
+            s.add_task(f"t{i}", lambda ctx: None, [f"t{i - 1}"] if edges and i else [])
+        s.schedule()
+        return s
+
+    text = "".join(
+        f"t{i}\x1ft{i - 1}\x1e" if edges and i else f"t{i}\x1e" for i in range(5)
+    )
+    with RunStore(tmp_path / "runs.db") as store:
+        await build().execute(store=store)
+        await build().execute(store=store)
+        first, second = store.runs()
+    assert first.pipeline_hash == second.pipeline_hash == hashlib.sha256(text.encode()).hexdigest()
+
+
 def test_a_run_awaited_from_asyncio_is_recorded(tmp_path: Path) -> None:
     s = DependencyAwareScheduler()
 
