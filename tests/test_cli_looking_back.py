@@ -236,6 +236,30 @@ def test_the_stored_report_is_the_live_report(recorded: tuple[Path, str]) -> Non
         assert db.execute("SELECT count FROM task_packs").fetchall() == [(1,)]  # lint's row
 
 
+def test_the_stored_views_of_a_run_cut_short_are_the_live_ones(tmp_path: Path) -> None:
+    """Tasks the run cancelled before they started have no error in the stored views either."""
+    (tmp_path / "pipeline.toml").write_text(
+        "[run]\nfail_fast = true\nmax_concurrent = 1\n\n"
+        '[tasks.first]\ncmd = "exit 1"\n\n'
+        '[tasks.second]\ncmd = "true"\n\n'
+        '[tasks.third]\ncmd = "true"\ndeps = ["second"]\n'
+    )
+    done = dagwave(
+        "run", "pipeline.toml", "--trace", "live.json", "--report", "live.html", cwd=tmp_path
+    )
+    assert done.returncode == 1, done.stderr
+    with RunStore(tmp_path / ".dagwave" / "runs.db") as store:
+        (run,) = store.runs()
+        statuses = {t.task_id: t.status for t in store.get_run(run.run_id).tasks}
+    assert statuses == {"first": "failed", "second": "cancelled", "third": "cancelled"}
+    for view, name in (("report", "stored.html"), ("trace", "stored.json")):
+        shown = dagwave(view, run.run_id, "-o", name, cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+    assert (tmp_path / "stored.html").read_text() == (tmp_path / "live.html").read_text()
+    stored_trace = json.loads((tmp_path / "stored.json").read_text())
+    assert stored_trace == json.loads((tmp_path / "live.json").read_text())
+
+
 def test_the_stored_report_renders_in_a_real_browser(recorded: tuple[Path, str]) -> None:
     exe = browser()
     if exe is None:

@@ -458,3 +458,26 @@ def test_a_dispatch_lock_waiter_sleeps_on_the_lock_once_giving_way_is_not_enough
     assert got.wait(10)  # ... and gets it when let go
     thread.join()
     assert not lock.locked()
+
+
+async def test_a_keyboard_interrupt_cannot_land_inside_the_dispatch_locks_python_code() -> None:
+    """Trio defers a Ctrl-C while the lock is taken or let go, so it is never left held."""
+    from dagwave.run._dispatch import YieldingLock
+
+    protected: list[bool] = []
+
+    class Recording:
+        """Stands in for the threading.Lock inside: notes whether KI is deferred at each call."""
+
+        def acquire(self, blocking: bool = True) -> bool:
+            protected.append(trio.lowlevel.currently_ki_protected())
+            return len(protected) > 2  # fail twice: acquire_slow() runs too
+
+        def release(self) -> None:
+            protected.append(trio.lowlevel.currently_ki_protected())
+
+    lock = YieldingLock()
+    lock._lock = Recording()  # type: ignore[assignment]
+    with lock:
+        pass
+    assert protected == [True, True, True, True]  # enter, slow path (twice), exit

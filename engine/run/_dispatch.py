@@ -39,6 +39,8 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+import trio
+
 from dagwave.run._records import TaskStatus
 
 if TYPE_CHECKING:
@@ -77,6 +79,7 @@ class YieldingLock:
         self.try_acquire: Callable[[bool], bool] = lock.acquire  # try_acquire(False)
         self.release: Callable[[], None] = lock.release
 
+    @trio.lowlevel.enable_ki_protection  # a Ctrl-C here must not leave it held
     def acquire_slow(self) -> None:
         """Wait for the lock after a failed ``try_acquire(False)``."""
         try_acquire, pause = self._lock.acquire, time.sleep
@@ -90,10 +93,15 @@ class YieldingLock:
         """Whether some thread holds the lock now."""
         return self._lock.locked()
 
+    # Python code, unlike threading.Lock's: without KI protection a KeyboardInterrupt
+    # on the trio thread could land between taking the lock and the ``with`` body
+    # (or before letting it go), and the lock would stay taken for good.
+    @trio.lowlevel.enable_ki_protection
     def __enter__(self) -> None:
         if not self._lock.acquire(False):
             self.acquire_slow()
 
+    @trio.lowlevel.enable_ki_protection
     def __exit__(self, *exc_info: object) -> None:
         self._lock.release()
 

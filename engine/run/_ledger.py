@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from dagwave.run._core import RunPlan
     from dagwave.state._store import SharedState
 
-__all__ = ["AttemptEntry", "Ledger"]
+__all__ = ["NEVER_STARTED", "AttemptEntry", "Ledger"]
 
 PENDING = TaskStatus.PENDING
 IN_PROGRESS = TaskStatus.IN_PROGRESS
@@ -72,6 +72,10 @@ SKIPPED = TaskStatus.SKIPPED
 CANCELLED = TaskStatus.CANCELLED
 CACHED = TaskStatus.CACHED
 
+
+#: ``task_errors`` of a task the run cancelled without an exception of its own
+#: (it never started, or waited to retry): its record's ``error`` is None.
+NEVER_STARTED = "cancelled: the run was cancelled before it finished"
 
 #: what ``start``/``end`` hold for a task that has not started/ended.
 _NOT_YET = (math.nan,)
@@ -288,7 +292,7 @@ class Ledger:
                     f"skipped: dependency {self.skipped_because[i]!r} failed"
                 )
             elif status is CANCELLED:
-                task_errors[task.task_id] = "cancelled: the run was cancelled before it finished"
+                task_errors[task.task_id] = NEVER_STARTED
         waves = WaveRecords(
             len(plan.waves),
             functools.partial(self._waves, t0, created_at, everything),

@@ -322,8 +322,11 @@ class AttemptRecord(Dumpable):
         end_ms: end, in ms from the run's start.
         slot: which concurrency slot (0 .. max_concurrent-1) it ran in.
         error: the exception it ended with, if any.
-        cpu_ms: CPU time of the worker thread that ran it (``time.thread_time``);
-            None for attempts that ran elsewhere (in trio, a process, a cluster).
+        cpu_ms: CPU time of the worker thread that ran it (``time.thread_time``;
+            see the README's "How a run behaves" for short attempts); None for
+            attempts that ran elsewhere (in trio, a process, a cluster) and for
+            those abandoned in a thread (timed out or cancelled while the call
+            went on there: the run does not wait for their figure).
     """
 
     attempt: int
@@ -622,7 +625,7 @@ class ExecutionResult(Dumpable):
             really ran in parallel: GIL-bound threads add up to about the wall
             time, whatever the speedup says.
         thread_cpu_ms: CPU time of the attempts that ran in worker threads,
-            added up.
+            added up (abandoned ones left out: see ``AttemptRecord.cpu_ms``).
         state: the run's shared state (results are also stored there, as
             ``task_result_<id>``, except those kept on a cluster).
     """

@@ -50,7 +50,8 @@ __all__ = ["CPU_READ_EVERY", "ThreadJob", "ThreadSide"]
 
 #: A worker thread reads its CPU clock (a system call, ~0.5-0.8 us: as much as
 #: the rest of a no-op task's booking) at most once per this many seconds of
-#: wall time, and after any attempt that did not complete at its first try.
+#: wall time, and after any attempt that will not be booked as a first attempt
+#: that completed (it failed, was a retry, returned late, or was abandoned).
 #: First attempts that complete in between share the next reading in
 #: proportion to their wall time (real time, whatever the run's clock): the
 #: total is exact, and what one is credited with is off by at most the CPU
@@ -217,7 +218,15 @@ class ThreadSide:
             now = perf_counter()
             share, previous_end = now - previous_end, now
             estimated_wall += share
-            read = error is not None or attempt != 1 or now - wall_mark >= CPU_READ_EVERY
+            timeout = task.timeout_seconds
+            # A reading for every attempt not booked as a first one that completed.
+            read = (
+                error is not None
+                or attempt != 1
+                or now - wall_mark >= CPU_READ_EVERY
+                or job.abandoned
+                or (timeout is not None and end - start > timeout)
+            )
             if read:
                 cpu_now = thread_time()
                 spent, cpu_mark, wall_mark = cpu_now - cpu_mark, cpu_now, now
@@ -227,7 +236,6 @@ class ThreadSide:
             else:
                 cpu = share  # for now: corrected at the next reading
             context = None  # the attempt is over: drop it before waiting for the lock
-            timeout = task.timeout_seconds
             info = events.info
             if not try_acquire(False):  # ``with lock:``, without its two calls
                 acquire_slow()

@@ -19,6 +19,7 @@ from datetime import datetime
 from dagwave._errors import StandInError
 from dagwave.graph._analysis import analyze_compiled
 from dagwave.graph._dag import compile_graph
+from dagwave.run._ledger import NEVER_STARTED
 from dagwave.run._records import (
     AttemptRecord,
     ExecutionResult,
@@ -26,7 +27,7 @@ from dagwave.run._records import (
     TaskStatus,
     Wave,
 )
-from dagwave.store._runstore import StoredRun
+from dagwave.store._runstore import StoredRun, StoredTask
 
 __all__ = ["StoredCommandError", "StoredError", "rebuild_result", "stored_graph"]
 
@@ -92,6 +93,16 @@ def stored_graph(run: StoredRun) -> tuple[dict[str, list[str]], list[list[str]]]
     return dag, [by_wave[number] for number in sorted(by_wave)]
 
 
+def _says_why_only(task: StoredTask) -> bool:
+    """Whether a task's stored error text only says why it did not run (no exception).
+
+    A skipped task's entry in ``task_errors`` says which dependency failed,
+    and that of a task cancelled before it could start says so: their live
+    records have no error.
+    """
+    return task.status == "skipped" or (task.status == "cancelled" and task.error == NEVER_STARTED)
+
+
 def rebuild_result(run: StoredRun) -> ExecutionResult:
     """The :class:`~dagwave.ExecutionResult` of a stored run (see the module docstring)."""
     records: dict[str, TaskRecord] = {}
@@ -106,8 +117,7 @@ def rebuild_result(run: StoredRun) -> ExecutionResult:
             start_ms=task.start_ms,
             end_ms=task.end_ms,
             duration_ms=task.duration_ms,
-            # A skipped task's entry in task_errors says why; its record has no error.
-            error=None if task.status == "skipped" else _error(task.error, last),
+            error=None if _says_why_only(task) else _error(task.error, last),
             skipped_because=task.skipped_because,
             attempt_log=tuple(
                 AttemptRecord(
