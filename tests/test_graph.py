@@ -88,6 +88,15 @@ def test_unknown_dependency_raises_with_fields_and_suggestion() -> None:
     )
 
 
+def test_a_dependency_left_dangling_by_a_removal_is_found_by_the_next_validate() -> None:
+    g = graph_of(("a", []), ("b", ["a"]), ("c", ["b"]))
+    g.validate()  # valid, and compiled: nothing dangles
+    g.remove_task("b")
+    with pytest.raises(TaskNotFoundError) as info:
+        g.validate()
+    assert (info.value.task_id, info.value.missing_dependency) == ("c", "b")
+
+
 def test_unknown_dependency_without_close_match_has_no_suggestion() -> None:
     g = graph_of(("alpha", []), ("b", ["zzzzzzzzzz"]))
     with pytest.raises(TaskNotFoundError) as info:

@@ -120,9 +120,10 @@ class CompiledGraph:
         preds: per task, indices of its known dependencies (given order, repeats dropped).
         level: per task, its 0-based wave, or -1 when it sits on or behind a cycle.
         done: the tasks Kahn's algorithm processed, in a topological order.
+        dangling: whether some dependency names no task of ``order`` (left out of ``preds``).
     """
 
-    __slots__ = ("_dependents", "_waves", "done", "level", "order", "preds")
+    __slots__ = ("_dependents", "_waves", "dangling", "done", "level", "order", "preds")
 
     def __init__(
         self,
@@ -138,6 +139,7 @@ class CompiledGraph:
         self.done = done
         self._dependents = dependents
         self._waves: list[Sequence[int]] | None = None
+        self.dangling = False
 
     @property
     def has_cycle(self) -> bool:
@@ -228,6 +230,7 @@ def compile_graph(order: Sequence[str], deps: Sequence[Sequence[str]]) -> Compil
         # Levels are computed in the same pass while the order is topological;
         # the first dependency found later in the order hands over to Kahn.
         level = [0] * n
+        dangling = False
         for i, ds in enumerate(deps):
             if not ds:
                 append_preds(_NONE)
@@ -235,6 +238,7 @@ def compile_graph(order: Sequence[str], deps: Sequence[Sequence[str]]) -> Compil
             try:
                 idx: tuple[int, ...] = tuple(map(lookup, ds))
             except KeyError:  # a dangling dependency: keep only the known ones
+                dangling = True
                 idx = tuple(j for j in map(get, ds) if j is not None)
                 if not idx:
                     append_preds(_NONE)
@@ -258,7 +262,9 @@ def compile_graph(order: Sequence[str], deps: Sequence[Sequence[str]]) -> Compil
                     level[i] = max(map(level.__getitem__, idx)) + 1
         if in_order:
             # Insertion order is topological: a range, not a list of a million ints.
-            return CompiledGraph(list(order), preds, level, range(n))
+            compiled = CompiledGraph(list(order), preds, level, range(n))
+            compiled.dangling = dangling
+            return compiled
         dependents = _dependents_of(preds)
         indegree = [len(ps) for ps in preds]
         level = [-1] * n
@@ -279,7 +285,9 @@ def compile_graph(order: Sequence[str], deps: Sequence[Sequence[str]]) -> Compil
             for i in range(n):
                 if indegree[i]:
                     level[i] = -1
-        return CompiledGraph(list(order), preds, level, done, dependents)
+        compiled = CompiledGraph(list(order), preds, level, done, dependents)
+        compiled.dangling = dangling
+        return compiled
 
 
 def topological_levels(
@@ -501,7 +509,9 @@ class DependencyGraph:
         """
         if self._valid:
             return
-        missing = self.find_missing()
+        # Compiling looks every dependency up anyway: only a graph it found
+        # dangling ones in needs the search for the first of them.
+        missing = self.find_missing() if self.compiled().dangling else None
         if missing is not None:
             task_id, dep = missing
             known = list(self._deps)
