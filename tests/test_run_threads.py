@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -428,10 +429,15 @@ def test_the_dispatch_lock_excludes_threads_that_contend_for_it() -> None:
                 counts["in"] -= 1
 
     threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often: inside the lock too
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
     assert counts == {"in": 0, "most": 1, "total": 16000}
     assert not lock.locked()
 
@@ -442,22 +448,25 @@ def test_a_dispatch_lock_waiter_sleeps_on_the_lock_once_giving_way_is_not_enough
     """After SPINS tries (a holder that keeps it long, or no GIL) it waits as a Lock does."""
     from dagwave.run._dispatch import YieldingLock
 
-    monkeypatch.setattr(YieldingLock, "SPINS", 1)
+    calls: list[bool] = []
+
+    class Taken:
+        """Stands in for the threading.Lock inside: taken by someone else until waited for."""
+
+        def acquire(self, blocking: bool = True) -> bool:
+            calls.append(blocking)
+            return blocking
+
+        def release(self) -> None:
+            calls.append(False)
+
+    monkeypatch.setattr(YieldingLock, "SPINS", 3)
     lock = YieldingLock()
-    lock.try_acquire(False)  # held by this thread
-    got = threading.Event()
-
-    def waiter() -> None:
-        with lock:
-            got.set()
-
-    thread = threading.Thread(target=waiter)
-    thread.start()
-    assert not got.wait(0.05)  # it waits (spun once, then sleeps on the lock) ...
-    lock.release()
-    assert got.wait(10)  # ... and gets it when let go
-    thread.join()
-    assert not lock.locked()
+    lock._lock = Taken()  # type: ignore[assignment]
+    with lock:
+        pass
+    # One try on entry, SPINS tries giving the GIL away, then the wait; then the release.
+    assert calls == [False, False, False, False, True, False]
 
 
 async def test_a_keyboard_interrupt_cannot_land_inside_the_dispatch_locks_python_code() -> None:

@@ -213,6 +213,11 @@ async def test_waves_of_a_run_take_their_status_from_their_tasks(mode: str, filt
         [w.end_ms for w in result.waves],
     )
     assert result.waves.columns() == columns  # and from the records, once built
+    for wave in result.waves:  # a wave spans its tasks: the same clock readings, in ms
+        ran = [result.tasks[t] for t in wave.task_ids if result.tasks[t].start_ms is not None]
+        assert wave.start_ms == min(r.start_ms for r in ran)  # type: ignore[type-var]
+        assert wave.end_ms == max(r.end_ms for r in ran)  # type: ignore[type-var]
+        assert wave.duration_ms == pytest.approx(wave.end_ms - wave.start_ms)  # type: ignore[operator]
     assert [w.status for w in result.waves] == [
         TaskStatus.FAILED,
         TaskStatus.SKIPPED,

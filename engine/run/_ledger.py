@@ -197,20 +197,6 @@ class Ledger:
         """Per task, milliseconds spent running (built when asked for)."""
         return [self.busy_of(i) * 1000.0 for i in range(len(self.status))]
 
-    def completed_first_time(self, i: int, slot: int, end: float, cpu: float | None) -> None:
-        """Book the commonest attempt of all, a first one that completed (no entry kept).
-
-        The same as ``ended(AttemptEntry(i, 1, "completed", start[i], end, slot, None,
-        cpu))``, for the hot path.
-        """
-        self.first_slot[i] = slot
-        self.first_cpu[i] = cpu
-        self.end[i] = end
-        w = self.plan.wave_of[i]
-        last = self.wave_end[w]
-        if last is None or end > last:
-            self.wave_end[w] = end
-
     def cached(self, i: int, value: Any, because: str) -> None:
         """Task ``i`` ends CACHED with ``value`` (no attempt ran)."""
         self.status[i] = CACHED
@@ -328,20 +314,12 @@ class Ledger:
         """The wave records of a finished run (``everything``: every task completed)."""
         plan = self.plan
         wave_ids = plan.wave_ids or [[plan.tasks[i].task_id for i in w] for w in plan.waves]
-        wave_start, wave_end, wave_status = self.wave_start, self.wave_end, self.wave_status
-        for w, ids in enumerate(wave_ids):
-            yield build_wave(
-                w + 1,
-                ids,
-                COMPLETED if everything else wave_status[w] or self.wave_final(w),
-                _maybe_span_ms(wave_start[w], wave_end[w]),
-                created_at,
-                _offset_ms(wave_start[w], t0),
-                _offset_ms(wave_end[w], t0),
-            )
+        columns = zip(wave_ids, *self._wave_columns(t0, everything), strict=True)
+        for w, (ids, status, duration, start, end) in enumerate(columns):
+            yield build_wave(w + 1, ids, status, duration, created_at, start, end)
 
     def _wave_columns(self, t0: float, everything: bool) -> WaveColumns:
-        """What :meth:`_waves`' records hold, field by field (no record per wave)."""
+        """The wave records' statuses, durations, starts and ends, field by field (ms)."""
         starts, ends = self.wave_start, self.wave_end
         count = len(starts)
         statuses = (
@@ -357,15 +335,11 @@ class Ledger:
                 list(map(operator.mul, map(operator.sub, starts, itertools.repeat(t0)), ms)),
                 list(map(operator.mul, map(operator.sub, ends, itertools.repeat(t0)), ms)),
             )
-        # The formulas of _maybe_span_ms and _offset_ms, inline: the same floats.
-        return (
+        return (  # the same formulas, with None for a wave none of whose tasks ran
             statuses,
-            [
-                None if s is None or e is None else (e - s) * 1000.0
-                for s, e in zip(starts, ends, strict=True)
-            ],
-            [None if t is None else (t - t0) * 1000.0 for t in starts],
-            [None if t is None else (t - t0) * 1000.0 for t in ends],
+            list(map(_maybe_span_ms, starts, ends)),
+            [_offset_ms(t, t0) for t in starts],
+            [_offset_ms(t, t0) for t in ends],
         )
 
     def task_records(self, t0: float) -> dict[str, TaskRecord]:

@@ -255,7 +255,7 @@ class ThreadSide:
                     else:  # the watchdog took it first
                         in_time = False
                     if error is None and in_time:
-                        if attempt == 1:  # ledger.completed_first_time(), inline
+                        if attempt == 1:  # Ledger.ended()'s first-attempt branch, inline
                             first_slot[i] = slot
                             first_cpu[i] = cpu
                             if not read:  # an estimate, corrected at the next reading
