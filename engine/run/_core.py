@@ -239,13 +239,17 @@ class RunCore:
         if not starts:
             return
         threads, in_thread, queue = self._threads, self.in_thread, self._queue
-        for i, slot in starts:
-            if in_thread[i]:
-                assert threads is not None
-                threads.submit(i, slot)
+        blocking: list[tuple[int, int]] = []
+        for pair in starts:
+            if in_thread[pair[0]]:
+                blocking.append(pair)
             else:
-                queue.append((i, slot))
-        self._wake()
+                queue.append(pair)
+        if blocking:
+            assert threads is not None
+            threads.submit(blocking)
+        if queue:
+            self._wake()
 
     def _wake(self) -> None:
         """Wake (or start) as many workers as there is work queued for them.

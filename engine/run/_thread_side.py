@@ -120,24 +120,27 @@ class ThreadSide:
         self.handed: deque[tuple[int, int]] = deque()
         self.jobs = 0
 
-    def submit(self, i: int, slot: int) -> None:
-        """Start task ``i`` in ``slot`` in a worker thread (any thread; the lock not held).
+    def submit(self, pairs: list[tuple[int, int]]) -> None:
+        """Start each ``(task, slot)`` pair in a worker thread (any thread; the lock not held).
 
-        The pair joins :attr:`handed`, and a thread is woken for it unless the
-        run has as many jobs alive as slots: one of those is then between
-        attempts (the pair holds a slot none of them runs in) and takes it
-        before it leaves. A thread already running that runs out of work
-        starts a handed pair too (the one woken for it then finds nothing and
-        goes back to sleep), so a slot handed out never waits for a thread to
-        wake up (and, with the GIL, for its turn) while another could run its
-        task now.
+        The pairs join :attr:`handed` under one acquisition of the lock, and
+        a thread is woken for each unless the run has as many jobs alive as
+        slots: one of those is then between attempts (the pair holds a slot
+        none of them runs in) and takes it before it leaves. A thread already
+        running that runs out of work starts a handed pair too (the one woken
+        for it then finds nothing and goes back to sleep), so a slot handed
+        out never waits for a thread to wake up (and, with the GIL, for its
+        turn) while another could run its task now.
         """
         with self._core.dispatch.lock:
-            self.handed.append((i, slot))
-            if self.jobs >= len(self.running):
+            self.handed.extend(pairs)
+            wake = min(len(pairs), len(self.running) - self.jobs)
+            if wake <= 0:
                 return
-            self.jobs += 1
-        self._workers.submit(self._run)
+            self.jobs += wake
+        submit, job = self._workers.submit, self._run
+        for _ in range(wake):
+            submit(job)
 
     def take_reports(self) -> list[tuple[Any, ...]]:
         """The reports so far, for trio's drain. Lock held."""
@@ -313,8 +316,8 @@ class ThreadSide:
                 wake = self._wake_trio()
             finally:
                 release()
-            for j, s in others:
-                self.submit(j, s)
+            if others:
+                self.submit(others)
             if wake:
                 self._notify()
 
