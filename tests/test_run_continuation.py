@@ -154,6 +154,85 @@ async def test_a_task_handed_on_is_started_by_a_thread_that_runs_out_of_work() -
         job()  # late: they find nothing left to start
 
 
+async def test_trio_wakes_one_worker_thread_and_each_woken_thread_the_next() -> None:
+    """Starting many blocking tasks costs trio one wake-up: the threads wake each other."""
+    from dagwave.run import _workers
+
+    pool = _workers.worker_threads()
+    wakers: list[int] = []
+    original = pool.submit
+
+    def submit(job: Any) -> None:
+        wakers.append(threading.get_ident())
+        original(job)
+
+    all_in = threading.Barrier(4, timeout=WAIT)  # every task runs at once, in its own thread
+    ran_in: list[int] = []
+
+    def meet(context: Any) -> None:
+        ran_in.append(threading.get_ident())
+        all_in.wait()
+
+    s = DependencyAwareScheduler(max_concurrent=4)
+    for k in range(4):
+        s.add_task(f"t{k}", meet)
+    pool.submit = submit  # type: ignore[method-assign]
+    try:
+        result = await run(s)
+    finally:
+        pool.submit = original  # type: ignore[method-assign]
+    assert result.successful_tasks == 4
+    trio_thread = threading.get_ident()
+    assert (wakers[0], len(wakers)) == (trio_thread, 4)
+    assert set(wakers[1:]) <= set(ran_in) - {trio_thread}  # each woken by a task's thread
+    assert len(set(wakers[1:])) == 3  # a chain: each thread wakes one
+
+
+async def test_wake_ups_still_owed_are_dropped_once_nothing_is_handed() -> None:
+    """A thread woken after others took every handed task leaves, and takes the rest of the
+    chain with it: the run counts no thread job as alive afterwards."""
+    from dagwave.run import _thread_side, _workers
+
+    pool = _workers.worker_threads()
+    held: list[Any] = []
+    original = pool.submit
+    sides: list[Any] = []  # the run's ThreadSide
+    original_init = _thread_side.ThreadSide.__init__
+
+    def init(self: Any, *args: Any) -> None:
+        original_init(self, *args)
+        sides.append(self)
+
+    submits = 0
+
+    def submit(job: Any) -> None:
+        nonlocal submits
+        submits += 1
+        if submits > 1:  # the chain's next wake-up: "not awake yet" until the end
+            held.append(job)
+        else:
+            original(job)
+
+    s = DependencyAwareScheduler(max_concurrent=4)
+    for k in range(4):
+        s.add_task(f"t{k}", lambda context: context["task_id"])
+    _thread_side.ThreadSide.__init__ = init  # type: ignore[method-assign]
+    pool.submit = submit  # type: ignore[method-assign]
+    try:
+        with trio.fail_after(WAIT):
+            result = await run(s)
+    finally:
+        pool.submit = original  # type: ignore[method-assign]
+        _thread_side.ThreadSide.__init__ = original_init  # type: ignore[method-assign]
+    assert result.successful_tasks == 4  # the first thread ran all four
+    (side,) = sides
+    # The held thread and the two it would have woken still count as coming.
+    assert (len(held), side.jobs, side._to_wake) == (1, 3, 2)
+    for job in held:
+        job()  # it wakes, finds nothing handed, and drops the wake-ups still owed
+    assert (side.jobs, side._to_wake) == (0, 0)
+
+
 @pytest.mark.parametrize("mode", ["eager", "waves"])
 async def test_results_cross_thread_to_async_and_back(mode: str) -> None:
     async def double(context: Any) -> int:
