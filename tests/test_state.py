@@ -382,6 +382,19 @@ def test_history_records_set_details() -> None:
         change.changed_by,
         change.version,
     ) == ("a", "set", 1, 2, True, "task-x", 1)
+    # Built without __init__ (a record per key written): still the record __init__ makes.
+    assert change == StateChange(
+        timestamp=change.timestamp,
+        version=1,
+        key="a",
+        operation="set",
+        old_value=1,
+        new_value=2,
+        existed_before=True,
+        changed_by="task-x",
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        change.key = "b"  # type: ignore[misc]
 
 
 def test_history_timestamps_are_aware_utc_datetimes() -> None:

@@ -15,7 +15,6 @@ into strings, tuples into lists, and anything else JSON cannot hold into its
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import functools
 import json
@@ -25,10 +24,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from dagwave._checks import check_number
 from dagwave._errors import TaskExit, WaveExecutionError, describe_error
+from dagwave._frozen import frozen_builder
 
 if TYPE_CHECKING:
     from dagwave.state._store import SharedState
@@ -45,7 +45,6 @@ __all__ = [
     "Wave",
     "WaveRecords",
     "build_wave",
-    "frozen_builder",
     "retryable",
 ]
 
@@ -119,30 +118,6 @@ def _python(value: Any) -> Any:
     if isinstance(value, Mapping):
         return dict(value)
     return value
-
-
-_R = TypeVar("_R")
-
-
-def frozen_builder(cls: type[_R]) -> Callable[..., _R]:
-    """A positional constructor for a frozen slots dataclass that skips ``__init__``.
-
-    A frozen dataclass's ``__init__`` sets each field through
-    ``object.__setattr__``, a method lookup per field; setting the slots
-    through their descriptors costs half as much, which counts where a run
-    builds one record per task. The builder takes every field in declaration
-    order and checks nothing: it is for callers that checked the values.
-    """
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    for name in names:
-        namespace[f"_set_{name}"] = getattr(cls, name).__set__
-    lines = [f"def build({', '.join(names)}):", "    self = _new(_cls)"]
-    lines += [f"    _set_{name}(self, {name})" for name in names]
-    lines.append("    return self")
-    exec("\n".join(lines), namespace)  # source made of the field names only
-    builder: Callable[..., _R] = namespace["build"]
-    return builder
 
 
 class Dumpable:

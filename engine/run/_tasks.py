@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from dagwave._checks import check_int, check_number, check_type, must_be
 from dagwave._errors import InvalidTaskError, StateRollbackError
-from dagwave.run._records import Dumpable, RetryPolicy, frozen_builder
+from dagwave._frozen import frozen_builder
+from dagwave.run._records import Dumpable, RetryPolicy
 from dagwave.state._store import SharedState, StateStore
 
 if TYPE_CHECKING:

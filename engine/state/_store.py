@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, overlo
 
 from dagwave._checks import check_int
 from dagwave._errors import StateKeyError, StateRollbackError, StateVersionError
+from dagwave._frozen import frozen_builder
 
 __all__ = ["SharedState", "StateChange", "StateChangeRecord", "StateStore", "StateView"]
 
@@ -119,6 +120,10 @@ class StateChange:
     new_value: Any
     existed_before: bool
     changed_by: str | None
+
+
+# StateChange(...) without its __init__: the store makes one per key written.
+_build_change = frozen_builder(StateChange)
 
 
 #: The seed's name for a history record.
@@ -507,7 +512,7 @@ class SharedState(Generic[T]):
                 data[key] = value
                 existed = old is not _MISSING
                 was = old if existed else None
-                change = StateChange(now, version, key, "update", was, value, existed, changed_by)
+                change = _build_change(now, version, key, "update", was, value, existed, changed_by)
                 if room > 0:
                     room -= 1
                     history.append(change)
@@ -750,15 +755,15 @@ class SharedState(Generic[T]):
         is safe because they are never mutated, and get_history copies them out.
         """
         self._append(
-            StateChange(
-                timestamp=datetime.now(UTC),
-                version=self._version,
-                key=key,
-                operation=operation,
-                old_value=None if old is _MISSING else old,
-                new_value=None if new is _MISSING else new,
-                existed_before=old is not _MISSING,
-                changed_by=changed_by,
+            _build_change(  # StateChange's fields, in order
+                datetime.now(UTC),
+                self._version,
+                key,
+                operation,
+                None if old is _MISSING else old,
+                None if new is _MISSING else new,
+                old is not _MISSING,
+                changed_by,
             )
         )
 
