@@ -414,6 +414,27 @@ def test_worker_pool_loses_no_job_to_a_thread_that_is_timing_out() -> None:
 # -- the dispatch lock ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("blocking", "kind"), [(True, "YieldingLock"), (False, "lock")])
+async def test_only_a_run_with_worker_threads_pays_for_the_yielding_lock(
+    blocking: bool, kind: str
+) -> None:
+    """Without blocking tasks only the trio thread takes the dispatch lock: a C lock does."""
+
+    async def step(context: Any) -> None:
+        await trio.lowlevel.checkpoint()
+
+    s = DependencyAwareScheduler()
+    s.add_task("a", step)
+    s.add_task("b", (lambda context: None) if blocking else step, dependencies=["a"])
+    s.schedule()
+    result = await s.execute()
+    assert result.succeeded
+    assert s._core is not None
+    lock = s._core.dispatch.lock
+    assert type(lock).__name__ == kind
+    assert s._core.deadlines._lock is lock  # one lock for the whole run
+
+
 def test_the_dispatch_lock_excludes_threads_that_contend_for_it() -> None:
     from dagwave.run._dispatch import YieldingLock
 

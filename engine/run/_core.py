@@ -4,7 +4,8 @@ A run is five parts, each with one job:
 
 * :class:`~dagwave.run._dispatch.Dispatch` decides who runs next (ready
   tasks, slots, resources, dependency counts, the wave barrier) under one
-  lock (a :class:`~dagwave.run._dispatch.YieldingLock`);
+  lock (a :class:`~dagwave.run._dispatch.YieldingLock` when worker threads
+  take it too, else a plain one);
 * :class:`~dagwave.run._ledger.Ledger` records what happened to every task
   and wave and builds the records;
 * :class:`~dagwave.run._deadlines.Deadlines` enforces per-attempt timeouts
@@ -181,14 +182,6 @@ class RunCore:
         slots = max_concurrent
         if slots > len(plan.tasks):  # else every slot may be needed: no need to count
             slots = min(slots, sum(t.retry_count + 1 for t in plan.tasks))
-        self.dispatch = Dispatch(
-            plan,
-            eager=mode == "eager",
-            priority=_priorities(plan, mode, wave_optimization),
-            slots=slots,
-            status=self.ledger.status,
-        )
-        self.deadlines = Deadlines(slots, self.dispatch.lock)
         self.in_thread = [
             adapter is not None and adapter.runs_in_worker_threads for adapter in plan.adapters
         ]
@@ -197,6 +190,15 @@ class RunCore:
             self.in_thread = [
                 t and not c for t, c in zip(self.in_thread, memo.candidate, strict=True)
             ]
+        self.dispatch = Dispatch(
+            plan,
+            eager=mode == "eager",
+            priority=_priorities(plan, mode, wave_optimization),
+            slots=slots,
+            status=self.ledger.status,
+            threads=any(self.in_thread),
+        )
+        self.deadlines = Deadlines(slots, self.dispatch.lock)
         # id(adapter) -> what its open() yielded for this run (per adapter, not per task).
         self._runners: dict[int, Runner] = {}
         # Per task: fetch dependency results held on a cluster before it starts

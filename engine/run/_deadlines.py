@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING
 import trio
 
 if TYPE_CHECKING:
+    import threading
+
     from dagwave.run._dispatch import YieldingLock
 
 __all__ = ["Deadlines"]
@@ -44,7 +46,7 @@ class Deadlines:
 
     __slots__ = ("_lock", "_published", "_sleep", "deadline", "stale", "target", "token")
 
-    def __init__(self, slots: int, lock: YieldingLock) -> None:
+    def __init__(self, slots: int, lock: YieldingLock | threading.Lock) -> None:
         self._lock = lock
         self.token = [0] * slots
         self.deadline = [math.inf] * slots

@@ -109,7 +109,16 @@ PENDING = TaskStatus.PENDING
 
 
 class Dispatch:
-    """The run's ready work and its limits (see the module docstring)."""
+    """The run's ready work and its limits (see the module docstring).
+
+    Args:
+        plan: the run's plan.
+        eager: eager mode (else waves).
+        priority: per task, higher runs first.
+        slots: how many attempts may hold a slot at once.
+        status: the ledger's statuses (a task is made ready only while PENDING).
+        threads: whether worker threads of the run take :attr:`lock` too.
+    """
 
     __slots__ = (
         "available",
@@ -140,14 +149,18 @@ class Dispatch:
         plan: RunPlan,
         *,
         eager: bool,
-        priority: Sequence[float],  # per task: higher runs first
+        priority: Sequence[float],
         slots: int,
         status: list[TaskStatus],
+        threads: bool = True,
     ) -> None:
-        self.lock = YieldingLock()
+        # Worker threads share the run's state only if it has blocking tasks;
+        # without them the trio thread alone takes the lock, and a C lock's
+        # enter and exit cost less than YieldingLock's Python ones.
+        self.lock: YieldingLock | threading.Lock = YieldingLock() if threads else threading.Lock()
         self.eager = eager
         self.priority = priority
-        self.status = status  # the ledger's list: a task is made ready only while PENDING
+        self.status = status
         self.dependents = plan.dependents
         self.wave_of = plan.wave_of
         self.waves = plan.waves

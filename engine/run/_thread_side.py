@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from dagwave._errors import TaskTimeoutError
+from dagwave.run._dispatch import YieldingLock
 from dagwave.run._ledger import COMPLETED, AttemptEntry
 from dagwave.run._records import AttemptOutcome
 from dagwave.run._remote import fetch_dependencies
@@ -183,6 +184,7 @@ class ThreadSide:
         core = self._core
         dispatch, ledger, deadlines, plan = core.dispatch, core.ledger, core.deadlines, core.plan
         lock, tasks, results, status = dispatch.lock, plan.tasks, ledger.results, ledger.status
+        assert isinstance(lock, YieldingLock)  # a run with worker threads has one
         try_acquire, acquire_slow, release = lock.try_acquire, lock.acquire_slow, lock.release
         running, in_thread, clock = self.running, core.in_thread, self._clock
         fetch_remote, events, state = core.fetch_remote, core.events, core.state
