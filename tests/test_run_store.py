@@ -433,6 +433,29 @@ def test_packed_waves_round_trip_exactly_and_a_damaged_value_is_refused(tmp_path
         _unpack_waves(b"c" + b"\0" * 23)
 
 
+def test_a_runs_waves_are_packed_as_clock_times_and_read_back_as_its_records() -> None:
+    """A run's waves are stored as its clock times; read back, they are the live records."""
+    from dagwave.store._runstore import _WAVE_CLOCK, _pack_waves, _unpack_waves
+
+    result = trio.run(mixed_scheduler().execute)  # a wave none of whose tasks ran: report's
+    packed = _pack_waves(result.waves)
+    assert packed.startswith(_WAVE_CLOCK)
+    assert _pack_waves(result.waves) == packed  # packing reads, and builds, no records
+    live = [
+        (w.wave_number, w.status.value, w.duration_ms, w.start_ms, w.end_ms)
+        for w in result.waves
+    ]
+    assert live[-1][1:] == ("skipped", None, None, None)
+    assert _unpack_waves(packed) == live  # exactly: the same formulas on the same doubles
+    # Once the records are built, they are packed as they are: the same rows.
+    assert not _pack_waves(result.waves).startswith(_WAVE_CLOCK)
+    assert _unpack_waves(_pack_waves(result.waves)) == live
+    with pytest.raises(ValueError, match="packed wave times of 12 bytes"):
+        _unpack_waves(_WAVE_CLOCK + b"c" + b"\0" * 10)
+    with pytest.raises(KeyError):
+        _unpack_waves(_WAVE_CLOCK + b"?" + b"\0" * 24)  # no status is "?"
+
+
 # -- plain tasks, packed -----------------------------------------------------------------
 
 
@@ -705,15 +728,19 @@ class Recorded(NamedTuple):
     run_id: str
     pack: tuple[Any, ...]  # count, ids, numbers, ints, adapters
     graph: bytes
+    waves: bytes
 
-    def spoil(self, pack: tuple[Any, ...], graph: Any) -> None:
-        """Write these values in place of the run's pack and packed graph."""
+    def spoil(self, pack: tuple[Any, ...], graph: Any, waves: Any = None) -> None:
+        """Write these values in place of the run's pack, packed graph and packed waves."""
         with contextlib.closing(sqlite3.connect(self.path)) as db, db:
             db.execute(
                 "UPDATE task_packs SET count = ?, ids = ?, numbers = ?, ints = ?, adapters = ?",
                 pack,
             )
-            db.execute("UPDATE runs SET deps = ?", (graph,))
+            db.execute(
+                "UPDATE runs SET deps = ?, waves = ?",
+                (graph, self.waves if waves is None else waves),
+            )
 
 
 @pytest.fixture(scope="module")
@@ -722,8 +749,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     result = trio.run(lambda: mixed_scheduler().execute(store=path))
     with contextlib.closing(sqlite3.connect(path)) as db:
         (pack,) = db.execute("SELECT count, ids, numbers, ints, adapters FROM task_packs")
-        ((graph,),) = db.execute("SELECT deps FROM runs")
-    return Recorded(path, str(result.execution_id), tuple(pack), graph)
+        ((graph, waves),) = db.execute("SELECT deps, waves FROM runs")
+    return Recorded(path, str(result.execution_id), tuple(pack), graph, waves)
 
 
 # What a damaged file may hold in a pack's columns (not NULL: SQLite refuses it there; NaN is NULL).
@@ -794,4 +821,15 @@ def test_a_damaged_graph_is_refused_in_one_line_or_read(
 ) -> None:
     (graph,) = data.draw(damaged((recorded.graph,)) | st.tuples(values | st.none()))
     recorded.spoil(recorded.pack, graph)
+    read_back(recorded)
+
+
+@settings(PROPERTY, max_examples=100, suppress_health_check=FIXTURE)
+@given(data=st.data())
+def test_damaged_waves_are_refused_in_one_line_or_read(
+    recorded: Recorded, data: st.DataObject
+) -> None:
+    assert recorded.waves.startswith(b"\x02")  # a run's waves: packed as clock times
+    (waves,) = data.draw(damaged((recorded.waves,)) | st.tuples(values))
+    recorded.spoil(recorded.pack, recorded.graph, waves)
     read_back(recorded)

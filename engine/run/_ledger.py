@@ -53,6 +53,7 @@ from dagwave.run._records import (
     TaskRecord,
     TaskStatus,
     Wave,
+    WaveClock,
     WaveColumns,
     WaveRecords,
     build_wave,
@@ -283,6 +284,7 @@ class Ledger:
             len(plan.waves),
             functools.partial(self._waves, t0, created_at, everything),
             functools.partial(self._wave_columns, t0, everything),
+            functools.partial(self._wave_clock, t0, everything),
         )
         wall_ms = _span_ms(t0, end)
         sequential_ms = self.busy_total() * 1000.0
@@ -318,15 +320,19 @@ class Ledger:
         for w, (ids, status, duration, start, end) in enumerate(columns):
             yield build_wave(w + 1, ids, status, duration, created_at, start, end)
 
+    def _wave_statuses(self, everything: bool) -> list[TaskStatus]:
+        if everything:
+            return [COMPLETED] * len(self.wave_start)
+        return [status or self.wave_final(w) for w, status in enumerate(self.wave_status)]
+
+    def _wave_clock(self, t0: float, everything: bool) -> WaveClock:
+        """The waves' statuses, and when each started and ended on the run's clock (s)."""
+        return self._wave_statuses(everything), t0, self.wave_start, self.wave_end
+
     def _wave_columns(self, t0: float, everything: bool) -> WaveColumns:
         """The wave records' statuses, durations, starts and ends, field by field (ms)."""
         starts, ends = self.wave_start, self.wave_end
-        count = len(starts)
-        statuses = (
-            [COMPLETED] * count
-            if everything
-            else [status or self.wave_final(w) for w, status in enumerate(self.wave_status)]
-        )
+        statuses = self._wave_statuses(everything)
         if None not in starts and None not in ends:  # every wave ran: at C speed
             ms = itertools.repeat(1000.0)
             return (

@@ -447,6 +447,13 @@ WaveColumns = tuple[
 ]
 
 
+#: :meth:`WaveRecords.clock`: statuses, the run's start, and per wave its start and end
+#: on the run's clock (s; None for a wave none of whose tasks ran).
+WaveClock = tuple[
+    list["TaskStatus"], float, Sequence[float | None], Sequence[float | None]
+]
+
+
 class WaveRecords(Sequence[Wave]):
     """A run's :class:`Wave` records, built on first use (a read-only sequence, like a tuple).
 
@@ -460,20 +467,36 @@ class WaveRecords(Sequence[Wave]):
         build: makes the records, in order; called once, at the first use.
         columns: makes :meth:`columns`' lists without building the records
             (None: they are read from the records).
+        clock: gives :meth:`clock`'s times (None: there are none).
     """
 
-    __slots__ = ("_build", "_columns", "_count", "_items")
+    __slots__ = ("_build", "_clock", "_columns", "_count", "_items")
 
     def __init__(
         self,
         count: int,
         build: Callable[[], Iterable[Wave]],
         columns: Callable[[], WaveColumns] | None = None,
+        clock: Callable[[], WaveClock] | None = None,
     ) -> None:
         self._count = count
         self._build: Callable[[], Iterable[Wave]] | None = build
         self._columns = columns
+        self._clock = clock
         self._items: tuple[Wave, ...] | None = None
+
+    def clock(self) -> WaveClock | None:
+        """What the records' times are computed from, while they are not built yet.
+
+        The statuses, the run's start ``t0``, and each wave's start and end
+        on the run's clock (seconds): a record's ``start_ms`` is
+        ``(start - t0) * 1000.0``, its ``end_ms`` likewise, its
+        ``duration_ms`` ``(end - start) * 1000.0``. None once the records are
+        built (or when they were not made by a run): then read the records.
+        """
+        if self._items is None and self._clock is not None:
+            return self._clock()
+        return None
 
     def columns(self) -> WaveColumns:
         """Per field, one list over the waves: statuses, duration_ms, start_ms, end_ms.
@@ -497,7 +520,7 @@ class WaveRecords(Sequence[Wave]):
         if items is None:
             assert self._build is not None
             items = self._items = tuple(self._build())
-            self._build = self._columns = None  # what they read may go
+            self._build = self._columns = self._clock = None  # what they read may go
         return items
 
     def __len__(self) -> int:

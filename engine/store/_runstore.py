@@ -902,32 +902,70 @@ _STATUS_CODES = {
 _STATUS_OF_CODE = {code: status for status, code in _STATUS_CODES.items()}
 
 
-def _pack_waves(waves: Sequence[Any]) -> bytes:
-    """A run's waves as one value: a status letter per wave, then three doubles per wave.
+#: The first byte of waves packed as clock times (a status letter starts the older kind).
+_WAVE_CLOCK = b"\x02"
 
-    The doubles (duration, start, end in ms; NaN for None) are little-endian
-    IEEE 754, the exact values the live records hold, so a report rebuilt from
-    the store shows the same numbers; a chain of 10,000 tasks packs in
-    microseconds where a row (or JSON) per wave costs milliseconds.
+
+def _pack_waves(waves: Sequence[Any]) -> bytes:
+    """A run's waves as one value, in one of two kinds; :func:`_unpack_waves` reads both.
+
+    Waves of a run (``WaveRecords.clock()``): ``_WAVE_CLOCK``, a status letter
+    per wave, the run's start, then every wave's start, then every end (the
+    run's clock, s; NaN for none). Else a status letter per wave, then three
+    doubles per wave: duration, start and end in ms (NaN for None). Doubles
+    are little-endian IEEE 754, and the reader applies the live records'
+    formulas to clock times, so a report rebuilt from the store shows the same
+    numbers. Clock times are copied as they are: a chain of 10,000 tasks packs
+    in microseconds where a row (or JSON) per wave costs milliseconds.
     """
+    clock = getattr(waves, "clock", None)
+    times = clock() if clock is not None else None
+    if times is not None:
+        statuses, t0, starts, ends = times
+        return b"".join(
+            [
+                _WAVE_CLOCK,
+                _letters(statuses),
+                struct.pack("<d", t0),
+                _clock_doubles(starts),
+                _clock_doubles(ends),
+            ]
+        )
     columns = getattr(waves, "columns", None)  # a run's WaveRecords: no record per wave
     if columns is not None:
         statuses, durations, starts, ends = columns()
     else:
         statuses = list(map(_STATUS, waves))
         durations, starts, ends = (list(map(get, waves)) for get in (_DURATION, _START, _END))
-    letters = {status: _STATUS_CODES[status.value] for status in set(statuses)}
-    times: list[float | None] = [None] * (3 * len(waves))
+    spans: list[float | None] = [None] * (3 * len(waves))
     # Column by column into every third place: no tuple per wave.
-    times[0::3] = durations
-    times[1::3] = starts
-    times[2::3] = ends
+    spans[0::3] = durations
+    spans[1::3] = starts
+    spans[2::3] = ends
     try:
-        numbers = struct.pack(f"<{len(times)}d", *times)
+        numbers = struct.pack(f"<{len(spans)}d", *spans)
     except struct.error:  # a None (a wave none of whose tasks ran)
         nan = math.nan
-        numbers = struct.pack(f"<{len(times)}d", *[nan if x is None else x for x in times])
-    return "".join(map(letters.__getitem__, statuses)).encode("ascii") + numbers
+        numbers = struct.pack(f"<{len(spans)}d", *[nan if x is None else x for x in spans])
+    return _letters(statuses) + numbers
+
+
+def _letters(statuses: Sequence[Any]) -> bytes:
+    """A status letter per wave (see ``_STATUS_CODES``)."""
+    letters = {status: _STATUS_CODES[status.value] for status in set(statuses)}
+    return "".join(map(letters.__getitem__, statuses)).encode("ascii")
+
+
+def _clock_doubles(column: Sequence[float | None]) -> bytes:
+    """Clock times as little-endian doubles, NaN for None, at C speed when there is none."""
+    numbers: array[float]
+    try:
+        numbers = array("d", column)  # type: ignore[arg-type]  # a None raises: then NaN
+    except TypeError:
+        numbers = array("d", [math.nan if t is None else t for t in column])
+    if sys.byteorder != "little":  # pragma: no cover - big-endian machines
+        numbers.byteswap()
+    return numbers.tobytes()
 
 
 _STATUS = operator.attrgetter("status")
@@ -938,6 +976,8 @@ _END = operator.attrgetter("end_ms")
 
 def _unpack_waves(packed: bytes) -> list[tuple[Any, ...]]:
     """Rows ``(wave, status, duration_ms, start_ms, end_ms)`` of :func:`_pack_waves`' value."""
+    if packed[:1] == _WAVE_CLOCK:
+        return _unpack_wave_clock(packed)
     count, extra = divmod(len(packed), 25)
     if extra:
         raise ValueError(f"packed waves of {len(packed)} bytes")
@@ -950,6 +990,27 @@ def _unpack_waves(packed: bytes) -> list[tuple[Any, ...]]:
         (w + 1, _STATUS_OF_CODE[chr(packed[w])], *values[3 * w : 3 * w + 3])
         for w in range(count)
     ]
+
+
+def _unpack_wave_clock(packed: bytes) -> list[tuple[Any, ...]]:
+    """:func:`_unpack_waves` of waves packed as clock times."""
+    count, extra = divmod(len(packed) - 9, 17)
+    if extra or count < 0:
+        raise ValueError(f"packed wave times of {len(packed)} bytes")
+    numbers = array("d")
+    numbers.frombytes(packed[1 + count :])
+    if sys.byteorder != "little":  # pragma: no cover - big-endian machines
+        numbers.byteswap()
+    t0 = numbers[0]
+    rows: list[tuple[Any, ...]] = []
+    for w in range(count):
+        start, end = numbers[1 + w], numbers[1 + count + w]
+        # The live records' formulas (dagwave.run._ledger), on the same doubles.
+        start_ms = None if start != start else (start - t0) * 1000.0  # x != x: NaN, for None
+        end_ms = None if end != end else (end - t0) * 1000.0
+        duration = None if start_ms is None or end_ms is None else (end - start) * 1000.0
+        rows.append((w + 1, _STATUS_OF_CODE[chr(packed[1 + w])], duration, start_ms, end_ms))
+    return rows
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
@@ -1594,7 +1655,9 @@ class RunStore:
         ((packed_waves,),) = self._read("SELECT waves FROM runs WHERE id = ?", (run_id,))
         if packed_waves is not None:
             try:
-                wave_rows = _unpack_waves(bytes(packed_waves))
+                if not isinstance(packed_waves, bytes):  # a damaged file's text or number
+                    raise ValueError(f"packed waves of type {type(packed_waves).__name__}")
+                wave_rows = _unpack_waves(packed_waves)
             except (ValueError, KeyError) as exc:
                 raise self._corrupt(exc) from None
         else:  # recorded under schema 3: a row per wave
