@@ -633,7 +633,7 @@ def test_a_store_of_schema_4_is_migrated_and_its_rows_still_read(tmp_path: Path)
     again = trio.run(lambda: s.execute(store=path, resume="v4-run"))
     assert (ran, again.task_results) == ([], {"a": None, "b": [1]})
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
 
 
 # -- the packed values, round trip and damage ---------------------------------------------

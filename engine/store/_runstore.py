@@ -86,7 +86,7 @@ __all__ = [
 RunStatus = Literal["running", "completed", "failed", "cancelled", "error", "interrupted"]
 
 #: The schema this dagwave writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Results up to this size are read with the cache's keys, in one query.
 _PRELOAD_BYTES = 65536
@@ -235,6 +235,10 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (run_id, seq)
         )""",
     ),
+    # 5 -> 6: no table changes. runs.waves may now hold waves packed as the
+    # run's clock times (see _pack_waves), which a dagwave of schema 5 would
+    # misread: the version tells it the store is newer than it knows.
+    (),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION - 1
 _TABLES = {"runs", "tasks", "attempts", "waves", "outputs", "cache", "task_packs"}
