@@ -21,8 +21,9 @@ from dagwave import (
     TaskTimeoutError,
     ThreadSafeState,
 )
+from tests._helpers import GIVE_UP_S
 
-WAIT = 10.0  # a bound on a wait that ends at once when the code is right
+WAIT = GIVE_UP_S  # a bound on a wait that ends at once when the code is right
 
 
 async def parse(context: dict[str, Any]) -> dict[str, str]:
@@ -96,7 +97,7 @@ def test_asyncio_tasks_run_concurrently() -> None:
             arrived += 1
             if arrived == 10:
                 everyone.set()
-            await asyncio.wait_for(everyone.wait(), 10)
+            await asyncio.wait_for(everyone.wait(), WAIT)
 
         s = DependencyAwareScheduler(max_concurrent=10)
         for i in range(10):
@@ -173,7 +174,7 @@ def test_cancelling_the_awaiting_task_cancels_the_run() -> None:
         s.add_task("next", parse, dependencies=["slow"])
         s.schedule()
         task = asyncio.ensure_future(s.execute())
-        await asyncio.wait_for(entered.wait(), 10)
+        await asyncio.wait_for(entered.wait(), WAIT)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -16,6 +16,7 @@ from trio.testing import MockClock
 
 from dagwave import DependencyAwareScheduler, RetryPolicy
 from dagwave.run._events import configure_logging
+from tests._helpers import GIVE_UP_S
 
 END_EVENTS = {"task.completed", "task.failed", "task.retrying", "task.timed_out", "task.cancelled"}
 
@@ -144,7 +145,7 @@ async def test_no_event_after_execute_returns(autojump_clock: MockClock) -> None
     release = threading.Event()
 
     def stuck(context: Any) -> None:
-        release.wait(10)
+        release.wait(GIVE_UP_S)
 
     s = DependencyAwareScheduler()
     s.add_task("stuck", stuck, timeout_seconds=1)

@@ -20,9 +20,9 @@ from dagwave import (
     TaskTimeoutError,
 )
 from dagwave.run import _workers
-from tests._helpers import wait_until
+from tests._helpers import GIVE_UP_S, wait_until
 
-WAIT = 10.0  # generous guard for threading waits; never reached when the code is right
+WAIT = GIVE_UP_S  # generous guard for threading waits; never reached when the code is right
 
 
 async def run_scheduler(s: DependencyAwareScheduler) -> ExecutionResult:

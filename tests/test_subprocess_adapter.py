@@ -12,7 +12,7 @@ import trio
 
 from dagwave import DependencyAwareScheduler, TaskStatus, TaskTimeoutError
 from dagwave.adapters.subprocess import Command, CommandError, CommandResult
-from tests._helpers import process_alive, wait_until
+from tests._helpers import GIVE_UP_S, process_alive, wait_until
 
 PY = sys.executable
 
@@ -97,7 +97,7 @@ def read_pids(path: Path) -> list[int]:
 
 
 async def wait_pids(path: Path, count: int) -> list[int]:
-    give_up = time.monotonic() + 10
+    give_up = time.monotonic() + GIVE_UP_S
     while True:
         pids = read_pids(path)
         if len(pids) >= count:
@@ -116,7 +116,7 @@ async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     result = await s.execute()
     assert isinstance(result.tasks["slow"].error, TaskTimeoutError)
     pids = await wait_pids(pids_file, 2)
-    give_up = time.monotonic() + 10
+    give_up = time.monotonic() + GIVE_UP_S
     while any(_alive(p) for p in pids):
         assert time.monotonic() < give_up, f"still running: {[p for p in pids if _alive(p)]}"
         await trio.sleep(0.01)
@@ -132,7 +132,7 @@ async def test_cancellation_kills_the_whole_process_group(tmp_path: Path) -> Non
             await wait_pids(pids_file, 1)
             scope.cancel()
     pids = await wait_pids(pids_file, 1)
-    give_up = time.monotonic() + 10
+    give_up = time.monotonic() + GIVE_UP_S
     while any(_alive(p) for p in pids):
         assert time.monotonic() < give_up
         await trio.sleep(0.01)
