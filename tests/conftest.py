@@ -1,7 +1,8 @@
-"""Shared fixtures: structlog is reset around every test (as structlog's own suite does)."""
+"""Shared fixtures: structlog reset around every test (as structlog's own suite does), signals."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -13,3 +14,23 @@ def _reset_structlog() -> Iterator[None]:
     structlog.reset_defaults()
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def terminal_signals() -> Iterator[None]:
+    """SIGINT and SIGHUP handled as in a terminal's foreground job, for tests that send them.
+
+    A test run started in the background of a script has SIGINT ignored, one
+    under ``nohup`` SIGHUP; a child inherits that, and dagwave (as trio) leaves
+    an ignored signal ignored. A handler set here is the default in a child.
+    """
+    stops = (signal.SIGINT, signal.SIGHUP)
+    previous = {sig: signal.getsignal(sig) for sig in stops}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: not set from Python, cannot be put back
+                signal.signal(sig, handler)

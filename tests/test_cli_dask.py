@@ -170,6 +170,7 @@ def test_a_malformed_address_is_one_line_saying_so(tmp_path: Path) -> None:
     assert done.stderr.count("\n") == 1
 
 
+@pytest.mark.usefixtures("terminal_signals")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_signal_while_connecting_ends_with_one_line(
     tmp_path: Path, sig: signal.Signals
@@ -194,6 +195,7 @@ def test_a_stop_signal_while_connecting_ends_with_one_line(
     assert (process.returncode, out, err) == (128 + sig, "", f"interrupted ({sig.name})\n")
 
 
+@pytest.mark.usefixtures("terminal_signals")
 def test_ctrl_c_to_the_whole_group_ends_the_run_without_the_workers_tracebacks(
     tmp_path: Path,
 ) -> None:

@@ -241,6 +241,7 @@ def test_graph_prints_mermaid_and_dot(tmp_path: Path) -> None:
     assert dot.stdout.startswith("digraph dagwave {")
 
 
+@pytest.mark.usefixtures("terminal_signals")
 def test_ctrl_c_cancels_prints_what_finished_and_exits_130(tmp_path: Path) -> None:
     pipeline = GOOD + '\n[tasks.hang]\ncmd = "sleep 60"\ndeps = ["crunch"]\n'
     path = write(tmp_path, pipeline)

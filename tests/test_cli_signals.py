@@ -19,6 +19,8 @@ import pytest
 
 from tests._helpers import GIVE_UP_S, wait_until
 
+pytestmark = pytest.mark.usefixtures("terminal_signals")  # they send SIGINT and SIGHUP
+
 PIPELINE = """
 [run]
 max_concurrent = 2

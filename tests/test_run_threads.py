@@ -356,6 +356,7 @@ async def test_blocking_task_events_are_emitted_from_the_trio_thread() -> None:
     assert main not in set(result.task_results.values())
 
 
+@pytest.mark.usefixtures("terminal_signals")
 def test_ctrl_c_during_a_run_ends_it_cancelled_with_the_partial_result() -> None:
     """SIGINT while trio waits (a thread task runs): trio raises KeyboardInterrupt in the run."""
     release = threading.Event()
