@@ -56,6 +56,14 @@ def dagwave(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], in
     return subprocess.CompletedProcess(process.args, process.returncode, out, err), process.pid
 
 
+def end(process: subprocess.Popen[str]) -> None:
+    """After a failed check: kill what is left and close its pipes (left open, they
+    would fail a later test: an unclosed file is an error under ``filterwarnings``)."""
+    if process.poll() is None:
+        process.kill()
+    process.communicate()
+
+
 def pipeline(tmp_path: Path, run_table: str, tasks: str = TWO_COMMANDS) -> Path:
     path = tmp_path / "pipeline.toml"
     path.write_text(f"[run]\n{run_table}\n{tasks}")
@@ -188,10 +196,13 @@ def test_a_stop_signal_while_connecting_ends_with_one_line(
             stderr=subprocess.PIPE,
             text=True,
         )
-        connecting, _, _ = select.select([silent], [], [], 60)  # its connection is waiting
-        assert connecting, "dagwave did not connect"
-        process.send_signal(sig)
-        out, err = process.communicate(timeout=60)
+        try:
+            connecting, _, _ = select.select([silent], [], [], 60)  # its connection is waiting
+            assert connecting, "dagwave did not connect"
+            process.send_signal(sig)
+            out, err = process.communicate(timeout=60)
+        finally:
+            end(process)
     assert (process.returncode, out, err) == (128 + sig, "", f"interrupted ({sig.name})\n")
 
 
@@ -210,9 +221,12 @@ def test_ctrl_c_to_the_whole_group_ends_the_run_without_the_workers_tracebacks(
         start_new_session=True,  # a group of its own, as a terminal's foreground job
     )
     child = tmp_path / "child.pid"
-    wait_until(lambda: child.exists() and bool(child.read_text().strip()), "the command to run")
-    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-    _, err = process.communicate(timeout=60)
+    try:
+        wait_until(lambda: child.exists() and bool(child.read_text().strip()), "the command to run")
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        _, err = process.communicate(timeout=60)
+    finally:
+        end(process)
     assert (process.returncode, err.count("Traceback")) == (130, 0), err
     assert "interrupted (SIGINT)" in err.splitlines()
     wait_until(lambda: not process_alive(int(child.read_text())), "the command's child to end")

@@ -77,9 +77,13 @@ def start(
 
 
 def clean_up(proc: subprocess.Popen[str], pids: list[int]) -> None:
-    """After a failed check: end what this test started, so no orphan outlives it."""
+    """After a failed check: end what this test started, so no orphan outlives it.
+
+    Its pipes are closed too: left open, they would fail a later test (an
+    unclosed file is an error under ``filterwarnings = error``).
+    """
     proc.kill()
-    proc.wait()
+    proc.communicate()
     for pid in pids:
         if not gone(pid):
             os.kill(pid, signal.SIGKILL)
