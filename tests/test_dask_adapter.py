@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import trio
+from trio.testing import MockClock
 
 from dagwave import (
     DependencyAwareScheduler,
@@ -369,13 +370,21 @@ async def test_a_failing_command_on_a_worker_fails_with_its_stderr(adapter: Dask
 
 
 async def test_a_command_that_times_out_on_a_worker_has_its_group_killed(
-    adapter: DaskAdapter, tmp_path: Path
+    adapter: DaskAdapter, tmp_path: Path, mock_clock: MockClock
 ) -> None:
     pids = tmp_path / "pids"
-    script = f"sleep 60 & echo $! > {pids}; wait"
+    script = f"sleep 60 & echo $! > {pids}.tmp; mv {pids}.tmp {pids}; wait"
     s = DependencyAwareScheduler()
     s.add_task("slow", Command(script, kill_grace=0.5), adapter=adapter, timeout_seconds=1.0)
-    result = await run(s)
+    s.schedule()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(s.execute)
+        # The run's clock stands still until the child runs on the worker (real
+        # time), then jumps whenever trio waits: the timeout.
+        await trio.to_thread.run_sync(wait_until, pids.exists, "the command's child to start")
+        mock_clock.autojump_threshold = 0
+    result = s.last_result
+    assert result is not None
     assert isinstance(result.tasks["slow"].error, TaskTimeoutError)
     sleeper = int(pids.read_text())
     wait_until(lambda: not process_alive(sleeper), "the command's child to be killed on the worker")
