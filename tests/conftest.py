@@ -1,8 +1,10 @@
-"""Shared fixtures: structlog reset around every test (as structlog's own suite does), signals."""
+"""Shared fixtures: process-wide state reset around every test (structlog's, as structlog's own
+suite does, and the recursion limit), and signals as a terminal's job has them."""
 
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +16,15 @@ def _reset_structlog() -> Iterator[None]:
     structlog.reset_defaults()
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_recursion_limit() -> Iterator[None]:
+    """mypy run in-process (``mypy.api.run``) raises the limit for good; a later test of
+    input nested too deeply for the default limit would then parse it."""
+    limit = sys.getrecursionlimit()
+    yield
+    sys.setrecursionlimit(limit)
 
 
 @pytest.fixture
