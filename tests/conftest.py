@@ -1,8 +1,9 @@
 """Shared fixtures: process-wide state reset around every test (structlog's, as structlog's own
-suite does, and the recursion limit), and signals as a terminal's job has them."""
+suite does, and the interpreter's), and signals as a terminal's job has them."""
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 from collections.abc import Iterator
@@ -19,12 +20,14 @@ def _reset_structlog() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _keep_the_recursion_limit() -> Iterator[None]:
-    """mypy run in-process (``mypy.api.run``) raises the limit for good; a later test of
-    input nested too deeply for the default limit would then parse it."""
-    limit = sys.getrecursionlimit()
+def _keep_the_interpreters_settings() -> Iterator[None]:
+    """mypy run in-process (``mypy.api.run``) raises the recursion limit and the collector's
+    thresholds for good: a later test of input nested too deeply for the default limit
+    would then parse it, and garbage (with its ResourceWarnings) be found in other tests."""
+    limit, thresholds = sys.getrecursionlimit(), gc.get_threshold()
     yield
     sys.setrecursionlimit(limit)
+    gc.set_threshold(*thresholds)
 
 
 @pytest.fixture
