@@ -267,9 +267,15 @@ def test_resume_after_kill_9_keeps_what_was_recorded(tmp_path: Path) -> None:
             except sqlite3.OperationalError:  # not created yet
                 return set()
 
+        def waiting() -> bool:
+            """The ``wait`` command runs (its shell may start after the rows are written)."""
+            log = tmp_path / "log"
+            return log.exists() and "wait" in log.read_text().split()
+
         wait_until(
             lambda: recorded() == {"first", "other", "quiet"}, "the first rows in the store"
         )
+        wait_until(waiting, "the wait command to start")
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=GIVE_UP_S) == -signal.SIGKILL
     finally:

@@ -56,6 +56,14 @@ def dagwave(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], in
     return subprocess.CompletedProcess(process.args, process.returncode, out, err), process.pid
 
 
+def end(process: subprocess.Popen[str]) -> None:
+    """After a failed check: kill what is left and close its pipes (left open, they
+    would fail a later test: an unclosed file is an error under ``filterwarnings``)."""
+    if process.poll() is None:
+        process.kill()
+    process.communicate()
+
+
 def pipeline(tmp_path: Path, run_table: str, tasks: str = TWO_COMMANDS) -> Path:
     path = tmp_path / "pipeline.toml"
     path.write_text(f"[run]\n{run_table}\n{tasks}")
@@ -170,6 +178,7 @@ def test_a_malformed_address_is_one_line_saying_so(tmp_path: Path) -> None:
     assert done.stderr.count("\n") == 1
 
 
+@pytest.mark.usefixtures("terminal_signals")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_signal_while_connecting_ends_with_one_line(
     tmp_path: Path, sig: signal.Signals
@@ -187,13 +196,17 @@ def test_a_stop_signal_while_connecting_ends_with_one_line(
             stderr=subprocess.PIPE,
             text=True,
         )
-        connecting, _, _ = select.select([silent], [], [], 60)  # its connection is waiting
-        assert connecting, "dagwave did not connect"
-        process.send_signal(sig)
-        out, err = process.communicate(timeout=60)
+        try:
+            connecting, _, _ = select.select([silent], [], [], 60)  # its connection is waiting
+            assert connecting, "dagwave did not connect"
+            process.send_signal(sig)
+            out, err = process.communicate(timeout=60)
+        finally:
+            end(process)
     assert (process.returncode, out, err) == (128 + sig, "", f"interrupted ({sig.name})\n")
 
 
+@pytest.mark.usefixtures("terminal_signals")
 def test_ctrl_c_to_the_whole_group_ends_the_run_without_the_workers_tracebacks(
     tmp_path: Path,
 ) -> None:
@@ -208,9 +221,12 @@ def test_ctrl_c_to_the_whole_group_ends_the_run_without_the_workers_tracebacks(
         start_new_session=True,  # a group of its own, as a terminal's foreground job
     )
     child = tmp_path / "child.pid"
-    wait_until(lambda: child.exists() and bool(child.read_text().strip()), "the command to run")
-    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-    _, err = process.communicate(timeout=60)
+    try:
+        wait_until(lambda: child.exists() and bool(child.read_text().strip()), "the command to run")
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        _, err = process.communicate(timeout=60)
+    finally:
+        end(process)
     assert (process.returncode, err.count("Traceback")) == (130, 0), err
     assert "interrupted (SIGINT)" in err.splitlines()
     wait_until(lambda: not process_alive(int(child.read_text())), "the command's child to end")

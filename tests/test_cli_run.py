@@ -241,6 +241,7 @@ def test_graph_prints_mermaid_and_dot(tmp_path: Path) -> None:
     assert dot.stdout.startswith("digraph dagwave {")
 
 
+@pytest.mark.usefixtures("terminal_signals")
 def test_ctrl_c_cancels_prints_what_finished_and_exits_130(tmp_path: Path) -> None:
     pipeline = GOOD + '\n[tasks.hang]\ncmd = "sleep 60"\ndeps = ["crunch"]\n'
     path = write(tmp_path, pipeline)
@@ -251,13 +252,18 @@ def test_ctrl_c_cancels_prints_what_finished_and_exits_130(tmp_path: Path) -> No
         text=True,
     )
     assert proc.stderr is not None
-    give_up = time.monotonic() + 30
-    for line in proc.stderr:  # wait until the hanging command has started
-        if '"task_id": "hang"' in line and "task.started" in line:
-            break
-        assert time.monotonic() < give_up
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
+    try:
+        give_up = time.monotonic() + 30
+        for line in proc.stderr:  # wait until the hanging command has started
+            if '"task_id": "hang"' in line and "task.started" in line:
+                break
+            assert time.monotonic() < give_up
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:  # after a failed check: nothing left running, no pipe left open
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
     assert proc.returncode == 130
     assert "fetch" in out
     assert "COMPLETED" in out

@@ -19,6 +19,8 @@ import pytest
 
 from tests._helpers import GIVE_UP_S, wait_until
 
+pytestmark = pytest.mark.usefixtures("terminal_signals")  # they send SIGINT and SIGHUP
+
 PIPELINE = """
 [run]
 max_concurrent = 2
@@ -75,9 +77,13 @@ def start(
 
 
 def clean_up(proc: subprocess.Popen[str], pids: list[int]) -> None:
-    """After a failed check: end what this test started, so no orphan outlives it."""
+    """After a failed check: end what this test started, so no orphan outlives it.
+
+    Its pipes are closed too: left open, they would fail a later test (an
+    unclosed file is an error under ``filterwarnings = error``).
+    """
     proc.kill()
-    proc.wait()
+    proc.communicate()
     for pid in pids:
         if not gone(pid):
             os.kill(pid, signal.SIGKILL)

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
+from trio.testing import MockClock
 
 from dagwave import (
     DependencyAwareScheduler,
@@ -28,7 +30,7 @@ from dagwave import (
 )
 from dagwave.adapters.subprocess import Command, CommandError, CommandResult
 from tests import _process_work as work
-from tests._helpers import process_alive, wait_until
+from tests._helpers import GIVE_UP_S, process_alive, wait_until
 
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
@@ -281,12 +283,13 @@ async def test_a_call_past_its_timeout_fails_with_a_timeout(in_process: DaskAdap
 # Executors for the in-process cluster, pickled by reference (a closure's
 # threading objects could not be pickled), sharing these with the test.
 _running = threading.Semaphore(0)
+_let_go = threading.Event()
 _ended = threading.Event()
 
 
 def hold_a_thread(context: Any) -> None:
     _running.release()
-    time.sleep(1.0)  # more than the waiting task's timeout
+    _let_go.wait(GIVE_UP_S)  # until the test lets the worker thread go
 
 
 def slow_past_its_timeout(context: Any) -> None:
@@ -299,13 +302,16 @@ def slow_one_ended(context: Any) -> bool:
 
 
 async def test_time_waiting_on_the_cluster_does_not_count_against_the_timeout(
-    in_process: DaskAdapter,
+    in_process: DaskAdapter, mock_clock: MockClock
 ) -> None:
+    """The run's clock (moved by hand) jumps past the timeout while the call queues."""
+    _let_go.clear()
+
     async def both_held(context: Any) -> None:
         for _ in range(2):
             await trio.to_thread.run_sync(_running.acquire)
 
-    # Eager: "waits" is submitted once both worker threads are taken and queues ~1 s there.
+    # Eager: "waits" is submitted once both worker threads are taken and queues there.
     s = DependencyAwareScheduler(max_concurrent=4, mode="eager")
     s.add_task("hold1", hold_a_thread, adapter=in_process)
     s.add_task("hold2", hold_a_thread, adapter=in_process)
@@ -313,8 +319,18 @@ async def test_time_waiting_on_the_cluster_does_not_count_against_the_timeout(
     s.add_task(
         "waits", lambda ctx: "ran", adapter=in_process, dependencies=["held"], timeout_seconds=0.5
     )
-    with trio.fail_after(60):
-        result = await run(s)
+    s.schedule()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(s.execute)
+        await trio.to_thread.run_sync(
+            wait_until, lambda: s.get_task_status("waits") is TaskStatus.IN_PROGRESS, "waits"
+        )
+        await trio.testing.wait_all_tasks_blocked()  # submitted: it queues on the cluster
+        mock_clock.jump(1.0)  # past its timeout, had its clock started
+        await trio.testing.wait_all_tasks_blocked()  # a deadline due fires here
+        _let_go.set()  # it runs now, while the clock stands still
+    result = s.last_result
+    assert result is not None
     assert result.tasks["waits"].error is None
     assert result.task_results["waits"] == "ran"
 
@@ -369,13 +385,21 @@ async def test_a_failing_command_on_a_worker_fails_with_its_stderr(adapter: Dask
 
 
 async def test_a_command_that_times_out_on_a_worker_has_its_group_killed(
-    adapter: DaskAdapter, tmp_path: Path
+    adapter: DaskAdapter, tmp_path: Path, mock_clock: MockClock
 ) -> None:
     pids = tmp_path / "pids"
-    script = f"sleep 60 & echo $! > {pids}; wait"
+    script = f"sleep 60 & echo $! > {pids}.tmp; mv {pids}.tmp {pids}; wait"
     s = DependencyAwareScheduler()
     s.add_task("slow", Command(script, kill_grace=0.5), adapter=adapter, timeout_seconds=1.0)
-    result = await run(s)
+    s.schedule()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(s.execute)
+        # The run's clock stands still until the child runs on the worker (real
+        # time), then jumps whenever trio waits: the timeout.
+        await trio.to_thread.run_sync(wait_until, pids.exists, "the command's child to start")
+        mock_clock.autojump_threshold = 0
+    result = s.last_result
+    assert result is not None
     assert isinstance(result.tasks["slow"].error, TaskTimeoutError)
     sleeper = int(pids.read_text())
     wait_until(lambda: not process_alive(sleeper), "the command's child to be killed on the worker")

@@ -16,6 +16,7 @@ from trio.testing import MockClock
 
 from dagwave import DependencyAwareScheduler, RetryPolicy
 from dagwave.run._events import configure_logging
+from tests._helpers import GIVE_UP_S, wait_until
 
 END_EVENTS = {"task.completed", "task.failed", "task.retrying", "task.timed_out", "task.cancelled"}
 
@@ -140,11 +141,19 @@ async def test_task_end_events_carry_duration(autojump_clock: MockClock) -> None
     assert completed["wave_number"] == 1
 
 
-async def test_no_event_after_execute_returns(autojump_clock: MockClock) -> None:
+async def test_no_event_after_execute_returns(
+    autojump_clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagwave.run import _workers
+
+    # Worker threads of this test only, so that their being idle says the abandoned call
+    # is over (mock time says nothing of a real thread: 50 sleeps of it take no time).
+    pool = _workers.WorkerThreads(name="dagwave-worker-events", idle_timeout=10 * GIVE_UP_S)
+    monkeypatch.setattr(_workers, "_WORKERS", pool)
     release = threading.Event()
 
     def stuck(context: Any) -> None:
-        release.wait(10)
+        release.wait(GIVE_UP_S)
 
     s = DependencyAwareScheduler()
     s.add_task("stuck", stuck, timeout_seconds=1)
@@ -153,7 +162,10 @@ async def test_no_event_after_execute_returns(autojump_clock: MockClock) -> None
         await s.execute()
         count = len(logs)
         release.set()
-        for _ in range(50):  # let the abandoned thread finish and report back
+        await trio.to_thread.run_sync(
+            wait_until, lambda: pool.idle() == 1, "the abandoned call's thread to be idle"
+        )
+        for _ in range(50):  # let trio run what that thread handed it, if anything
             await trio.sleep(0.01)
         assert len(logs) == count
     assert logs[-1]["event"] == "run.completed"

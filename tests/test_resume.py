@@ -169,7 +169,8 @@ def test_results_are_written_while_the_run_goes_on(tmp_path: Path) -> None:
     async def main() -> None:
         with RunStore(store_path) as store:
             s = DependencyAwareScheduler()
-            s.add_task("first", lambda ctx: "one")
+            # No deadline: autojump does not wait for its thread, it would jump to one.
+            s.add_task("first", lambda ctx: "one", timeout_seconds=None)
 
             async def wait(ctx: Any) -> None:
                 run_id = store.runs()[-1].run_id
@@ -238,7 +239,8 @@ def test_a_write_during_the_run_that_fails_is_done_at_its_end(
 
     monkeypatch.setattr(RunStore, "record_tasks", busy)
     s = DependencyAwareScheduler()
-    s.add_task("first", lambda ctx: "one")
+    # No deadline: autojump does not wait for its thread, it would jump to one.
+    s.add_task("first", lambda ctx: "one", timeout_seconds=None)
 
     async def later(ctx: Any) -> None:
         await trio.sleep(1)  # past the first write

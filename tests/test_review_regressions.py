@@ -7,11 +7,13 @@ import time
 from typing import Any
 
 import trio
+import trio.testing
 from structlog.testing import capture_logs
 from trio.testing import MockClock
 
 from dagwave import DependencyAwareScheduler, RetryPolicy, TaskStatus, TaskTimeoutError
 from dagwave.adapters.thread import ThreadAdapter
+from tests._helpers import GIVE_UP_S
 
 
 async def boom(context: Any) -> None:
@@ -113,16 +115,16 @@ def test_async_executor_blocking_past_its_timeout_is_a_timeout() -> None:
 def test_waiting_in_the_thread_adapters_queue_does_not_count_against_the_timeout() -> None:
     """With one thread for two calls, the second waits; its clock starts when it runs.
 
-    Real time, not MockClock: autojump would jump over the second call's
-    deadline while its thread runs. The second call waits 1.5 s in line with a
-    1 s timeout, then takes microseconds.
+    A MockClock moved by hand (autojump would jump over the second call's
+    deadline while its thread runs): the second call waits in line while the
+    clock jumps past its 1 s timeout, then runs while the clock stands still.
     """
     first_running = threading.Event()
     release_first = threading.Event()
 
     def first(context: Any) -> None:
         first_running.set()
-        release_first.wait(10)
+        release_first.wait(GIVE_UP_S)
 
     def second(context: Any) -> str:
         return "ran"
@@ -136,12 +138,15 @@ def test_waiting_in_the_thread_adapters_queue_does_not_count_against_the_timeout
         s.schedule()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(s.execute)
-            await trio.to_thread.run_sync(first_running.wait, 10)
-            await trio.sleep(1.5)  # second waits in line past its timeout
+            await trio.to_thread.run_sync(first_running.wait, GIVE_UP_S)
+            await trio.testing.wait_all_tasks_blocked()  # second waits in line
+            clock.jump(1.5)  # past its timeout, had its clock started
+            await trio.testing.wait_all_tasks_blocked()  # a deadline due fires here
             release_first.set()
         return s.last_result
 
-    result = trio.run(main)
+    clock = MockClock()  # time moves only when jumped
+    result = trio.run(main, clock=clock)
     assert result.task_results.get("second") == "ran"
 
 

@@ -252,8 +252,14 @@ def test_an_unknown_or_ambiguous_run_is_refused(tmp_path: Path) -> None:
             store.resolve("_")  # LIKE's wildcard is taken literally
 
 
-async def test_a_run_costs_the_store_two_transactions(tmp_path: Path) -> None:
-    """One at the start, one at the end with every task and attempt: none per task."""
+async def test_a_run_costs_the_store_two_transactions(
+    tmp_path: Path, mock_clock: MockClock
+) -> None:
+    """One at the start, one at the end with every task and attempt: none per task.
+
+    The run's clock stands still (a MockClock): the rows written every half
+    second of it while a run goes on would be a third on a slow machine.
+    """
     s = DependencyAwareScheduler()
     for i in range(200):
         s.add_task(f"t{i}", lambda ctx: None, [f"t{i - 1}"] if i else [])
@@ -488,7 +494,10 @@ def mixed_scheduler() -> DependencyAwareScheduler:
     return s
 
 
-async def test_plain_tasks_are_packed_and_read_back_with_the_other_rows(tmp_path: Path) -> None:
+async def test_plain_tasks_are_packed_and_read_back_with_the_other_rows(
+    tmp_path: Path, mock_clock: MockClock
+) -> None:
+    """One pack at the end: the run's clock stands still, so no write comes half a second in."""
     from dagwave.store._rebuild import rebuild_result, stored_graph
 
     path = tmp_path / "runs.db"
@@ -539,7 +548,8 @@ def test_each_write_during_a_run_is_one_pack(tmp_path: Path) -> None:
                 await trio.sleep(0.1)
 
         s.add_task(f"t{n}", after_packs)
-    s.add_task("keyed", lambda ctx: "a result", ["t2"])
+    # No deadline: autojump does not wait for its thread, it would jump to one.
+    s.add_task("keyed", lambda ctx: "a result", ["t2"], timeout_seconds=None)
     s.schedule()
     result = trio.run(lambda: s.execute(store=path), clock=MockClock(autojump_threshold=0))
     run_id = str(result.execution_id)

@@ -20,9 +20,9 @@ from dagwave import (
     TaskTimeoutError,
 )
 from dagwave.run import _workers
-from tests._helpers import wait_until
+from tests._helpers import GIVE_UP_S, wait_until
 
-WAIT = 10.0  # generous guard for threading waits; never reached when the code is right
+WAIT = GIVE_UP_S  # generous guard for threading waits; never reached when the code is right
 
 
 async def run_scheduler(s: DependencyAwareScheduler) -> ExecutionResult:
@@ -356,6 +356,7 @@ async def test_blocking_task_events_are_emitted_from_the_trio_thread() -> None:
     assert main not in set(result.task_results.values())
 
 
+@pytest.mark.usefixtures("terminal_signals")
 def test_ctrl_c_during_a_run_ends_it_cancelled_with_the_partial_result() -> None:
     """SIGINT while trio waits (a thread task runs): trio raises KeyboardInterrupt in the run."""
     release = threading.Event()

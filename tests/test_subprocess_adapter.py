@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import trio
+from trio.testing import MockClock
 
 from dagwave import DependencyAwareScheduler, TaskStatus, TaskTimeoutError
 from dagwave.adapters.subprocess import Command, CommandError, CommandResult
-from tests._helpers import process_alive, wait_until
+from tests._helpers import GIVE_UP_S, process_alive, wait_until
 
 PY = sys.executable
 
@@ -97,7 +98,7 @@ def read_pids(path: Path) -> list[int]:
 
 
 async def wait_pids(path: Path, count: int) -> list[int]:
-    give_up = time.monotonic() + 10
+    give_up = time.monotonic() + GIVE_UP_S
     while True:
         pids = read_pids(path)
         if len(pids) >= count:
@@ -106,20 +107,26 @@ async def wait_pids(path: Path, count: int) -> list[int]:
         await trio.sleep(0.01)
 
 
-async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+async def test_timeout_kills_the_whole_process_group(tmp_path: Path, mock_clock: MockClock) -> None:
     pids_file = tmp_path / "pids"
     # The shell starts a background child and a foreground one, writes both pids.
     script = f"sleep 60 & echo $! >> {pids_file}; sleep 60 & echo $! >> {pids_file}; wait"
     s = DependencyAwareScheduler()
     s.add_task("slow", Command(script, kill_grace=0.5), timeout_seconds=1)
     s.schedule()
-    result = await s.execute()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(s.execute)
+        # The run's clock stands still until both children run (real time, as
+        # long as the shell takes), then jumps whenever trio waits: the timeout.
+        await trio.to_thread.run_sync(
+            wait_until, lambda: len(read_pids(pids_file)) == 2, "the command's pids"
+        )
+        mock_clock.autojump_threshold = 0
+    result = s.last_result
+    assert result is not None
     assert isinstance(result.tasks["slow"].error, TaskTimeoutError)
-    pids = await wait_pids(pids_file, 2)
-    give_up = time.monotonic() + 10
-    while any(_alive(p) for p in pids):
-        assert time.monotonic() < give_up, f"still running: {[p for p in pids if _alive(p)]}"
-        await trio.sleep(0.01)
+    pids = read_pids(pids_file)
+    wait_until(lambda: not any(_alive(p) for p in pids), f"the command's group {pids} to end")
 
 
 async def test_cancellation_kills_the_whole_process_group(tmp_path: Path) -> None:
@@ -132,7 +139,7 @@ async def test_cancellation_kills_the_whole_process_group(tmp_path: Path) -> Non
             await wait_pids(pids_file, 1)
             scope.cancel()
     pids = await wait_pids(pids_file, 1)
-    give_up = time.monotonic() + 10
+    give_up = time.monotonic() + GIVE_UP_S
     while any(_alive(p) for p in pids):
         assert time.monotonic() < give_up
         await trio.sleep(0.01)
