@@ -234,6 +234,41 @@ async def test_wake_ups_still_owed_are_dropped_once_nothing_is_handed() -> None:
     assert (side.jobs, side._to_wake) == (0, 0)
 
 
+@pytest.mark.parametrize("refused", [1, 2, 3])
+async def test_a_thread_the_system_refuses_ends_the_run_with_its_error(
+    refused: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``can't start new thread`` at the trio thread's wake-up or in the chain: raised, no hang."""
+    from dagwave.run import _workers
+
+    pool = _workers.WorkerThreads(name="dagwave-refusing", idle_timeout=0.05)
+    calls = 0
+    original = pool.submit
+
+    def submit(job: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == refused:  # 1: trio's; 2 and 3: a woken thread's, for the next
+            raise RuntimeError("can't start new thread")
+        original(job)
+
+    pool.submit = submit  # type: ignore[method-assign]
+    monkeypatch.setattr(_workers, "_WORKERS", pool)
+    s = DependencyAwareScheduler(max_concurrent=3)
+    for k in range(3):
+        s.add_task(f"t{k}", lambda context: context["task_id"])
+    s.schedule()
+    with trio.fail_after(WAIT), pytest.raises(RuntimeError, match="can't start new thread"):
+        await s.execute()
+    assert calls == refused  # nothing more was started once it failed
+    result = s.last_result
+    assert result is not None
+    assert {t.status for t in result.tasks.values()} <= {
+        TaskStatus.COMPLETED,
+        TaskStatus.CANCELLED,
+    }
+
+
 @pytest.mark.parametrize("mode", ["eager", "waves"])
 async def test_results_cross_thread_to_async_and_back(mode: str) -> None:
     async def double(context: Any) -> int:

@@ -76,19 +76,31 @@ async def test_failure_events_carry_the_traceback_and_retries_say_when(
     assert failed["exc_info"].__traceback__ is not None
 
 
+@pytest.mark.parametrize("in_a_nursery", [False, True])
 @pytest.mark.parametrize(
     ("interrupt", "status"), [(KeyboardInterrupt, "cancelled"), (SystemExit, "error")]
 )
 async def test_an_interrupt_from_a_task_ends_the_run_with_its_status(
-    interrupt: type[BaseException], status: str
+    interrupt: type[BaseException], status: str, in_a_nursery: bool
 ) -> None:
-    async def stop(context: Any) -> None:
+    """Also when the task's own nursery wraps it in a group (a Ctrl-C that landed there)."""
+
+    async def raise_it() -> None:
         raise interrupt
+
+    async def stop(context: Any) -> None:
+        if not in_a_nursery:
+            await raise_it()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep_forever)  # cancelled by the interrupt
+            nursery.start_soon(raise_it)
 
     s = DependencyAwareScheduler()
     s.add_task("a", stop)
     s.schedule()
-    with capture_logs() as logs, pytest.raises(interrupt):
+    with capture_logs() as logs, pytest.raises(interrupt):  # itself, not in a group
         await s.execute()
     (completed,) = [e for e in logs if e["event"] == "run.completed"]
     assert completed["status"] == status
+    assert s.last_result is not None
+    assert type(s.last_result.tasks["a"].error) is interrupt

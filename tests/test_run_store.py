@@ -646,6 +646,30 @@ def test_a_store_of_schema_4_is_migrated_and_its_rows_still_read(tmp_path: Path)
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
 
 
+def test_a_schema_5_store_with_waves_packed_in_ms_migrates_and_reads_back(tmp_path: Path) -> None:
+    from dagwave.store._runstore import _WAVE_CLOCK, _pack_waves
+
+    path = tmp_path / "runs.db"
+    s = DependencyAwareScheduler()
+    s.add_task("a", lambda ctx: 1)
+    s.add_task("b", lambda ctx: 2, dependencies=["a"])
+    s.schedule()
+    result = trio.run(lambda: s.execute(store=path))
+    live = [(w.wave_number, w.status, w.duration_ms, w.start_ms, w.end_ms) for w in result.waves]
+    in_ms = _pack_waves(result.waves)  # the records are built now: the kind schema 5 wrote
+    assert not in_ms.startswith(_WAVE_CLOCK)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE runs SET waves = ?", (in_ms,))
+        db.execute("PRAGMA user_version = 5")
+    with RunStore(path) as store:
+        run = store.get_run(str(result.execution_id))
+    assert [(w.wave, w.status, w.duration_ms, w.start_ms, w.end_ms) for w in run.waves] == [
+        (n, status.value, d, start, end) for n, status, d, start, end in live
+    ]
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
 # -- the packed values, round trip and damage ---------------------------------------------
 
 

@@ -585,7 +585,7 @@ class RunCore:
             events.task_failed(task.task_id, wave, attempt, entry.start, entry.end, error)
         if not isinstance(error, Exception) and self._interrupt is None:
             # KeyboardInterrupt / SystemExit from an executor: the task fails and the run ends.
-            self._interrupt = error
+            self._interrupt = _interruption(error)
         self._fail(i, error, entry.end)
 
     def _retry(self, i: int) -> None:
@@ -717,13 +717,17 @@ class RunCore:
                     break
                 self._act_on(reports)
         except BaseException as exc:  # pragma: no cover - a bug in the core or in a logger
-            if self._interrupt is None:
-                self._interrupt = exc
-            self.dispatch.stopping = True
-            if self._scope is not None:
-                self._scope.cancel()
+            self._break(exc)
         finally:
             self._draining = False
+
+    def _break(self, error: BaseException) -> None:
+        """End the run: it raises ``error`` (the first such error) once it has stopped."""
+        if self._interrupt is None:
+            self._interrupt = error
+        self.dispatch.stopping = True
+        if self._scope is not None:
+            self._scope.cancel()
 
     def _catch_up(self) -> None:
         """Act on reports the threads made before what the trio side is about to emit.
@@ -758,6 +762,8 @@ class RunCore:
             elif kind == "start":
                 self._queue.append((report[1], report[2]))
                 queued = True
+            elif kind == "broken":  # a worker thread could not start another
+                self._break(report[1])
         if queued:
             self._wake()
         if self.deadlines.stale:
@@ -974,12 +980,15 @@ def _classify(exc: BaseException) -> tuple[AttemptOutcome, BaseException, BaseEx
     cancelled) is the attempt's failure, and only its ``Cancelled`` part is
     passed on, so the cancellation ends where it belongs and the run goes on.
     ``KeyboardInterrupt`` and ``SystemExit`` fail the task and end the run
-    (the core re-raises them once the run is wound down).
+    (the core re-raises them once the run is wound down), also when an
+    executor's nursery wrapped them in a group (a Ctrl-C that landed in it).
     """
     if _only_cancelled(exc):
         return "cancelled", exc, exc
     if isinstance(exc, BaseExceptionGroup):
         cancelled_part, rest = exc.split(trio.Cancelled)
+        if rest is not None and not any(isinstance(e, Exception) for e in _leaves(rest)):
+            return "failed", _interruption(rest), None
         if (
             cancelled_part is not None
             and rest is not None
@@ -987,6 +996,14 @@ def _classify(exc: BaseException) -> tuple[AttemptOutcome, BaseException, BaseEx
         ):
             return "failed", rest, cancelled_part
     return "failed", exc, None
+
+
+def _interruption(exc: BaseException) -> BaseException:
+    """The ``KeyboardInterrupt`` or ``SystemExit`` (first) in ``exc``, or ``exc`` itself."""
+    for leaf in _leaves(exc):
+        if not isinstance(leaf, Exception | trio.Cancelled):
+            return leaf
+    return exc
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

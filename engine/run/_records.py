@@ -491,8 +491,12 @@ class WaveRecords(Sequence[Wave]):
         The statuses, the run's start ``t0``, and each wave's start and end
         on the run's clock (seconds): a record's ``start_ms`` is
         ``(start - t0) * 1000.0``, its ``end_ms`` likewise, its
-        ``duration_ms`` ``(end - start) * 1000.0``. None once the records are
-        built (or when they were not made by a run): then read the records.
+        ``duration_ms`` ``(end - start) * 1000.0``.
+
+        Returns:
+            Those four, the lists the run itself keeps (read them, do not
+            change them); None once the records are built (or when they were
+            not made by a run): then read the records.
         """
         if self._items is None and self._clock is not None:
             return self._clock()

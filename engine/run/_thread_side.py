@@ -152,7 +152,30 @@ class ThreadSide:
                 return
             self.jobs += wake
             self._to_wake += wake - 1  # counted in jobs: threads coming
-        self._workers.submit(self._run)
+        self._start_thread()
+
+    def _start_thread(self) -> None:
+        """Wake (or start) a worker thread for the run; if that fails, owe no more wake-ups.
+
+        A thread the system refused (``can't start new thread``) cannot
+        wake the next one either: what is handed stays for the threads that
+        run, and the error goes to whoever asked for the thread.
+        """
+        try:
+            self._workers.submit(self._run)
+        except BaseException:
+            with self._core.dispatch.lock:
+                self.jobs -= 1 + self._to_wake
+                self._to_wake = 0
+            raise
+
+    def _broken(self, error: BaseException) -> None:
+        """A worker thread could not start another: trio ends the run with ``error``."""
+        with self._core.dispatch.lock:
+            self.reports.append(("broken", error))
+            wake = self._wake_trio()
+        if wake:
+            self._notify()
 
     def take_reports(self) -> list[tuple[Any, ...]]:
         """The reports so far, for trio's drain. Lock held."""
@@ -206,7 +229,10 @@ class ThreadSide:
                     self._to_wake = 0
             wake = self._wake_trio()
         if pass_on:
-            self._workers.submit(self._run)
+            try:
+                self._start_thread()
+            except BaseException as exc:
+                self._broken(exc)
         if wake:
             self._notify()
         # The thread's CPU clock (see CPU_READ_EVERY): the last reading and its
@@ -340,7 +366,10 @@ class ThreadSide:
             finally:
                 release()
             if others:
-                self.submit(others)
+                try:
+                    self.submit(others)
+                except BaseException as exc:
+                    self._broken(exc)
             if wake:
                 self._notify()
 
