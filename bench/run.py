@@ -215,6 +215,12 @@ def overhead(n: int, repeats: int) -> list[Measurement]:
             "dask.threaded": best_of(repeats, lambda shape=shape: dask_run(shape)),
             "graphlib+pool": best_of(repeats, lambda shape=shape: pool_run(shape)),
             "trio.to_thread": best_of(repeats, lambda shape=shape: to_thread_run(shape)),
+            # Floors, not peers: trio's own cost of a task per node (no DAG), and
+            # graphlib's of ordering the graph (no calls).
+            "bare trio nursery": best_of(
+                repeats, lambda shape=shape: bare_trio_run(shape, bare_noop, WORKERS)
+            ),
+            "graphlib alone": best_of(repeats, lambda shape=shape: toposort_only(shape)),
         }
         json_events_to_null()
         times["dagwave async +json events"] = best_of(
@@ -233,6 +239,8 @@ def overhead(n: int, repeats: int) -> list[Measurement]:
                 f"{us['graphlib+pool']:.1f}",
                 f"{us['dask.threaded']:.1f}",
                 f"{us['trio.to_thread']:.1f}",
+                f"{us['bare trio nursery']:.1f}",
+                f"{us['graphlib alone']:.2f}",
                 f"{us['dagwave async +json events']:.1f}",
                 f"{us['dagwave blocking'] / us['graphlib+pool']:.2f}",
                 f"{us['dagwave blocking'] / us['dask.threaded']:.2f}",
@@ -243,7 +251,8 @@ def overhead(n: int, repeats: int) -> list[Measurement]:
     print_table(
         f"overhead per task, {n:,} no-op tasks, limit 8, eager (us, graph building included; "
         "dw build: add_task + schedule() alone; dagwave's execute() alone in brackets; "
-        "ratios = dagwave / peer, lower is better)",
+        "floors: nursery = a bare trio nursery, one task per node, no DAG; toposort = "
+        "graphlib ordering the graph, no calls; ratios = dagwave / peer, lower is better)",
         [
             "shape",
             "dw build",
@@ -252,6 +261,8 @@ def overhead(n: int, repeats: int) -> list[Measurement]:
             "pool",
             "dask",
             "to_thread",
+            "nursery",
+            "toposort",
             "dw async+json",
             "block/pool",
             "block/dask",
@@ -261,6 +272,23 @@ def overhead(n: int, repeats: int) -> list[Measurement]:
         rows,
     )
     return out
+
+
+async def bare_noop() -> None:
+    return None
+
+
+def toposort_only(shape: Shape) -> float:
+    """The floor of ordering a graph: graphlib's add, prepare, get_ready and done, no calls."""
+    start = time.perf_counter()
+    ts: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for tid, deps in shape:
+        ts.add(tid, *deps)
+    ts.prepare()
+    while ts.is_active():
+        for tid in ts.get_ready():
+            ts.done(tid)
+    return time.perf_counter() - start
 
 
 def bare_trio_run(shape: Shape, fn: Callable[[], Any], workers: int) -> float:
