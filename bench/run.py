@@ -98,7 +98,7 @@ def json_events_to_null() -> None:
     )
 
 
-async def async_noop(context: Any) -> None:
+async def async_noop(context: Any = None) -> None:
     return None
 
 
@@ -218,7 +218,7 @@ def overhead(n: int, repeats: int) -> list[Measurement]:
             # Floors, not peers: trio's own cost of a task per node (no DAG), and
             # graphlib's of ordering the graph (no calls).
             "bare trio nursery": best_of(
-                repeats, lambda shape=shape: bare_trio_run(shape, bare_noop, WORKERS)
+                repeats, lambda shape=shape: bare_trio_run(shape, async_noop, WORKERS)
             ),
             "graphlib alone": best_of(repeats, lambda shape=shape: toposort_only(shape)),
         }
@@ -272,10 +272,6 @@ def overhead(n: int, repeats: int) -> list[Measurement]:
         rows,
     )
     return out
-
-
-async def bare_noop() -> None:
-    return None
 
 
 def toposort_only(shape: Shape) -> float:

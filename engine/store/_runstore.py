@@ -711,11 +711,15 @@ def _unpack_deps(packed: Any, ids: Mapping[Any, str]) -> dict[str, list[str]]:
     return graph
 
 
-def _doubles(column: Sequence[float]) -> bytes:
-    """A column of doubles, little-endian: an ``array("d")`` (the ledger's) as it is."""
+def _doubles(column: Sequence[float | None]) -> bytes:
+    """Doubles, little-endian, NaN for None; an ``array("d")`` (the ledger's) as it is."""
     if isinstance(column, array) and column.typecode == "d" and sys.byteorder == "little":
         return column.tobytes()
-    return struct.pack(f"<{len(column)}d", *column)  # several times faster than array.extend
+    try:
+        return struct.pack(f"<{len(column)}d", *column)  # faster than array("d", column)
+    except struct.error:  # a None (a wave none of whose tasks ran)
+        nan = math.nan
+        return struct.pack(f"<{len(column)}d", *[nan if x is None else x for x in column])
 
 
 class _Packed(NamedTuple):
@@ -931,45 +935,22 @@ def _pack_waves(waves: Sequence[Any]) -> bytes:
                 _WAVE_CLOCK,
                 _letters(statuses),
                 struct.pack("<d", t0),
-                _clock_doubles(starts),
-                _clock_doubles(ends),
+                _doubles(starts),
+                _doubles(ends),
             ]
         )
-    columns = getattr(waves, "columns", None)  # a run's WaveRecords: no record per wave
-    if columns is not None:
-        statuses, durations, starts, ends = columns()
-    else:
-        statuses = list(map(_STATUS, waves))
-        durations, starts, ends = (list(map(get, waves)) for get in (_DURATION, _START, _END))
     spans: list[float | None] = [None] * (3 * len(waves))
     # Column by column into every third place: no tuple per wave.
-    spans[0::3] = durations
-    spans[1::3] = starts
-    spans[2::3] = ends
-    try:
-        numbers = struct.pack(f"<{len(spans)}d", *spans)
-    except struct.error:  # a None (a wave none of whose tasks ran)
-        nan = math.nan
-        numbers = struct.pack(f"<{len(spans)}d", *[nan if x is None else x for x in spans])
-    return _letters(statuses) + numbers
+    spans[0::3] = map(_DURATION, waves)
+    spans[1::3] = map(_START, waves)
+    spans[2::3] = map(_END, waves)
+    return _letters(list(map(_STATUS, waves))) + _doubles(spans)
 
 
 def _letters(statuses: Sequence[Any]) -> bytes:
     """A status letter per wave (see ``_STATUS_CODES``)."""
     letters = {status: _STATUS_CODES[status.value] for status in set(statuses)}
     return "".join(map(letters.__getitem__, statuses)).encode("ascii")
-
-
-def _clock_doubles(column: Sequence[float | None]) -> bytes:
-    """Clock times as little-endian doubles, NaN for None, at C speed when there is none."""
-    numbers: array[float]
-    try:
-        numbers = array("d", column)  # type: ignore[arg-type]  # a None raises: then NaN
-    except TypeError:
-        numbers = array("d", [math.nan if t is None else t for t in column])
-    if sys.byteorder != "little":  # pragma: no cover - big-endian machines
-        numbers.byteswap()
-    return numbers.tobytes()
 
 
 _STATUS = operator.attrgetter("status")
